@@ -1,0 +1,77 @@
+"""Every default of the SDK, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__version__: Final = "0.1.0.dev0"
+
+DEFAULT_BASE_URL: Final = "https://api.musicapi.ai/api/v1"
+API_KEY_ENV: Final = "MUSICAPI_KEY"
+BASE_URL_ENV: Final = "MUSICAPI_BASE_URL"
+
+#: Seconds for the whole of one HTTP attempt (connect, write, read, pool).
+#: /sonic/upload answers after about 20 s, so the read budget is generous.
+DEFAULT_TIMEOUT: Final = 60.0
+#: Seconds to open a connection.
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+
+#: Retries after the first attempt (so at most 1 + 3 requests for one call).
+DEFAULT_MAX_RETRIES: Final = 3
+#: Backoff before retry n (0-based) is min(INITIAL * 2**n, MAX), jittered down by up to JITTER.
+DEFAULT_INITIAL_BACKOFF: Final = 1.0
+DEFAULT_MAX_BACKOFF: Final = 8.0
+DEFAULT_JITTER: Final = 0.25
+#: A Retry-After longer than this many seconds is not waited for; the 429 is raised instead
+#: (with its retry_after) so the caller decides. Long enough for a 1-request-per-3-s plan.
+DEFAULT_MAX_RETRY_AFTER: Final = 120.0
+
+#: /sonic/midi and /sonic/download may answer 202 "not ready": wait this long between
+#: repeats, and give up after NOT_READY_TIMEOUT seconds.
+NOT_READY_DELAY: Final = 5.0
+NOT_READY_TIMEOUT: Final = 120.0
+
+#: Response headers that may carry a request id, in order of preference.
+REQUEST_ID_HEADERS: Final = ("x-request-id", "x-vercel-id", "cf-ray")
+
+#: Hosts for which plain http:// is allowed (fakes and local proxies).
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+#: Documented model ids, for convenience and docs; any other string is passed through.
+SONIC_MODELS: Final = (
+    "sonic-v3-5",
+    "sonic-v4",
+    "sonic-v4-5",
+    "sonic-v4-5-plus",
+    "sonic-v5",
+    "sonic-v5-5",
+    "sonic-v4-5-all",
+    "sonic-v6",
+    "sonic-v6-wild",
+    "sonic-v6-mini",
+)
+SONIC_TASK_TYPES: Final = (
+    "create_music",
+    "extend_music",
+    "concat_music",
+    "cover_music",
+    "persona_music",
+    "extend_upload_music",
+    "cover_upload_music",
+    "remaster",
+    "add_instrumental",
+    "add_vocals",
+)
+PRODUCER_TASK_TYPES: Final = (
+    "create_music",
+    "extend_music",
+    "extend_upload_music",
+    "replace_music",
+    "replace_upload_music",
+    "cover_music",
+    "cover_upload_music",
+)
+
+#: Hard limits the server certainly enforces (the contract agrees across sources).
+TITLE_MAX: Final = 80
+BATCH_MAX_ITEMS: Final = 10

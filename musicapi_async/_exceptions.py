@@ -1,0 +1,201 @@
+"""The SDK's exceptions.
+
+Every error the SDK raises for a failed call is a :class:`MusicAPIError`::
+
+    MusicAPIError
+    ├── APIConnectionError             the request did not get an HTTP answer
+    │   └── APITimeoutError            ... because a timeout expired
+    ├── APIStatusError                 the server answered with an error status
+    │   ├── BadRequestError            400 validation
+    │   ├── AuthenticationError        401
+    │   ├── PermissionDeniedError      403
+    │   │   └── InsufficientCreditsError   403/402 "credits ... not enough"
+    │   ├── NotFoundError              404 (and 400 "task not found.")
+    │   ├── GoneError                  410 endpoint retired (all of Nuro)
+    │   ├── RateLimitError             429, with retry_after
+    │   └── ServerError                5xx
+    │       └── UpstreamTimeoutError   504, credits refunded
+    ├── ResponseValidationError        a 2xx answer the SDK cannot read, with the field path
+    ├── ResultNotReadyError            a sync endpoint kept answering "not ready"
+    └── TaskFailedError                a task ended in failure (Task.raise_for_status)
+
+Misuse of the SDK itself raises ``ValueError``, ``TypeError`` or ``RuntimeError``.
+
+An error raised by a call that spends credits, when the server may have acted on it
+(a read timeout, a dropped connection after sending, a 5xx), has ``task_may_exist`` set
+and says so in its message: the SDK never re-sends such a call by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Task
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "GoneError",
+    "InsufficientCreditsError",
+    "MusicAPIError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ResultNotReadyError",
+    "ServerError",
+    "TaskFailedError",
+    "UpstreamTimeoutError",
+]
+
+
+class MusicAPIError(Exception):
+    """Base class of every error a MusicAPI call raises."""
+
+    message: str
+    #: HTTP method and path (relative to the base URL) of the call, when there was one.
+    method: str | None
+    path: str | None
+    #: True when the call spends credits and the server may have acted on it before the
+    #: error: do not blindly repeat it.
+    task_may_exist: bool
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        task_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+        self.task_may_exist = task_may_exist
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class APIConnectionError(MusicAPIError):
+    """No HTTP answer: DNS, connection refused or reset, TLS, protocol error."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, write, read or pool timeout expired."""
+
+
+class APIStatusError(MusicAPIError):
+    """The server answered with an error status (4xx/5xx)."""
+
+    status_code: int
+    #: The body's ``type`` (Nuro style: ``bad_request``, ``api_error``...) or string ``code``.
+    error_type: str | None
+    request_id: str | None
+    #: The decoded JSON body, or the text when it was not JSON.
+    body: object
+    headers: Mapping[str, str]
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        task_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message, method=method, path=path, task_may_exist=task_may_exist)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.request_id = request_id
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class BadRequestError(APIStatusError):
+    """400: the server refused the input (nothing was charged)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing or invalid API key."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: no subscription, moderation refusal, quota... (see the message)."""
+
+
+class InsufficientCreditsError(PermissionDeniedError):
+    """403 (or 402) because the account's credits do not cover the call: buy credits."""
+
+
+class NotFoundError(APIStatusError):
+    """404, or 400 "task not found.": unknown task or clip."""
+
+
+class GoneError(APIStatusError):
+    """410: the endpoint or task type is retired (every Nuro route); use sonic or producer."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests for this key."""
+
+    #: Seconds the server asked to wait (from ``Retry-After``), if it said.
+    retry_after: float | None
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: a server-side failure."""
+
+
+class UpstreamTimeoutError(ServerError):
+    """504: the upstream generator timed out; MusicAPI refunds the credits."""
+
+
+class ResponseValidationError(MusicAPIError):
+    """A successful answer whose body does not have the documented shape."""
+
+    #: Where the bad value sits, e.g. ``$.data[0].duration``.
+    field_path: str | None
+    body: object
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_path: str | None = None,
+        body: object = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.field_path = field_path
+        self.body = body
+
+
+class ResultNotReadyError(MusicAPIError):
+    """An endpoint that builds its result on demand (midi, download) was still not ready."""
+
+
+class TaskFailedError(MusicAPIError):
+    """A task ended in failure. MusicAPI refunds failed tasks automatically."""
+
+    task: Task
+
+    def __init__(self, message: str, *, task: Task) -> None:
+        super().__init__(message)
+        self.task = task

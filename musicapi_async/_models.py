@@ -1,0 +1,361 @@
+"""Typed results of MusicAPI calls: attrs frozen classes, no serialisation code.
+
+Reading JSON into these classes is the job of ``_serde``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, final
+
+from attrs import field, frozen
+
+from ._exceptions import TaskFailedError
+
+__all__ = [
+    "AlignedLyrics",
+    "AlignedWord",
+    "Batch",
+    "BatchSubmission",
+    "Bpm",
+    "Clip",
+    "ClipState",
+    "Credits",
+    "DownloadLinks",
+    "GeneratedLyrics",
+    "Midi",
+    "Persona",
+    "Task",
+    "TaskFamily",
+    "TaskRef",
+    "TaskStatus",
+    "UploadedClip",
+    "UpsampledTags",
+    "Vox",
+    "WavFile",
+]
+
+_NO_RAW: Mapping[str, Any] = {}
+
+
+class TaskFamily(str, enum.Enum):
+    """Which platform a task belongs to; it decides the endpoint that polls it."""
+
+    SONIC = "sonic"
+    PRODUCER = "producer"
+    NURO = "nuro"
+
+
+class TaskStatus(str, enum.Enum):
+    """A task's normalised status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    #: The server sent something the SDK does not know; treated as not finished.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+class ClipState(str, enum.Enum):
+    """A clip's state; ``Clip.raw_state`` keeps the server's exact string."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    #: Playable while still generating: ``audio_url`` may already be set.
+    STREAMING = "streaming"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ClipState.SUCCEEDED, ClipState.FAILED)
+
+
+@final
+@frozen
+class TaskRef:
+    """A submitted task: its id and the platform that polls it.
+
+    Serialise it with ``to_json()`` to resume waiting in another process::
+
+        >>> ref = TaskRef("3f1c...", TaskFamily.SONIC)
+        >>> TaskRef.from_json(ref.to_json()) == ref
+        True
+    """
+
+    task_id: str
+    family: TaskFamily = TaskFamily.SONIC
+    #: The submit answer as received (``steps``, ``warning``...); not serialised.
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready dict: ``{"task_id": ..., "family": ...}``."""
+        return {"task_id": self.task_id, "family": self.family.value}
+
+    def to_json(self) -> str:
+        from ._serde import dumps
+
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskRef:
+        """Read what ``to_dict`` wrote (unknown keys are ignored); ``ValueError`` if invalid."""
+        from ._serde import task_ref_from_dict
+
+        return task_ref_from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TaskRef:
+        from ._serde import task_ref_from_json
+
+        return task_ref_from_json(text)
+
+
+@final
+@frozen
+class Clip:
+    """One generated piece of audio (a song, an extension, a stem...)."""
+
+    #: Id for follow-up calls (extend, cover, wav, stems...). ``None`` only on items that
+    #: are not clips (a Producer download result).
+    clip_id: str | None
+    state: ClipState = ClipState.UNKNOWN
+    #: The server's state string exactly as sent (``None`` when absent).
+    raw_state: str | None = None
+    title: str | None = None
+    tags: str | None = None
+    lyrics: str | None = None
+    #: MP3 (Sonic), M4A (Producer) or WAV (Nuro); may be set while still ``STREAMING``.
+    audio_url: str | None = None
+    wav_url: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+    #: Length of the audio, seconds.
+    duration: float | None = None
+    created_at: datetime | None = None
+    #: The upstream model id the server reports (``chirp-v5``), not the one requested.
+    mv: str | None = None
+    gpt_description_prompt: str | None = None
+    negative_tags: str | None = None
+    style_weight: float | None = None
+    weirdness_constraint: float | None = None
+    #: Producer's style description.
+    sound: str | None = None
+    seed: str | None = None
+    #: Set on the results of /sonic/create-voice.
+    persona_id: str | None = None
+    #: The clip's JSON object as received, unknown keys included.
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class Task:
+    """A snapshot of a task, as one poll saw it."""
+
+    ref: TaskRef
+    status: TaskStatus
+    clips: tuple[Clip, ...] = ()
+    #: Why the task failed, when the server said.
+    error: str | None = None
+    #: The failure's ``type`` (``failed``, ``timeout``, ``forbidden``, ``api_error``...).
+    error_type: str | None = None
+    #: 0-100 when the server reports it (Nuro).
+    progress: int | None = None
+    #: HTTP status of the poll answer (200, or 202 while not ready).
+    http_status: int = 200
+    #: The decoded body as received.
+    raw: Any = field(default=None, eq=False, repr=False)
+
+    @property
+    def task_id(self) -> str:
+        return self.ref.task_id
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task has succeeded or failed; polling it again changes nothing."""
+        return self.status.is_terminal
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is TaskStatus.SUCCEEDED
+
+    @property
+    def audio_urls(self) -> tuple[str, ...]:
+        """The audio URLs of the clips that have one (final or streaming)."""
+        return tuple(c.audio_url for c in self.clips if c.audio_url)
+
+    def raise_for_status(self) -> Task:
+        """Return the task unless it failed; raise :class:`TaskFailedError` if it did.
+
+        A task whose clips partly failed is ``FAILED`` only when none succeeded: with one
+        good clip of two it is ``SUCCEEDED`` and the failed clip shows in ``clips``.
+        """
+        if self.status is TaskStatus.FAILED:
+            detail = self.error or "no reason given"
+            kind = f" ({self.error_type})" if self.error_type else ""
+            raise TaskFailedError(
+                f"{self.ref.family.value} task {self.ref.task_id} failed{kind}: {detail}. "
+                "MusicAPI refunds the credits of failed tasks.",
+                task=self,
+            )
+        return self
+
+
+@final
+@frozen
+class Credits:
+    """The account balance."""
+
+    #: Monthly subscription credits (reset each billing cycle).
+    credits: float
+    #: Bought packs; spent first, never expire.
+    extra_credits: float
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+    @property
+    def total(self) -> float:
+        return self.credits + self.extra_credits
+
+
+@final
+@frozen
+class UploadedClip:
+    """Result of /sonic/upload: a clip id usable by the ``*_upload`` task types."""
+
+    clip_id: str
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class Persona:
+    """Result of /sonic/persona."""
+
+    persona_id: str
+    message: str | None = None
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class WavFile:
+    """Result of /sonic/wav."""
+
+    wav_url: str
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class Midi:
+    """Result of /sonic/midi."""
+
+    midi_url: str | None
+    #: The instruments as sent (``[{name, notes: [...]}, ...]``); the note shape is undocumented.
+    instruments: tuple[Any, ...] = ()
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class AlignedWord:
+    word: str
+    #: Seconds from the start of the clip.
+    start_s: float | None = None
+    end_s: float | None = None
+    #: Alignment confidence, 0-1.
+    p_align: float | None = None
+    success: bool | None = None
+
+
+@final
+@frozen
+class AlignedLyrics:
+    """Result of /sonic/aligned-lyrics."""
+
+    words: tuple[AlignedWord, ...]
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class Bpm:
+    """Result of /sonic/bpm (beats per minute)."""
+
+    avg_bpm: float | None = None
+    max_bpm: float | None = None
+    min_bpm: float | None = None
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class Vox:
+    """Result of /sonic/vox: an isolated vocal segment for /sonic/persona."""
+
+    vox_audio_id: str | None = None
+    status: str | None = None
+    source_clip_id: str | None = None
+    vocal_start_s: float | None = None
+    vocal_end_s: float | None = None
+    wave_response: Any = None
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class UpsampledTags:
+    """Result of /sonic/upsample-tags."""
+
+    upsampled_tags: str
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class GeneratedLyrics:
+    """One candidate of /sonic/lyrics."""
+
+    title: str | None
+    lyrics: str | None
+
+
+@final
+@frozen
+class DownloadLinks:
+    """Result of /sonic/download: format name -> URL (``mp3``, ``m4a``, ``wav``)."""
+
+    urls: Mapping[str, str]
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class BatchSubmission:
+    """Result of /sonic/batch: the tasks it started and the items it refused."""
+
+    batch_id: str | None
+    submitted: int | None
+    tasks: tuple[TaskRef, ...]
+    #: Items the server refused, as sent back (the shape is undocumented).
+    errors: tuple[Any, ...] = ()
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
+
+
+@final
+@frozen
+class Batch:
+    """Result of GET /sonic/batch: the batch as the server reports it."""
+
+    batch_id: str | None
+    tasks: tuple[TaskRef, ...]
+    raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
