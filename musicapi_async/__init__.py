@@ -1,0 +1,106 @@
+"""musicapi-async: the asyncio/trio Python SDK for MusicAPI (musicapi.ai).
+
+>>> import anyio
+>>> from musicapi_async import MusicAPI
+>>> async def main() -> None:
+...     async with MusicAPI() as client:                    # key from $MUSICAPI_KEY
+...         ref = await client.sonic.create(mv="sonic-v5",
+...                                         gpt_description_prompt="lofi hip hop")
+...         print((await client.sonic.get_task(ref)).status)
+>>> anyio.run(main)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ._client import MusicAPI
+from ._constants import DEFAULT_BASE_URL, SONIC_MODELS, SONIC_TASK_TYPES, __version__
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    GoneError,
+    InsufficientCreditsError,
+    MusicAPIError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ResultNotReadyError,
+    ServerError,
+    TaskFailedError,
+    UpstreamTimeoutError,
+)
+from ._models import (
+    AlignedLyrics,
+    AlignedWord,
+    Batch,
+    BatchSubmission,
+    Bpm,
+    Clip,
+    ClipState,
+    Credits,
+    DownloadLinks,
+    GeneratedLyrics,
+    Midi,
+    Persona,
+    Task,
+    TaskFamily,
+    TaskRef,
+    TaskStatus,
+    UploadedClip,
+    UpsampledTags,
+    Vox,
+    WavFile,
+)
+from ._retry import RetryEvent, RetryPolicy
+from ._sonic import GenerationOptions, SonicCreate
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SONIC_MODELS",
+    "SONIC_TASK_TYPES",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AlignedLyrics",
+    "AlignedWord",
+    "AuthenticationError",
+    "BadRequestError",
+    "Batch",
+    "BatchSubmission",
+    "Bpm",
+    "Clip",
+    "ClipState",
+    "Credits",
+    "DownloadLinks",
+    "GenerationOptions",
+    "GeneratedLyrics",
+    "GoneError",
+    "InsufficientCreditsError",
+    "Midi",
+    "MusicAPI",
+    "MusicAPIError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Persona",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ResultNotReadyError",
+    "RetryEvent",
+    "RetryPolicy",
+    "ServerError",
+    "SonicCreate",
+    "Task",
+    "TaskFailedError",
+    "TaskFamily",
+    "TaskRef",
+    "TaskStatus",
+    "UploadedClip",
+    "UpsampledTags",
+    "UpstreamTimeoutError",
+    "Vox",
+    "WavFile",
+    "__version__",
+]

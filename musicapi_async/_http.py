@@ -1,0 +1,316 @@
+"""The one request path: every HTTP call of the SDK goes through :meth:`HTTPCore.request`.
+
+It builds the request (auth, headers, JSON), runs the retry loop, and is the only place
+where httpx errors and error statuses become the SDK's exceptions. A limiter sits in front
+of each *attempt* (retries included), so that a shared request budget sees every request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, final
+
+import anyio
+import httpx
+from attrs import frozen
+
+from ._constants import REQUEST_ID_HEADERS
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    GoneError,
+    InsufficientCreditsError,
+    MusicAPIError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    UpstreamTimeoutError,
+)
+from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
+from ._serde import dumps, error_text, error_type
+
+logger = logging.getLogger("musicapi_async")
+
+_PAID_ADVICE = (
+    " This call spends credits and was not retried: MusicAPI may already have started the "
+    "task and charged for it. Before repeating it, check whether it exists: a webhook "
+    "delivery for it, the dashboard's task history, or a drop in client.credits.get()."
+)
+
+
+class Limiter(Protocol):
+    """What the request path needs from a rate limiter (see the concurrency issue)."""
+
+    async def acquire(self) -> None: ...
+
+    def on_rate_limited(self, retry_after: float | None) -> None: ...
+
+
+@final
+@frozen
+class Answer:
+    """A 2xx answer: status and decoded JSON body."""
+
+    status_code: int
+    body: Any
+    headers: httpx.Headers
+
+
+@final
+@frozen
+class CallOptions:
+    """Per-client (and per ``with_options``) settings of the request path."""
+
+    timeout: httpx.Timeout
+    retry: RetryPolicy
+    on_retry: Callable[[RetryEvent], object] | None = None
+
+
+class HTTPCore:
+    """Owns the key, the base URL and the httpx client; sends requests with retries."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: httpx.URL,
+        http_client: httpx.AsyncClient,
+        user_agent: str,
+        default_headers: Mapping[str, str],
+        limiter: Limiter | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self.base_url = base_url
+        self.http_client = http_client
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+            **default_headers,
+        }
+        self.limiter = limiter
+
+    def __repr__(self) -> str:
+        return f"HTTPCore(base_url={str(self.base_url)!r})"
+
+    def url(self, path: str) -> httpx.URL:
+        return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        options: CallOptions,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        paid: bool,
+    ) -> Answer:
+        """Send one call, retrying per ``options.retry``; raise a :class:`MusicAPIError`.
+
+        ``paid`` marks a call that may spend credits: it is repeated only when the server
+        certainly did not act on it.
+        """
+        content = None if json_body is None else dumps(dict(json_body)).encode()
+        headers = dict(self._headers)
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        policy = options.retry
+        retry_index = 0
+        while True:
+            try:
+                return await self._attempt(
+                    method, path, content, headers, params, options.timeout, paid
+                )
+            except _Retryable as retryable:
+                error = retryable.error
+                if retry_index >= policy.max_retries:
+                    raise error from retryable.__cause__
+                retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    error.message += (
+                        f" The server asked to wait {retry_after:.0f} s, longer than "
+                        f"max_retry_after={policy.max_retry_after:.0f} s, so it was not retried."
+                    )
+                    raise error from retryable.__cause__
+                delay = policy.delay(retry_index, retry_after)
+                retry_index += 1
+                logger.info(
+                    "retrying %s %s in %.2f s (retry %d of %d): %s",
+                    method,
+                    path,
+                    delay,
+                    retry_index,
+                    policy.max_retries,
+                    error.message,
+                )
+                if options.on_retry is not None:
+                    options.on_retry(RetryEvent(method, path, retry_index, delay, error))
+                await anyio.sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        params: Mapping[str, str] | None,
+        http_timeout: httpx.Timeout,
+        paid: bool,
+    ) -> Answer:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        request = self.http_client.build_request(
+            method,
+            self.url(path),
+            content=content,
+            params=params,
+            headers={**headers, "Authorization": f"Bearer {self._api_key}"},
+            timeout=http_timeout,
+        )
+        started = anyio.current_time()
+        try:
+            response = await self.http_client.send(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, method, path, paid) from exc
+        elapsed = anyio.current_time() - started
+        logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
+        if response.status_code >= 400:
+            error = status_error(response, method, path)
+            if isinstance(error, RateLimitError):
+                if self.limiter is not None:
+                    self.limiter.on_rate_limited(error.retry_after)
+                raise _Retryable(error)
+            if isinstance(error, ServerError):
+                if not paid:
+                    raise _Retryable(error)
+                error.task_may_exist = True
+                error.message += _PAID_ADVICE
+            raise error
+        body = _decode(response, method, path)
+        return Answer(response.status_code, body, response.headers)
+
+    def _transport_error(
+        self, exc: httpx.TransportError, method: str, path: str, paid: bool
+    ) -> Exception:
+        timeout = isinstance(exc, httpx.TimeoutException)
+        cls = APITimeoutError if timeout else APIConnectionError
+        what = _describe_transport_error(exc)
+        if isinstance(exc, NOT_SENT_ERRORS):
+            return _Retryable(cls(f"{method} {path}: {what}", method=method, path=path))
+        if not paid:
+            return _Retryable(cls(f"{method} {path}: {what}", method=method, path=path))
+        return cls(
+            f"{method} {path}: {what}.{_PAID_ADVICE}", method=method, path=path, task_may_exist=True
+        )
+
+
+class _Retryable(Exception):
+    """Internal: an attempt failed in a way the retry loop may repeat."""
+
+    def __init__(self, error: MusicAPIError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _describe_transport_error(exc: httpx.TransportError) -> str:
+    kinds: list[tuple[type[httpx.TransportError], str]] = [
+        (httpx.ConnectTimeout, "timed out connecting"),
+        (httpx.ReadTimeout, "timed out waiting for the response"),
+        (httpx.WriteTimeout, "timed out sending the request"),
+        (httpx.PoolTimeout, "timed out waiting for a free connection in the pool"),
+        (httpx.ConnectError, "could not connect"),
+        (httpx.RemoteProtocolError, "the server broke the HTTP protocol or closed the connection"),
+        (httpx.ReadError, "the connection failed while reading the response"),
+        (httpx.WriteError, "the connection failed while sending the request"),
+    ]
+    text = next((text for kind, text in kinds if isinstance(exc, kind)), "the request failed")
+    detail = str(exc)
+    return (
+        f"{text} ({type(exc).__name__}: {detail})" if detail else f"{text} ({type(exc).__name__})"
+    )
+
+
+def _decode(response: httpx.Response, method: str, path: str) -> Any:
+    if not response.content:
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        snippet = response.text[:200]
+        raise ResponseValidationError(
+            f"{method} {path} answered {response.status_code} with a body that is not JSON: "
+            f"{snippet!r}",
+            field_path="$",
+            body=snippet,
+            method=method,
+            path=path,
+        ) from exc
+
+
+def _is_insufficient_credits(message: str) -> bool:
+    text = message.lower()
+    return "credit" in text and ("not enough" in text or "insufficient" in text)
+
+
+_STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditsError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    410: GoneError,
+    429: RateLimitError,
+    504: UpstreamTimeoutError,
+}
+
+
+def status_error(response: httpx.Response, method: str, path: str) -> APIStatusError:
+    """Translate an error answer into the exception class of its status (README table)."""
+    try:
+        body: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        body = response.text[:500]
+    status = response.status_code
+    text = error_text(body) or response.reason_phrase or "no message"
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else APIStatusError
+    if cls is PermissionDeniedError and _is_insufficient_credits(text):
+        cls = InsufficientCreditsError
+    if cls is BadRequestError and "task not found" in text.lower():
+        cls = NotFoundError
+    request_id = next(
+        (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
+    )
+    message = f"{method} {path} -> {status}: {text}"
+    if cls is GoneError:
+        message += " (this endpoint is retired; use client.sonic or client.producer instead)"
+    if cls is InsufficientCreditsError:
+        message += " (buy credits or subscribe on the MusicAPI dashboard)"
+    if cls is AuthenticationError:
+        message += " (check the API key: MUSICAPI_KEY or MusicAPI(api_key=...))"
+    if request_id:
+        message += f" [request id {request_id}]"
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "error_type": error_type(body),
+        "request_id": request_id,
+        "body": body,
+        "headers": response.headers,
+        "method": method,
+        "path": path,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=parse_retry_after(response.headers), **kwargs)
+    return cls(message, **kwargs)

@@ -1,0 +1,152 @@
+"""``client.producer``: Producer endpoints (Google Lyria 3 since 2026-04; FUZZ ids are aliases)."""
+
+from __future__ import annotations
+
+from typing import Literal, final
+
+from ._models import TaskFamily, TaskRef
+from ._resource import TaskResource, check_number, check_title, check_webhook, compact, require
+
+__all__ = ["Producer"]
+
+
+@final
+class Producer(TaskResource):
+    """Producer endpoints: ``create``, ``get_task``, ``upload``, ``download``."""
+
+    _family = TaskFamily.PRODUCER
+
+    async def create(
+        self,
+        *,
+        task_type: str = "create_music",
+        sound: str | None = None,
+        lyrics: str | None = None,
+        mv: str | None = None,
+        title: str | None = None,
+        seed: str | int | None = None,
+        clip_id: str | None = None,
+        starts_at: float | None = None,
+        ends_at: float | None = None,
+        instruction: str | None = None,
+        length: float | None = None,
+        bpm: str | float | None = None,
+        extend_s: float | None = None,
+        strength: float | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Start a Producer task (spends credits): a song from ``sound`` and/or ``lyrics``.
+
+        Other task types (``extend_music``, ``replace_music``...) take ``clip_id`` and the
+        ``starts_at``/``ends_at`` seconds; retired ones answer 410 (:class:`GoneError`).
+
+        >>> ref = await client.producer.create(sound="warm analog synthwave, 90 bpm")
+        """
+        if task_type == "create_music" and not (sound or lyrics):
+            raise ValueError("sound or lyrics (or both) is required for task_type='create_music'")
+        if task_type != "create_music":
+            require(clip_id, "clip_id", f"for task_type={task_type!r}")
+        if task_type in ("extend_music", "replace_music"):
+            require(starts_at, "starts_at", f"for task_type={task_type!r}")
+        if task_type == "replace_music":
+            require(ends_at, "ends_at", "for task_type='replace_music'")
+        check_title(title)
+        check_number(starts_at, "starts_at", low=0)
+        check_number(ends_at, "ends_at", low=0)
+        if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+            raise ValueError("ends_at must be greater than starts_at")
+        check_number(length, "length", low=1, high=240)
+        check_number(strength, "strength", low=0, high=1)
+        check_webhook(webhook_url)
+        body = compact(
+            task_type=task_type,
+            sound=sound,
+            lyrics=lyrics,
+            mv=mv,
+            title=title,
+            seed=seed,
+            clip_id=clip_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            instruction=instruction,
+            length=length,
+            bpm=bpm,
+            extend_s=extend_s,
+            strength=strength,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+        return await self._submit("/producer/create", body)
+
+    async def extend(
+        self,
+        clip_id: str,
+        *,
+        starts_at: float,
+        instruction: str | None = None,
+        length: float | None = None,
+        lyrics: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Continue a Producer clip from ``starts_at`` seconds (``extend_music``)."""
+        return await self.create(
+            task_type="extend_music",
+            clip_id=clip_id,
+            starts_at=starts_at,
+            instruction=instruction,
+            length=length,
+            lyrics=lyrics,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+
+    async def replace(
+        self,
+        clip_id: str,
+        *,
+        starts_at: float,
+        ends_at: float,
+        instruction: str | None = None,
+        lyrics: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Regenerate ``[starts_at, ends_at)`` seconds of a Producer clip (``replace_music``)."""
+        return await self.create(
+            task_type="replace_music",
+            clip_id=clip_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            instruction=instruction,
+            lyrics=lyrics,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+
+    async def upload(
+        self, audio_url: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
+    ) -> TaskRef:
+        """Import a public audio URL as a Producer clip (async; poll the task)."""
+        if not isinstance(audio_url, str) or not audio_url.startswith(("https://", "http://")):
+            raise ValueError("audio_url must be a public http(s) URL that MusicAPI can fetch")
+        check_webhook(webhook_url)
+        body = compact(audio_url=audio_url, webhook_url=webhook_url, webhook_secret=webhook_secret)
+        return await self._submit("/producer/upload", body)
+
+    async def download(
+        self,
+        clip_id: str,
+        *,
+        format: Literal["mp3", "wav"] = "mp3",
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Prepare an MP3 or WAV of a Producer clip (async; the task's clip has the URL)."""
+        require(clip_id, "clip_id", "for producer.download")
+        check_webhook(webhook_url)
+        body = compact(
+            clip_id=clip_id, format=format, webhook_url=webhook_url, webhook_secret=webhook_secret
+        )
+        return await self._submit("/producer/download", body)

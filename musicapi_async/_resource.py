@@ -1,0 +1,155 @@
+"""What every resource namespace (``client.sonic``, ``client.producer``...) shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+import anyio
+
+from ._constants import NOT_READY_DELAY, TITLE_MAX
+from ._exceptions import ResultNotReadyError
+from ._models import Task, TaskFamily, TaskRef
+from ._serde import parse_submit, parse_task
+
+if TYPE_CHECKING:
+    from ._client import MusicAPI
+
+T = TypeVar("T")
+
+
+class Resource:
+    """Base of the endpoint namespaces; holds the client whose request path it uses."""
+
+    #: The family of the tasks this namespace starts.
+    _family: TaskFamily = TaskFamily.SONIC
+
+    def __init__(self, client: MusicAPI) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._client!r}>"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> T:
+        # Every POST may spend credits; only GETs are safe to repeat after an unclear failure.
+        answer = await self._client._core.request(
+            method,
+            path,
+            options=self._client._options,
+            json_body=body,
+            params=params,
+            paid=method != "GET",
+        )
+        return self._client._read(parse, answer.body, method, path)
+
+    async def _submit(self, path: str, body: Mapping[str, Any]) -> TaskRef:
+        family = self._family
+        return await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
+
+    async def _call_until_ready(
+        self, path: str, body: Mapping[str, Any], parse: Callable[[Any], T], wait_timeout: float
+    ) -> T:
+        """POST an endpoint that answers 202 "not ready" while it builds, until it is ready."""
+        deadline = anyio.current_time() + wait_timeout
+        while True:
+            answer = await self._client._core.request(
+                "POST", path, options=self._client._options, json_body=body, paid=True
+            )
+            if answer.status_code != 202:
+                return self._client._read(parse, answer.body, "POST", path)
+            if anyio.current_time() + NOT_READY_DELAY > deadline:
+                raise ResultNotReadyError(
+                    f"POST {path} still answered 202 (not ready) after {wait_timeout:.0f} s; "
+                    "call it again later, or pass a longer wait_timeout=",
+                    method="POST",
+                    path=path,
+                )
+            await anyio.sleep(NOT_READY_DELAY)
+
+
+class TaskResource(Resource):
+    """A platform whose async calls return tasks polled at ``/<family>/task/{id}``."""
+
+    async def get_task(self, task: TaskRef | str) -> Task:
+        """Poll a task once and return its snapshot (free: polling spends no credits).
+
+        ``task`` is the :class:`TaskRef` a create call returned, or a bare task id.
+        """
+        ref = self._ref(task)
+        path = f"/{ref.family.value}/task/{_quote(ref.task_id)}"
+        answer = await self._client._core.request(
+            "GET", path, options=self._client._options, paid=False
+        )
+        return self._client._read(
+            lambda raw: parse_task(ref, answer.status_code, raw), answer.body, "GET", path
+        )
+
+    def _ref(self, task: TaskRef | str) -> TaskRef:
+        if isinstance(task, TaskRef):
+            if task.family is not self._family:
+                raise ValueError(
+                    f"task {task.task_id} is a {task.family.value} task; poll it with "
+                    f"client.{task.family.value}.get_task() or client.get_task()"
+                )
+            return task
+        if isinstance(task, str) and task.strip():
+            return TaskRef(task.strip(), self._family)
+        raise TypeError(f"expected a TaskRef or a non-empty task id string, got {task!r}")
+
+
+def _quote(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def compact(**fields: Any) -> dict[str, Any]:
+    """A request body from keyword fields, leaving out the ones not set (None)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def require(value: object, field: str, context: str) -> None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{field} is required {context}")
+
+
+def check_bool(value: object, field: str) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{field} must be True or False, got {value!r}")
+
+
+def check_number(
+    value: object, field: str, *, low: float | None = None, high: float | None = None
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{field} must be a number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else (f"at least {low}" if low is not None else f"at most {high}")
+        )
+        raise ValueError(f"{field} must be {bounds}, got {value!r}")
+
+
+def check_title(title: str | None) -> None:
+    if title is not None and len(title) > TITLE_MAX:
+        raise ValueError(f"title is {len(title)} characters; MusicAPI accepts at most {TITLE_MAX}")
+
+
+def check_webhook(url: str | None) -> None:
+    if url is None:
+        return
+    if not url.startswith("https://"):
+        raise ValueError("webhook_url must be an https:// URL (MusicAPI only calls HTTPS)")
+    if len(url) > 1024:
+        raise ValueError(f"webhook_url is {len(url)} characters; MusicAPI accepts at most 1024")

@@ -1,0 +1,586 @@
+"""JSON in and out: the SDK's one private cattrs converter and the readers of every answer.
+
+Readers take the decoded JSON body and return a model, or raise
+:class:`ResponseValidationError` naming the bad field (``$.data[0].duration``). They never
+raise anything else, whatever the JSON: an unknown field is ignored (and kept in ``raw``),
+an unknown state becomes ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+from cattrs.v import format_exception
+
+from ._exceptions import ResponseValidationError
+from ._models import (
+    AlignedLyrics,
+    AlignedWord,
+    Batch,
+    BatchSubmission,
+    Bpm,
+    Clip,
+    ClipState,
+    Credits,
+    DownloadLinks,
+    GeneratedLyrics,
+    Midi,
+    Persona,
+    Task,
+    TaskFamily,
+    TaskRef,
+    TaskStatus,
+    UploadedClip,
+    UpsampledTags,
+    Vox,
+    WavFile,
+)
+
+T = TypeVar("T")
+
+#: Task ``type`` values that mean "still running"; any other ``type`` without ``data`` is a failure.
+NOT_READY_TYPE = "not_ready"
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# --- the converter --------------------------------------------------------------------------
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {_json_type(value)}")
+
+
+def _lenient_float(value: Any, _: Any) -> float:
+    # Durations arrive as numbers or as decimal strings ("104.88").
+    if isinstance(value, bool):
+        raise TypeError("expected a number, got a boolean")
+    if isinstance(value, (int, float)):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {value[:40]!r}") from None
+    else:
+        raise TypeError(f"expected a number, got {_json_type(value)}")
+    if not math.isfinite(result):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return result
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a boolean, got {_json_type(value)}")
+
+
+def _timestamp(value: Any, _: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO-8601 timestamp, got {_json_type(value)}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected an ISO-8601 timestamp, got {value[:40]!r}") from None
+    # The API sends UTC; a timestamp without an offset is read as UTC, never as local time.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _seed(value: Any, _: Any) -> str:
+    # Producer seeds are strings, or numbers in the vendor spec.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a string or integer seed, got {_json_type(value)}")
+
+
+def _any(value: Any, _: Any) -> Any:
+    return value
+
+
+def _build_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(float, _lenient_float)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(datetime, _timestamp)
+    conv.register_structure_hook(Any, _any)
+    omit = override(omit=True)
+    conv.register_structure_hook(
+        Clip,
+        make_dict_structure_fn(
+            Clip,
+            conv,
+            state=omit,
+            raw_state=omit,
+            raw=omit,
+            seed=override(struct_hook=_seed),
+        ),
+    )
+    for cls in (Bpm, Vox, Midi, WavFile, UploadedClip, Persona, UpsampledTags, Credits):
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, raw=omit))
+    return conv
+
+
+_converter = _build_converter()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _describe(exc: BaseException, type_: Any) -> str:
+    # Our hooks raise messages worth showing ("expected a number, got the string 'abc'").
+    if isinstance(exc, (ValueError, TypeError)) and str(exc).startswith("expected"):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _structure(value: Any, cls: type[T], path: str, body: Any) -> T:
+    """Structure with the converter, turning any failure into a ResponseValidationError."""
+    if attrs.has(cls) and not isinstance(value, Mapping):
+        raise ResponseValidationError(
+            f"expected an object at {path}, got {_json_type(value)}", field_path=path, body=body
+        )
+    try:
+        return _converter.structure(value, cls)
+    except Exception as exc:  # cattrs wraps the hooks' errors in (nested) groups
+        messages = cattrs.transform_error(exc, path=path, format_exception=_describe)
+        first = messages[0] if messages else str(exc)
+        field_path = first.rsplit(" @ ", 1)[-1] if " @ " in first else path
+        raise ResponseValidationError(
+            f"unexpected value in the response: {first}", field_path=field_path, body=body
+        ) from exc
+
+
+def _object(body: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise ResponseValidationError(
+            f"expected a JSON object for {what}, got {_json_type(body)}", field_path="$", body=body
+        )
+    return body
+
+
+def _data_or_top(body: Mapping[str, Any], path: str = "$") -> tuple[Mapping[str, Any], str]:
+    """Fields wrapped in ``data`` when present, else at the top level (bpm, vox, upsample-tags)."""
+    data = body.get("data")
+    if isinstance(data, Mapping):
+        return data, f"{path}.data"
+    return body, path
+
+
+def _required_str(obj: Mapping[str, Any], key: str, path: str, body: Any) -> str:
+    value = obj.get(key)
+    if isinstance(value, str) and value:
+        return value
+    shown = "missing" if key not in obj else f"{_json_type(value)}"
+    raise ResponseValidationError(
+        f"expected a non-empty string at {path}.{key}, got {shown}",
+        field_path=f"{path}.{key}",
+        body=body,
+    )
+
+
+def error_text(body: Any) -> str | None:
+    """The message of an error or failure body: ``error``, then ``message``, then ``detail``."""
+    if isinstance(body, str):
+        return body.strip()[:500] or None
+    if not isinstance(body, Mapping):
+        return None
+    for key in ("error", "message", "detail"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, Mapping):
+            nested = error_text(value)
+            if nested:
+                return nested
+    return None
+
+
+def error_type(body: Any) -> str | None:
+    """The machine-readable kind of an error body: ``type``, else a string ``code``."""
+    if not isinstance(body, Mapping):
+        return None
+    kind = body.get("type")
+    if isinstance(kind, str) and kind:
+        return kind
+    code = body.get("code")
+    if isinstance(code, str) and code:
+        return code
+    return None
+
+
+# --- task references ------------------------------------------------------------------------
+
+
+def task_ref_from_dict(data: Mapping[str, Any]) -> TaskRef:
+    if not isinstance(data, Mapping):
+        # ValueError, not TypeError: from_json callers handle bad input with one except clause.
+        raise ValueError(  # noqa: TRY004
+            f"a task reference must be a JSON object, got {_json_type(data)}"
+        )
+    task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ValueError("a task reference needs a non-empty string 'task_id'")
+    family = data.get("family", TaskFamily.SONIC.value)
+    try:
+        return TaskRef(task_id, TaskFamily(family))
+    except ValueError:
+        known = ", ".join(f.value for f in TaskFamily)
+        raise ValueError(f"unknown task family {family!r}; expected one of {known}") from None
+
+
+def task_ref_from_json(text: str | bytes) -> TaskRef:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"a task reference must be JSON: {exc}") from exc
+    return task_ref_from_dict(data)
+
+
+def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
+    """``{"message": "success", "task_id": ...}`` (plus ``steps``, ``warning``...) -> TaskRef."""
+    obj = _object(body, "a task submission")
+    if not obj.get("task_id") and obj.get("failed_step"):
+        step = obj.get("failed_step")
+        detail = error_text(obj) or "no reason given"
+        raise ResponseValidationError(
+            f"the server accepted the call but its step {step!r} failed and no task was "
+            f"started: {detail}",
+            field_path="$.task_id",
+            body=body,
+        )
+    task_id = _required_str(obj, "task_id", "$", body)
+    return TaskRef(task_id, family, raw=obj)
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+_CLIP_STATES = {state.value: state for state in ClipState if state is not ClipState.UNKNOWN}
+_PRODUCER_STATUS = {
+    "PENDING": TaskStatus.PENDING,
+    "RUNNING": TaskStatus.RUNNING,
+    "SUCCESS": TaskStatus.SUCCEEDED,
+    "FAILED": TaskStatus.FAILED,
+}
+_NURO_STATUS = {
+    "pending": TaskStatus.PENDING,
+    "running": TaskStatus.RUNNING,
+    "succeeded": TaskStatus.SUCCEEDED,
+    "failed": TaskStatus.FAILED,
+}
+
+
+def _parse_clip(item: Any, path: str, body: Any) -> Clip:
+    obj = _object_at(item, path, body)
+    clip = _structure(obj, Clip, path, body)
+    raw_state = obj.get("state")
+    if raw_state is not None and not isinstance(raw_state, str):
+        raise ResponseValidationError(
+            f"expected a string at {path}.state, got {_json_type(raw_state)}",
+            field_path=f"{path}.state",
+            body=body,
+        )
+    state = (
+        _CLIP_STATES.get(raw_state.lower(), ClipState.UNKNOWN) if raw_state else ClipState.UNKNOWN
+    )
+    return attrs.evolve(clip, state=state, raw_state=raw_state, raw=obj)
+
+
+def _object_at(item: Any, path: str, body: Any) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise ResponseValidationError(
+            f"expected an object at {path}, got {_json_type(item)}", field_path=path, body=body
+        )
+    return item
+
+
+def _status_from_clips(clips: tuple[Clip, ...]) -> TaskStatus:
+    if not clips:
+        return TaskStatus.PENDING  # an empty snapshot: nothing to judge yet
+    states = {clip.state for clip in clips}
+    if all(state.is_terminal for state in states):
+        # One good clip of two is a success; the failed one shows in clips.
+        return TaskStatus.SUCCEEDED if ClipState.SUCCEEDED in states else TaskStatus.FAILED
+    if states <= {ClipState.PENDING}:
+        return TaskStatus.PENDING
+    if states & {ClipState.RUNNING, ClipState.STREAMING, ClipState.SUCCEEDED, ClipState.FAILED}:
+        return TaskStatus.RUNNING
+    return TaskStatus.UNKNOWN
+
+
+def _parse_clip_list(obj: Mapping[str, Any], body: Any) -> tuple[Clip, ...]:
+    data = obj.get("data")
+    if not isinstance(data, list):
+        raise ResponseValidationError(
+            f"expected an array at $.data, got {_json_type(data)}", field_path="$.data", body=body
+        )
+    return tuple(_parse_clip(item, f"$.data[{i}]", body) for i, item in enumerate(data))
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value)
+    return None
+
+
+def parse_task(ref: TaskRef, http_status: int, body: Any) -> Task:
+    """Read one poll answer of any family into a :class:`Task` snapshot (CONTRACT §9, §15)."""
+
+    def task(status: TaskStatus, **kwargs: Any) -> Task:
+        return Task(ref=ref, status=status, http_status=http_status, raw=body, **kwargs)
+
+    if http_status == 202:
+        return task(TaskStatus.PENDING)
+    obj = _object(body, "a task snapshot")
+    kind = obj.get("type")
+    has_data = "data" in obj and obj.get("data") is not None
+    if kind == NOT_READY_TYPE:
+        return task(TaskStatus.PENDING)
+    if kind is not None and not has_data:
+        return task(
+            TaskStatus.FAILED,
+            error=error_text(obj),
+            error_type=kind if isinstance(kind, str) else _json_type(kind),
+        )
+    if ref.family is TaskFamily.NURO and not has_data:
+        return _parse_nuro(ref, http_status, obj, body)
+    if not has_data:
+        # Neither a snapshot nor a known failure: keep waiting, keep what the server said.
+        return task(TaskStatus.UNKNOWN, error=error_text(obj))
+    clips = _parse_clip_list(obj, body)
+    if ref.family is TaskFamily.PRODUCER:
+        return _parse_producer(ref, http_status, obj, body, clips)
+    return task(_status_from_clips(clips), clips=clips)
+
+
+def _parse_producer(
+    ref: TaskRef, http_status: int, obj: Mapping[str, Any], body: Any, clips: tuple[Clip, ...]
+) -> Task:
+    raw_status = obj.get("status")
+    if isinstance(raw_status, str):
+        status = _PRODUCER_STATUS.get(raw_status.upper(), TaskStatus.UNKNOWN)
+    elif clips and all(clip.raw_state is None for clip in clips) and obj.get("code") == 200:
+        # The vendor spec's shape: no status, items without state, code 200 = done.
+        status = TaskStatus.SUCCEEDED
+    else:
+        status = _status_from_clips(clips)
+    if status.is_terminal:
+        # Producer items often carry no state of their own: they share the task's outcome.
+        done = ClipState.SUCCEEDED if status is TaskStatus.SUCCEEDED else ClipState.FAILED
+        clips = tuple(
+            attrs.evolve(clip, state=done) if clip.raw_state is None else clip for clip in clips
+        )
+    error = error_text(obj) if status is TaskStatus.FAILED else None
+    return Task(ref=ref, status=status, clips=clips, error=error, http_status=http_status, raw=body)
+
+
+def _parse_nuro(ref: TaskRef, http_status: int, obj: Mapping[str, Any], body: Any) -> Task:
+    raw_status = obj.get("status")
+    status = (
+        _NURO_STATUS.get(raw_status.lower(), TaskStatus.UNKNOWN)
+        if isinstance(raw_status, str)
+        else TaskStatus.UNKNOWN
+    )
+    clip_state = {
+        TaskStatus.PENDING: ClipState.PENDING,
+        TaskStatus.RUNNING: ClipState.RUNNING,
+        TaskStatus.SUCCEEDED: ClipState.SUCCEEDED,
+        TaskStatus.FAILED: ClipState.FAILED,
+    }.get(status, ClipState.UNKNOWN)
+    # Nuro answers one flat song; present it as the task's only clip.
+    fields = {key: obj[key] for key in ("audio_url", "lyrics", "duration") if key in obj}
+    clip = attrs.evolve(
+        _structure({"clip_id": None, **fields}, Clip, "$", body),
+        state=clip_state,
+        raw_state=raw_status if isinstance(raw_status, str) else None,
+        raw=obj,
+    )
+    clips = (clip,) if status is not TaskStatus.UNKNOWN or clip.audio_url else ()
+    return Task(
+        ref=ref,
+        status=status,
+        clips=clips,
+        progress=_int_or_none(obj.get("progress")),
+        error=error_text(obj) if status is TaskStatus.FAILED else None,
+        http_status=http_status,
+        raw=body,
+    )
+
+
+# --- synchronous results --------------------------------------------------------------------
+
+
+def _parse_flat(body: Any, cls: type[T], what: str, *, unwrap: bool) -> T:
+    obj = _object(body, what)
+    fields, path = _data_or_top(obj) if unwrap else (obj, "$")
+    result = _structure(fields, cls, path, body)
+    return attrs.evolve(result, raw=obj)  # type: ignore[misc]
+
+
+def parse_credits(body: Any) -> Credits:
+    return _parse_flat(body, Credits, "the credit balance", unwrap=False)
+
+
+def parse_uploaded_clip(body: Any) -> UploadedClip:
+    obj = _object(body, "an upload result")
+    _required_str(obj, "clip_id", "$", body)
+    return _parse_flat(body, UploadedClip, "an upload result", unwrap=False)
+
+
+def parse_persona(body: Any) -> Persona:
+    obj = _object(body, "a persona")
+    fields, path = _data_or_top(obj)
+    _required_str(fields, "persona_id", path, body)
+    return _parse_flat(body, Persona, "a persona", unwrap=True)
+
+
+def parse_wav(body: Any) -> WavFile:
+    obj = _object(body, "a WAV result")
+    fields, path = _data_or_top(obj)
+    _required_str(fields, "wav_url", path, body)
+    return _parse_flat(body, WavFile, "a WAV result", unwrap=True)
+
+
+def parse_midi(body: Any) -> Midi:
+    return _parse_flat(body, Midi, "a MIDI result", unwrap=True)
+
+
+def parse_bpm(body: Any) -> Bpm:
+    return _parse_flat(body, Bpm, "a BPM result", unwrap=True)
+
+
+def parse_vox(body: Any) -> Vox:
+    return _parse_flat(body, Vox, "a vox result", unwrap=True)
+
+
+def parse_upsampled_tags(body: Any) -> UpsampledTags:
+    obj = _object(body, "upsampled tags")
+    fields, path = _data_or_top(obj)
+    _required_str(fields, "upsampled_tags", path, body)
+    return _parse_flat(body, UpsampledTags, "upsampled tags", unwrap=True)
+
+
+def parse_aligned_lyrics(body: Any) -> AlignedLyrics:
+    obj = _object(body, "aligned lyrics")
+    fields, path = _data_or_top(obj)
+    alignment = fields.get("alignment", [])
+    words = _structure(alignment, tuple[AlignedWord, ...], f"{path}.alignment", body)
+    return AlignedLyrics(words=words, raw=obj)
+
+
+def parse_lyrics(body: Any) -> tuple[GeneratedLyrics, ...]:
+    obj = _object(body, "generated lyrics")
+    results = obj.get("results")
+    path = "$.results"
+    if results is None and isinstance(obj.get("data"), list):
+        results, path = obj["data"], "$.data"
+    if not isinstance(results, list):
+        raise ResponseValidationError(
+            f"expected an array at {path}, got {_json_type(results)}", field_path=path, body=body
+        )
+    return _structure(results, tuple[GeneratedLyrics, ...], path, body)
+
+
+def parse_download_links(body: Any) -> DownloadLinks:
+    obj = _object(body, "download links")
+    fields, _ = _data_or_top(obj)
+    urls: dict[str, str] = {}
+    for key, value in fields.items():
+        if isinstance(value, str) and value.startswith(("https://", "http://")):
+            name = key[: -len("_url")] if key.endswith("_url") else key
+            urls[name] = value
+    return DownloadLinks(urls=urls, raw=obj)
+
+
+def _refs_in(items: Any, path: str, body: Any) -> tuple[tuple[TaskRef, ...], tuple[Any, ...]]:
+    if items is None:
+        return (), ()
+    if not isinstance(items, list):
+        raise ResponseValidationError(
+            f"expected an array at {path}, got {_json_type(items)}", field_path=path, body=body
+        )
+    refs: list[TaskRef] = []
+    errors: list[Any] = []
+    for item in items:
+        if isinstance(item, str) and item:
+            refs.append(TaskRef(item, TaskFamily.SONIC))
+        elif isinstance(item, Mapping) and isinstance(item.get("task_id"), str) and item["task_id"]:
+            refs.append(TaskRef(item["task_id"], TaskFamily.SONIC, raw=item))
+        else:
+            errors.append(item)
+    return tuple(refs), tuple(errors)
+
+
+def _optional(obj: Mapping[str, Any], key: str, cls: type[T], body: Any) -> T | None:
+    value = obj.get(key)
+    return None if value is None else _structure(value, cls, f"$.{key}", body)
+
+
+def parse_batch_submission(body: Any) -> BatchSubmission:
+    obj = _object(body, "a batch submission")
+    tasks, errors = _refs_in(obj.get("tasks"), "$.tasks", body)
+    return BatchSubmission(
+        batch_id=_optional(obj, "batch_id", str, body),
+        submitted=_int_or_none(obj.get("submitted")),
+        tasks=tasks,
+        errors=errors,
+        raw=obj,
+    )
+
+
+def parse_batch(body: Any) -> Batch:
+    obj = _object(body, "a batch")
+    fields, path = _data_or_top(obj)
+    tasks, _ = _refs_in(fields.get("tasks"), f"{path}.tasks", body)
+    batch_id = fields.get("batch_id")
+    return Batch(batch_id=batch_id if isinstance(batch_id, str) else None, tasks=tasks, raw=obj)
+
+
+#: Parsers by result type, for the resources' generic request helper.
+PARSERS: Mapping[type[Any], Callable[[Any], Any]] = {
+    Credits: parse_credits,
+    UploadedClip: parse_uploaded_clip,
+    Persona: parse_persona,
+    WavFile: parse_wav,
+    Midi: parse_midi,
+    Bpm: parse_bpm,
+    Vox: parse_vox,
+    UpsampledTags: parse_upsampled_tags,
+    AlignedLyrics: parse_aligned_lyrics,
+    DownloadLinks: parse_download_links,
+    BatchSubmission: parse_batch_submission,
+    Batch: parse_batch,
+}

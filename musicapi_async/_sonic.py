@@ -1,0 +1,853 @@
+"""``client.sonic``: every Sonic endpoint (Suno-backed generation and its tools)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, final
+
+from attrs import asdict, frozen
+
+from ._constants import BATCH_MAX_ITEMS, NOT_READY_TIMEOUT
+from ._models import (
+    AlignedLyrics,
+    Batch,
+    BatchSubmission,
+    Bpm,
+    DownloadLinks,
+    GeneratedLyrics,
+    Midi,
+    Persona,
+    TaskFamily,
+    TaskRef,
+    UploadedClip,
+    UpsampledTags,
+    Vox,
+    WavFile,
+)
+from ._resource import (
+    TaskResource,
+    check_bool,
+    check_number,
+    check_title,
+    check_webhook,
+    compact,
+    require,
+)
+from ._serde import (
+    parse_aligned_lyrics,
+    parse_batch,
+    parse_batch_submission,
+    parse_bpm,
+    parse_download_links,
+    parse_lyrics,
+    parse_midi,
+    parse_persona,
+    parse_uploaded_clip,
+    parse_upsampled_tags,
+    parse_vox,
+    parse_wav,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["GenerationOptions", "Sonic", "SonicCreate"]
+
+VocalGender = Literal["f", "m"]
+T = TypeVar("T")
+
+
+class GenerationOptions(TypedDict, total=False):
+    """Optional fields shared by the Sonic generation endpoints (all keyword arguments)."""
+
+    #: At most 80 characters.
+    title: str
+    #: Comma-separated styles, e.g. ``"lofi, chill, piano"``.
+    tags: str
+    #: Styles to avoid.
+    negative_tags: str
+    make_instrumental: bool
+    #: 0-1: how closely to follow ``tags``.
+    style_weight: float
+    #: 0-1: how adventurous to be.
+    weirdness_constraint: float
+    #: 0-1: weight of the source audio (covers, uploads).
+    audio_weight: float
+    #: ``"f"`` or ``"m"`` (sonic-v4-5 and newer).
+    vocal_gender: VocalGender
+    #: HTTPS URL that MusicAPI calls when the task finishes.
+    webhook_url: str
+    #: Secret MusicAPI signs its webhook calls with.
+    webhook_secret: str
+
+
+@final
+@frozen(kw_only=True)
+class SonicCreate:
+    """The body of one ``/sonic/create`` call; ``client.sonic.create`` builds one for you.
+
+    Build these yourself for :meth:`Sonic.batch`::
+
+        >>> item = SonicCreate(custom_mode=False, mv="sonic-v5",
+        ...                    gpt_description_prompt="a sea shanty about rate limits")
+        >>> item.task_type
+        'create_music'
+    """
+
+    task_type: str = "create_music"
+    custom_mode: bool | None = None
+    mv: str | None = None
+    prompt: str | None = None
+    gpt_description_prompt: str | None = None
+    title: str | None = None
+    tags: str | None = None
+    negative_tags: str | None = None
+    make_instrumental: bool | None = None
+    auto_lyrics: bool | None = None
+    vocal_gender: str | None = None
+    style_weight: float | None = None
+    weirdness_constraint: float | None = None
+    audio_weight: float | None = None
+    continue_clip_id: str | None = None
+    #: Seconds into the source clip where the continuation starts.
+    continue_at: float | None = None
+    persona_id: str | None = None
+    variation_category: str | None = None
+    overpainting_start_s: float | None = None
+    overpainting_end_s: float | None = None
+    use_suno_cdn: bool | None = None
+    #: Seconds; documented only in secondary sources, sent only when set.
+    duration: int | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """Check the fields (``ValueError`` names the bad one) and return the JSON body."""
+        check_sonic_create(self)
+        return compact(**asdict(self))
+
+
+#: Fields each task_type requires (CONTRACT §3.2); the SDK requires and sends them.
+_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "create_music": ("custom_mode", "mv"),
+    "extend_music": ("continue_clip_id", "continue_at", "custom_mode", "mv"),
+    "extend_upload_music": ("continue_clip_id", "continue_at", "custom_mode", "mv"),
+    "concat_music": ("continue_clip_id",),
+    "cover_music": ("continue_clip_id", "custom_mode", "mv"),
+    "cover_upload_music": ("continue_clip_id", "custom_mode", "mv"),
+    "persona_music": ("persona_id", "custom_mode", "mv"),
+    "remaster": ("continue_clip_id", "mv"),
+    "add_instrumental": ("continue_clip_id", "mv"),
+    "add_vocals": ("continue_clip_id", "mv", "prompt"),
+}
+
+
+def check_sonic_create(params: SonicCreate) -> None:
+    """Reject what the server certainly rejects; pass every unknown value through."""
+    context = f"for task_type={params.task_type!r}"
+    for name in _REQUIRED.get(params.task_type, ()):
+        require(getattr(params, name), name, context)
+    if params.task_type == "create_music":
+        if params.custom_mode:
+            require(
+                params.prompt,
+                "prompt (the lyrics, or a brief with auto_lyrics=True)",
+                "in custom mode (custom_mode=True)",
+            )
+        else:
+            require(
+                params.gpt_description_prompt,
+                "gpt_description_prompt",
+                "in description mode (custom_mode=False)",
+            )
+    _check_generation(
+        custom_mode=params.custom_mode,
+        make_instrumental=params.make_instrumental,
+        auto_lyrics=params.auto_lyrics,
+        title=params.title,
+        style_weight=params.style_weight,
+        weirdness_constraint=params.weirdness_constraint,
+        audio_weight=params.audio_weight,
+        webhook_url=params.webhook_url,
+    )
+    check_bool(params.use_suno_cdn, "use_suno_cdn")
+    check_number(params.continue_at, "continue_at", low=0)
+    check_number(params.overpainting_start_s, "overpainting_start_s", low=0)
+    check_number(params.overpainting_end_s, "overpainting_end_s", low=0)
+
+
+def _check_generation(
+    *,
+    custom_mode: object = None,
+    make_instrumental: object = None,
+    auto_lyrics: object = None,
+    title: str | None = None,
+    style_weight: object = None,
+    weirdness_constraint: object = None,
+    audio_weight: object = None,
+    webhook_url: str | None = None,
+) -> None:
+    check_bool(custom_mode, "custom_mode")
+    check_bool(make_instrumental, "make_instrumental")
+    check_bool(auto_lyrics, "auto_lyrics")
+    check_title(title)
+    check_number(style_weight, "style_weight", low=0, high=1)
+    check_number(weirdness_constraint, "weirdness_constraint", low=0, high=1)
+    check_number(audio_weight, "audio_weight", low=0, high=1)
+    check_webhook(webhook_url)
+
+
+def _mode(custom_mode: bool | None, prompt: str | None, description: str | None) -> bool | None:
+    """custom_mode when not given: True with lyrics (``prompt``), False with a description."""
+    if custom_mode is not None:
+        return custom_mode
+    if prompt is not None and description is None:
+        return True
+    if description is not None and prompt is None:
+        return False
+    return None
+
+
+@final
+class Sonic(TaskResource):
+    """Sonic endpoints: ``client.sonic.create(...)``, ``client.sonic.get_task(...)``..."""
+
+    _family = TaskFamily.SONIC
+
+    # --- /sonic/create and its task types ---------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        task_type: str = "create_music",
+        custom_mode: bool | None = None,
+        mv: str | None = None,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        title: str | None = None,
+        tags: str | None = None,
+        negative_tags: str | None = None,
+        make_instrumental: bool | None = None,
+        auto_lyrics: bool | None = None,
+        vocal_gender: str | None = None,
+        style_weight: float | None = None,
+        weirdness_constraint: float | None = None,
+        audio_weight: float | None = None,
+        continue_clip_id: str | None = None,
+        continue_at: float | None = None,
+        persona_id: str | None = None,
+        variation_category: str | None = None,
+        overpainting_start_s: float | None = None,
+        overpainting_end_s: float | None = None,
+        use_suno_cdn: bool | None = None,
+        duration: int | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Start a Sonic generation task (spends credits); returns its :class:`TaskRef`.
+
+        Description mode: MusicAPI writes the song from ``gpt_description_prompt``.
+        Custom mode: you give the lyrics in ``prompt`` (with ``[Verse]``/``[Chorus]`` tags)
+        plus ``title`` and ``tags``. ``custom_mode`` may be left out when only one of the
+        two is given. Every ``task_type`` is accepted; :meth:`extend`, :meth:`cover`,
+        :meth:`concat`... are shortcuts for the documented ones. ``mv`` is any model id
+        (``"sonic-v5"``; unknown new ids pass through).
+
+        >>> ref = await client.sonic.create(mv="sonic-v5",
+        ...                                 gpt_description_prompt="lofi hip hop for studying")
+        """
+        if task_type == "create_music":
+            custom_mode = _mode(custom_mode, prompt, gpt_description_prompt)
+        params = SonicCreate(
+            task_type=task_type,
+            custom_mode=custom_mode,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            title=title,
+            tags=tags,
+            negative_tags=negative_tags,
+            make_instrumental=make_instrumental,
+            auto_lyrics=auto_lyrics,
+            vocal_gender=vocal_gender,
+            style_weight=style_weight,
+            weirdness_constraint=weirdness_constraint,
+            audio_weight=audio_weight,
+            continue_clip_id=continue_clip_id,
+            continue_at=continue_at,
+            persona_id=persona_id,
+            variation_category=variation_category,
+            overpainting_start_s=overpainting_start_s,
+            overpainting_end_s=overpainting_end_s,
+            use_suno_cdn=use_suno_cdn,
+            duration=duration,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+        return await self._submit("/sonic/create", params.to_body())
+
+    async def extend(
+        self,
+        clip_id: str,
+        *,
+        continue_at: float,
+        mv: str,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        custom_mode: bool | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Continue a generated clip from ``continue_at`` seconds (``extend_music``).
+
+        The result holds only the continuation; join the chain with :meth:`concat`.
+        ``custom_mode`` defaults to True when ``prompt`` (lyrics) is given, else False.
+        """
+        return await self.create(
+            task_type="extend_music",
+            continue_clip_id=clip_id,
+            continue_at=continue_at,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            **options,
+        )
+
+    async def extend_upload(
+        self,
+        clip_id: str,
+        *,
+        mv: str,
+        continue_at: float = 0.1,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        custom_mode: bool | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Extend a clip from :meth:`upload` (``extend_upload_music``; the docs advise 0.1 s)."""
+        return await self.create(
+            task_type="extend_upload_music",
+            continue_clip_id=clip_id,
+            continue_at=continue_at,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            **options,
+        )
+
+    async def cover(
+        self,
+        clip_id: str,
+        *,
+        mv: str,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        custom_mode: bool | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """A new style or arrangement of a generated clip (``cover_music``)."""
+        return await self.create(
+            task_type="cover_music",
+            continue_clip_id=clip_id,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            **options,
+        )
+
+    async def cover_upload(
+        self,
+        clip_id: str,
+        *,
+        mv: str,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        custom_mode: bool | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Cover a clip from :meth:`upload` (``cover_upload_music``); see ``audio_weight``."""
+        return await self.create(
+            task_type="cover_upload_music",
+            continue_clip_id=clip_id,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            **options,
+        )
+
+    async def concat(
+        self, clip_id: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
+    ) -> TaskRef:
+        """Join an extension chain, ending at ``clip_id``, into one song (``concat_music``)."""
+        return await self.create(
+            task_type="concat_music",
+            continue_clip_id=clip_id,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+
+    async def persona_music(
+        self,
+        persona_id: str,
+        *,
+        mv: str,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        custom_mode: bool | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Generate with a persona's voice and style (``persona_music``)."""
+        return await self.create(
+            task_type="persona_music",
+            persona_id=persona_id,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            **options,
+        )
+
+    async def remaster(
+        self,
+        clip_id: str,
+        *,
+        mv: str,
+        variation_category: Literal["subtle", "normal", "high"] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Remaster a clip (``remaster``; variation categories documented for sonic-v5)."""
+        return await self.create(
+            task_type="remaster",
+            continue_clip_id=clip_id,
+            mv=mv,
+            variation_category=variation_category,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+
+    async def add_instrumental(
+        self,
+        clip_id: str,
+        *,
+        mv: str,
+        overpainting_start_s: float | None = None,
+        overpainting_end_s: float | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Add an instrumental to an uploaded vocal clip (``add_instrumental``)."""
+        return await self.create(
+            task_type="add_instrumental",
+            continue_clip_id=clip_id,
+            mv=mv,
+            overpainting_start_s=overpainting_start_s,
+            overpainting_end_s=overpainting_end_s,
+            **options,
+        )
+
+    async def add_vocals(
+        self,
+        clip_id: str,
+        *,
+        prompt: str,
+        mv: str,
+        overpainting_start_s: float | None = None,
+        overpainting_end_s: float | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Sing ``prompt`` (the words) over an uploaded instrumental clip (``add_vocals``)."""
+        return await self.create(
+            task_type="add_vocals",
+            continue_clip_id=clip_id,
+            prompt=prompt,
+            mv=mv,
+            overpainting_start_s=overpainting_start_s,
+            overpainting_end_s=overpainting_end_s,
+            **options,
+        )
+
+    async def batch(
+        self,
+        items: Sequence[SonicCreate],
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> BatchSubmission:
+        """Submit up to 10 ``/sonic/create`` bodies in one call (``POST /sonic/batch``).
+
+        Each item is checked like :meth:`create`; refused items come back in ``errors``.
+        """
+        if isinstance(cast(object, items), SonicCreate) or not items:
+            raise ValueError("items must be a non-empty sequence of SonicCreate")
+        if len(items) > BATCH_MAX_ITEMS:
+            raise ValueError(
+                f"items has {len(items)} entries; /sonic/batch takes at most {BATCH_MAX_ITEMS}"
+            )
+        bodies = []
+        for index, item in enumerate(items):
+            if not isinstance(item, SonicCreate):
+                raise TypeError(f"items[{index}] must be a SonicCreate, got {type(item).__name__}")
+            try:
+                bodies.append(item.to_body())
+            except ValueError as exc:
+                raise ValueError(f"items[{index}]: {exc}") from exc
+        check_webhook(webhook_url)
+        body = compact(items=bodies, webhook_url=webhook_url, webhook_secret=webhook_secret)
+        return await self._call("POST", "/sonic/batch", parse_batch_submission, body=body)
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        """The state of a batch (``GET /sonic/batch?batch_id=...``)."""
+        require(batch_id, "batch_id", "to look up a batch")
+        return await self._call("GET", "/sonic/batch", parse_batch, params={"batch_id": batch_id})
+
+    # --- other generation endpoints ---------------------------------------------------------
+
+    async def upload(self, url: str) -> UploadedClip:
+        """Import a public MP3/WAV URL as a clip (sync, about 20 s; 2 credits)."""
+        _check_url(url, "url")
+        return await self._call("POST", "/sonic/upload", parse_uploaded_clip, body={"url": url})
+
+    async def upload_extend(
+        self,
+        url: str,
+        *,
+        mv: str,
+        custom_mode: bool | None = None,
+        continue_at: float | None = None,
+        auto_concat: bool | None = None,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Upload and extend in one call (``/sonic/upload-extend``).
+
+        The returned reference's ``raw["steps"]`` reports each stage.
+        """
+        return await self._upload_and(
+            "/sonic/upload-extend",
+            url,
+            mv,
+            custom_mode,
+            prompt,
+            gpt_description_prompt,
+            options,
+            continue_at=continue_at,
+            auto_concat=auto_concat,
+        )
+
+    async def upload_cover(
+        self,
+        url: str,
+        *,
+        mv: str,
+        custom_mode: bool | None = None,
+        auto_concat: bool | None = None,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Upload and cover in one call (``/sonic/upload-cover``)."""
+        return await self._upload_and(
+            "/sonic/upload-cover",
+            url,
+            mv,
+            custom_mode,
+            prompt,
+            gpt_description_prompt,
+            options,
+            auto_concat=auto_concat,
+        )
+
+    async def _upload_and(
+        self,
+        path: str,
+        url: str,
+        mv: str,
+        custom_mode: bool | None,
+        prompt: str | None,
+        gpt_description_prompt: str | None,
+        options: GenerationOptions,
+        **extra: Any,
+    ) -> TaskRef:
+        _check_url(url, "url")
+        require(mv, "mv", f"for {path}")
+        custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        _check_generation(custom_mode=custom_mode, **_checked(options))
+        check_number(extra.get("continue_at"), "continue_at", low=0)
+        check_bool(extra.get("auto_concat"), "auto_concat")
+        body = compact(
+            url=url,
+            custom_mode=custom_mode,
+            mv=mv,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            **extra,
+            **options,
+        )
+        return await self._submit(path, body)
+
+    async def sample(
+        self,
+        *,
+        chop_sample_start_s: float,
+        chop_sample_end_s: float,
+        mv: str,
+        url: str | None = None,
+        sample_clip_id: str | None = None,
+        custom_mode: bool | None = None,
+        auto_lyrics: bool | None = None,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Generate from a window of a sample: a public ``url`` or a ``sample_clip_id``.
+
+        ``make_instrumental`` is required by the endpoint and defaults to False.
+        """
+        if (url is None) == (sample_clip_id is None):
+            raise ValueError("give exactly one of url= or sample_clip_id= as the sample source")
+        if url is not None:
+            _check_url(url, "url")
+        check_number(chop_sample_start_s, "chop_sample_start_s", low=0)
+        check_number(chop_sample_end_s, "chop_sample_end_s", low=0)
+        if chop_sample_end_s <= chop_sample_start_s:
+            raise ValueError("chop_sample_end_s must be greater than chop_sample_start_s")
+        custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        _check_generation(custom_mode=custom_mode, auto_lyrics=auto_lyrics, **_checked(options))
+        body = compact(
+            url=url,
+            sample_clip_id=sample_clip_id,
+            chop_sample_start_s=chop_sample_start_s,
+            chop_sample_end_s=chop_sample_end_s,
+            custom_mode=custom_mode,
+            mv=mv,
+            make_instrumental=options.pop("make_instrumental", False),
+            auto_lyrics=auto_lyrics,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            **options,
+        )
+        return await self._submit("/sonic/sample", body)
+
+    async def mashup(
+        self,
+        clip_ids: Sequence[str],
+        *,
+        mv: str,
+        custom_mode: bool | None = None,
+        auto_lyrics: bool | None = None,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> TaskRef:
+        """Blend exactly two clips into one song (``/sonic/mashup``)."""
+        if isinstance(clip_ids, str) or len(clip_ids) != 2:
+            raise ValueError("clip_ids must hold exactly 2 clip ids")
+        for clip_id in clip_ids:
+            require(clip_id, "each of clip_ids", "for a mashup")
+        custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        _check_generation(custom_mode=custom_mode, auto_lyrics=auto_lyrics, **_checked(options))
+        body = compact(
+            mashup_clip_ids=list(clip_ids),
+            custom_mode=custom_mode,
+            mv=mv,
+            auto_lyrics=auto_lyrics,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            **options,
+        )
+        return await self._submit("/sonic/mashup", body)
+
+    async def replace_section(
+        self,
+        clip_id: str,
+        *,
+        mv: str,
+        infill_start_s: float,
+        infill_end_s: float,
+        prompt: str | None = None,
+        infill_lyrics: str | None = None,
+        title: str | None = None,
+        tags: str | None = None,
+        negative_tags: str | None = None,
+        style_weight: float | None = None,
+        weirdness_constraint: float | None = None,
+        vocal_gender: VocalGender | None = None,
+        auto_concat: bool | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> TaskRef:
+        """Regenerate the section ``[infill_start_s, infill_end_s)`` of a clip (seconds)."""
+        require(clip_id, "clip_id", "for replace_section")
+        check_number(infill_start_s, "infill_start_s", low=0)
+        check_number(infill_end_s, "infill_end_s", low=0)
+        if infill_end_s <= infill_start_s:
+            raise ValueError("infill_end_s must be greater than infill_start_s")
+        _check_generation(
+            title=title,
+            style_weight=style_weight,
+            weirdness_constraint=weirdness_constraint,
+            webhook_url=webhook_url,
+        )
+        check_bool(auto_concat, "auto_concat")
+        body = compact(
+            clip_id=clip_id,
+            mv=mv,
+            infill_start_s=infill_start_s,
+            infill_end_s=infill_end_s,
+            prompt=prompt,
+            infill_lyrics=infill_lyrics,
+            title=title,
+            tags=tags,
+            negative_tags=negative_tags,
+            style_weight=style_weight,
+            weirdness_constraint=weirdness_constraint,
+            vocal_gender=vocal_gender,
+            auto_concat=auto_concat,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+        return await self._submit("/sonic/replace-section", body)
+
+    async def create_voice(
+        self, audio_url: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
+    ) -> TaskRef:
+        """Train a voice persona from a public recording (async; the task yields ``persona_id``)."""
+        _check_url(audio_url, "audio_url")
+        check_webhook(webhook_url)
+        body = compact(audio_url=audio_url, webhook_url=webhook_url, webhook_secret=webhook_secret)
+        return await self._submit("/sonic/create-voice", body)
+
+    async def stems_basic(
+        self, clip_id: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
+    ) -> TaskRef:
+        """Split a clip into vocals and instrumental (async)."""
+        return await self._clip_task("/sonic/stems/basic", clip_id, webhook_url, webhook_secret)
+
+    async def stems_full(
+        self, clip_id: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
+    ) -> TaskRef:
+        """Split a clip into every instrument's stem (async)."""
+        return await self._clip_task("/sonic/stems/full", clip_id, webhook_url, webhook_secret)
+
+    async def _clip_task(
+        self, path: str, clip_id: str, webhook_url: str | None, webhook_secret: str | None
+    ) -> TaskRef:
+        require(clip_id, "clip_id", f"for {path}")
+        check_webhook(webhook_url)
+        body = compact(clip_id=clip_id, webhook_url=webhook_url, webhook_secret=webhook_secret)
+        return await self._submit(path, body)
+
+    # --- synchronous tools ------------------------------------------------------------------
+
+    async def create_persona(
+        self,
+        clip_id: str,
+        *,
+        name: str,
+        describe: str | None = None,
+        styles: str | None = None,
+        vox_audio_id: str | None = None,
+        vocal_start_s: float | None = None,
+        vocal_end_s: float | None = None,
+    ) -> Persona:
+        """Make a reusable persona from a clip's voice (optionally a :meth:`vox` segment)."""
+        require(clip_id, "clip_id", "for create_persona")
+        require(name, "name", "for create_persona")
+        check_number(vocal_start_s, "vocal_start_s", low=0)
+        check_number(vocal_end_s, "vocal_end_s", low=0)
+        body = compact(
+            clip_id=clip_id,
+            name=name,
+            describe=describe,
+            styles=styles,
+            vox_audio_id=vox_audio_id,
+            vocal_start_s=vocal_start_s,
+            vocal_end_s=vocal_end_s,
+        )
+        return await self._call("POST", "/sonic/persona", parse_persona, body=body)
+
+    async def wav(self, clip_id: str) -> WavFile:
+        """A WAV download URL for a clip."""
+        return await self._clip_call("/sonic/wav", clip_id, parse_wav)
+
+    async def midi(self, clip_id: str, *, wait_timeout: float = NOT_READY_TIMEOUT) -> Midi:
+        """A MIDI transcription; repeats while the server answers 202, up to ``wait_timeout`` s."""
+        require(clip_id, "clip_id", "for midi")
+        return await self._call_until_ready(
+            "/sonic/midi", {"clip_id": clip_id}, parse_midi, wait_timeout
+        )
+
+    async def aligned_lyrics(self, clip_id: str) -> AlignedLyrics:
+        """Word timings of a clip's lyrics (charged once, then cached by the server)."""
+        return await self._clip_call("/sonic/aligned-lyrics", clip_id, parse_aligned_lyrics)
+
+    async def bpm(self, clip_id: str) -> Bpm:
+        """Tempo of a clip."""
+        return await self._clip_call("/sonic/bpm", clip_id, parse_bpm)
+
+    async def vox(
+        self, clip_id: str, *, vocal_start_s: float | None = None, vocal_end_s: float | None = None
+    ) -> Vox:
+        """Isolate a vocal segment (for :meth:`create_persona`)."""
+        require(clip_id, "clip_id", "for vox")
+        check_number(vocal_start_s, "vocal_start_s", low=0)
+        check_number(vocal_end_s, "vocal_end_s", low=0)
+        if vocal_start_s is not None and vocal_end_s is not None and vocal_end_s <= vocal_start_s:
+            raise ValueError("vocal_end_s must be greater than vocal_start_s")
+        body = compact(clip_id=clip_id, vocal_start_s=vocal_start_s, vocal_end_s=vocal_end_s)
+        return await self._call("POST", "/sonic/vox", parse_vox, body=body)
+
+    async def upsample_tags(self, tags: str) -> UpsampledTags:
+        """Expand short style tags into a richer description."""
+        require(tags, "tags", "for upsample_tags")
+        return await self._call(
+            "POST", "/sonic/upsample-tags", parse_upsampled_tags, body={"tags": tags}
+        )
+
+    async def lyrics(self, description: str) -> tuple[GeneratedLyrics, ...]:
+        """Two candidate songs (title and lyrics) written from ``description``."""
+        require(description, "description", "for lyrics")
+        return await self._call(
+            "POST", "/sonic/lyrics", parse_lyrics, body={"description": description}
+        )
+
+    async def download(
+        self,
+        clip_id: str,
+        *,
+        formats: Sequence[Literal["mp3", "m4a", "wav"]] = ("mp3",),
+        wait_timeout: float = NOT_READY_TIMEOUT,
+    ) -> DownloadLinks:
+        """Download links of a clip in the given formats (repeats while the server answers 202)."""
+        require(clip_id, "clip_id", "for download")
+        if isinstance(formats, str) or not formats:
+            raise ValueError("formats must be a non-empty sequence such as ('mp3', 'wav')")
+        body = {"clip_id": clip_id, "formats": list(formats)}
+        return await self._call_until_ready(
+            "/sonic/download", body, parse_download_links, wait_timeout
+        )
+
+    async def _clip_call(self, path: str, clip_id: str, parse: Callable[[Any], T]) -> T:
+        require(clip_id, "clip_id", f"for {path}")
+        return await self._call("POST", path, parse, body={"clip_id": clip_id})
+
+
+def _checked(options: GenerationOptions) -> dict[str, Any]:
+    keys = (
+        "make_instrumental",
+        "title",
+        "style_weight",
+        "weirdness_constraint",
+        "audio_weight",
+        "webhook_url",
+    )
+    return {key: options[key] for key in keys if key in options}  # type: ignore[literal-required]
+
+
+def _check_url(url: str, field: str) -> None:
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ValueError(f"{field} must be a public http(s) URL that MusicAPI can fetch")
