@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import platform
 from collections.abc import Callable, Mapping
@@ -57,7 +58,7 @@ def _check_base_url(base_url: str) -> httpx.URL:
     host = url.host.lower()
     if url.scheme == "https" and host:
         return url
-    if url.scheme == "http" and (host in LOOPBACK_HOSTS or host.startswith("127.")):
+    if url.scheme == "http" and _is_loopback(host):
         return url
     if url.scheme == "http":
         raise ValueError(
@@ -66,6 +67,16 @@ def _check_base_url(base_url: str) -> httpx.URL:
             "(localhost, 127.0.0.1, ::1), where fakes run."
         )
     raise ValueError(f"base_url {base_url!r} must be an absolute https:// URL")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    # Only a literal address: a DNS name such as "127.example.com" may resolve anywhere.
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _timeout(timeout: float | httpx.Timeout | None, connect: float | None) -> httpx.Timeout:
