@@ -136,9 +136,12 @@ class MusicAPI:
                 f"no MusicAPI key: pass api_key= or set the {API_KEY_ENV} environment variable "
                 "(keys are on the API Keys page of the MusicAPI dashboard)"
             )
-        if any(c in key for c in "\r\n") or key != key.strip():
+        # The key goes into an HTTP header; a stray space, tab, control or non-ASCII character
+        # would otherwise surface only at the first request, as a confusing 401 or encode error.
+        if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
             raise ValueError(
-                "the API key contains whitespace or line breaks; check how it was copied"
+                "the API key contains whitespace, line breaks or other characters a key cannot "
+                "have; check how it was copied"
             )
         url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
