@@ -94,6 +94,12 @@ class TaskResource(Resource):
         )
 
     def _ref(self, task: TaskRef | str) -> TaskRef:
+        if not isinstance(task, (TaskRef, str)):
+            raise TypeError(f"expected a TaskRef or a task id string, got {task!r}")
+        task_id = task.task_id if isinstance(task, TaskRef) else task
+        if not task_id.strip():
+            # Polling "/task/" would only earn a 400 "missing task id." from the server.
+            raise ValueError(f"the task id is empty ({task!r}); pass the id a create call returned")
         if isinstance(task, TaskRef):
             if task.family is not self._family:
                 raise ValueError(
@@ -101,9 +107,7 @@ class TaskResource(Resource):
                     f"client.{task.family.value}.get_task() or client.get_task()"
                 )
             return task
-        if isinstance(task, str) and task.strip():
-            return TaskRef(task.strip(), self._family)
-        raise TypeError(f"expected a TaskRef or a non-empty task id string, got {task!r}")
+        return TaskRef(task.strip(), self._family)
 
 
 def _quote(segment: str) -> str:
