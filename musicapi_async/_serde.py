@@ -377,6 +377,9 @@ def parse_task(ref: TaskRef, http_status: int, body: Any) -> Task:
         )
     if ref.family is TaskFamily.NURO and not has_data:
         return _parse_nuro(ref, http_status, obj, body)
+    if ref.family is TaskFamily.PRODUCER and isinstance(obj.get("status"), str) and not has_data:
+        # Producer's task-level status decides even when no items came with it (§15 rule 2).
+        return _parse_producer(ref, http_status, obj, body, ())
     if not has_data:
         # Neither a snapshot nor a known failure: keep waiting, keep what the server said.
         return task(TaskStatus.UNKNOWN, error=error_text(obj))
