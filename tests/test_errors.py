@@ -1,0 +1,414 @@
+"""How error answers become exceptions: the status table, every envelope, and no secret leaks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from musicapi_async import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    GoneError,
+    InsufficientCreditsError,
+    MusicAPIError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    RetryEvent,
+    RetryPolicy,
+    ServerError,
+    UpstreamTimeoutError,
+)
+from tests._scripted import (
+    SONIC_TASK_BODY,
+    ScriptedTransport,
+    json_response,
+    scripted_client,
+    text_response,
+)
+
+pytestmark = pytest.mark.anyio
+
+CREDITS_MESSAGE = (
+    "The remaining credits are not enough. You can buy more one-time credit packs or subscribe."
+)
+
+
+async def raised_by(response: httpx.Response, *, call: str = "credits") -> APIStatusError:
+    """The exception one error answer raises, retries off."""
+    transport = ScriptedTransport(response)
+    async with scripted_client(transport, max_retries=0) as client:
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "credits": client.credits.get,
+            "nuro": lambda: client.nuro.get_task("t-1"),
+            "sonic": lambda: client.sonic.get_task("t-1"),
+        }
+        with pytest.raises(APIStatusError) as caught:
+            await calls[call]()
+    assert len(transport.sent) == 1
+    return caught.value
+
+
+# --- status -> class -----------------------------------------------------------------------
+
+STATUS_TABLE: list[tuple[int, str, type[APIStatusError]]] = [
+    (400, "The 'mv' field is invalid.", BadRequestError),
+    (400, "task not found.", NotFoundError),
+    (401, "Invalid authorization format.", AuthenticationError),
+    (402, "Payment required.", InsufficientCreditsError),
+    (403, "You do not have an active subscription.", PermissionDeniedError),
+    (403, CREDITS_MESSAGE, InsufficientCreditsError),
+    (403, "Insufficient credits for this task.", InsufficientCreditsError),
+    (404, "Clip not found.", NotFoundError),
+    (410, "Gone.", GoneError),
+    (429, "Too many requests.", RateLimitError),
+    (500, "Internal Server Error.", ServerError),
+    (502, "provider did not return a job id", ServerError),
+    (503, "Service Unavailable", ServerError),
+    (504, "Task failed due to timeout. Credits were previously refunded.", UpstreamTimeoutError),
+    (418, "I'm a teapot", APIStatusError),
+    (422, "Unprocessable", APIStatusError),
+    (409, "Conflict", APIStatusError),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "cls"),
+    [pytest.param(*row, id=f"{row[0]}-{row[2].__name__}") for row in STATUS_TABLE],
+)
+async def test_each_status_raises_its_exception_class(
+    status: int, message: str, cls: type[APIStatusError]
+) -> None:
+    error = await raised_by(json_response(status, {"error": message}))
+    assert type(error) is cls
+    assert isinstance(error, MusicAPIError)
+    assert error.status_code == status
+    assert message in str(error)
+
+
+async def test_insufficient_credits_is_a_permission_denied_error() -> None:
+    """Code catching the documented 403 still catches the credits case."""
+    error = await raised_by(json_response(403, {"error": CREDITS_MESSAGE}))
+    assert isinstance(error, PermissionDeniedError)
+    assert "buy credits" in str(error)
+
+
+async def test_gone_error_points_to_sonic_and_producer() -> None:
+    error = await raised_by(json_response(410, {"error": "Gone"}), call="nuro")
+    assert "client.sonic" in str(error)
+    assert "client.producer" in str(error)
+    assert error.path == "/nuro/task/t-1"
+
+
+async def test_rate_limit_error_reads_retry_after() -> None:
+    error = await raised_by(
+        json_response(429, {"error": "slow down"}, headers={"Retry-After": "12"})
+    )
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == 12.0
+
+
+async def test_authentication_error_says_where_the_key_comes_from() -> None:
+    error = await raised_by(json_response(401, {"error": "Authorization header is missing."}))
+    assert "MUSICAPI_KEY" in str(error)
+
+
+# --- envelopes -----------------------------------------------------------------------------
+
+ENVELOPES: list[tuple[str, httpx.Response, str, str | None, object]] = [
+    ("error", json_response(400, {"error": "bad mv"}), "bad mv", None, {"error": "bad mv"}),
+    ("message", json_response(400, {"message": "bad mv"}), "bad mv", None, {"message": "bad mv"}),
+    (
+        "type+error",
+        json_response(400, {"type": "bad_request", "error": "bad mv"}),
+        "bad mv",
+        "bad_request",
+        {"type": "bad_request", "error": "bad mv"},
+    ),
+    (
+        "int code+message",
+        json_response(400, {"code": 400, "message": "bad mv"}),
+        "bad mv",
+        None,
+        {"code": 400, "message": "bad mv"},
+    ),
+    (
+        "str code+message",
+        json_response(400, {"code": "INVALID_MV", "message": "bad mv"}),
+        "bad mv",
+        "INVALID_MV",
+        {"code": "INVALID_MV", "message": "bad mv"},
+    ),
+    ("detail", json_response(400, {"detail": "bad mv"}), "bad mv", None, {"detail": "bad mv"}),
+    (
+        "nested error.message",
+        json_response(400, {"error": {"message": "bad mv"}}),
+        "bad mv",
+        None,
+        {"error": {"message": "bad mv"}},
+    ),
+    (
+        "error before message",
+        json_response(400, {"message": "generic", "error": "bad mv"}),
+        "bad mv",
+        None,
+        {"message": "generic", "error": "bad mv"},
+    ),
+    (
+        "text",
+        text_response(400, "bad mv from the proxy"),
+        "bad mv from the proxy",
+        None,
+        "bad mv from the proxy",
+    ),
+    ("empty", text_response(400, ""), "Bad Request", None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("response", "text", "kind", "body"),
+    [case[1:] for case in ENVELOPES],
+    ids=[case[0] for case in ENVELOPES],
+)
+async def test_every_error_envelope_is_read(
+    response: httpx.Response, text: str, kind: str | None, body: object
+) -> None:
+    response.headers["x-request-id"] = "req-42"
+    response.headers["x-extra"] = "kept"
+    error = await raised_by(response)
+    assert type(error) is BadRequestError
+    assert isinstance(error, MusicAPIError)
+    assert error.status_code == 400
+    assert error.message == str(error)
+    assert text in str(error)
+    assert error.error_type == kind
+    assert error.body == body
+    assert error.request_id == "req-42"
+    assert "req-42" in str(error)
+    assert error.headers["x-extra"] == "kept"
+    assert error.method == "GET"
+    assert error.path == "/get-credits"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-request-id": "a", "x-vercel-id": "b", "cf-ray": "c"}, "a"),
+        ({"x-vercel-id": "b", "cf-ray": "c"}, "b"),
+        ({"cf-ray": "c"}, "c"),
+        ({}, None),
+    ],
+)
+async def test_request_id_prefers_x_request_id_then_x_vercel_id_then_cf_ray(
+    headers: dict[str, str], expected: str | None
+) -> None:
+    error = await raised_by(json_response(404, {"error": "nope"}, headers=headers))
+    assert error.request_id == expected
+
+
+# --- the vendor's error catalogs (examples/error.catalog.*.json) ---------------------------
+
+NURO_CATALOG: list[dict[str, Any]] = [
+    {
+        "http": 500,
+        "type": "api_error",
+        "description": "API system error, please contact administrator",
+    },
+    {"http": 401, "type": "unauthorized", "description": "Invalid signature"},
+    {"http": 401, "type": "unauthorized", "description": "Authorization expired"},
+    {"http": 403, "type": "forbidden", "description": "API usage limit exceeded"},
+    {"http": 403, "type": "forbidden", "description": "API QPS limit exceeded"},
+    {"http": 500, "type": "api_error", "description": "Algorithm error"},
+    {"http": 404, "type": "not_found", "description": "Task not found"},
+    {"http": 400, "type": "bad_request", "description": "Input language not supported"},
+    {"http": 500, "type": "api_error", "description": "Semantic error, please try again"},
+    {"http": 403, "type": "forbidden", "description": "Queue is full"},
+]
+NURO_CLASSES: dict[str, type[APIStatusError]] = {
+    "api_error": ServerError,
+    "unauthorized": AuthenticationError,
+    # Quotas and full queues are not a lack of credits.
+    "forbidden": PermissionDeniedError,
+    "not_found": NotFoundError,
+    "bad_request": BadRequestError,
+}
+
+
+@pytest.mark.parametrize("row", NURO_CATALOG, ids=lambda row: row["description"][:30])
+async def test_nuro_catalog_rows_map_to_their_classes(row: dict[str, Any]) -> None:
+    body = {"type": row["type"], "error": row["description"]}
+    error = await raised_by(json_response(row["http"], body), call="nuro")
+    assert type(error) is NURO_CLASSES[row["type"]]
+    assert error.error_type == row["type"]
+    assert row["description"] in str(error)
+    assert error.body == body
+
+
+SONIC_CATALOG: list[dict[str, Any]] = [
+    {
+        "http": 400,
+        "message": "The 'mv' field is invalid. The model should be 'sonic-v3-5' or 'sonic-v4'.",
+    },
+    {"http": 400, "message": "The 'persona_id' field is required when task_type = persona_music."},
+    {"http": 400, "message": "The 'make_instrumental' field should be boolean."},
+    {"http": 400, "message": "The title character length should be less than 80."},
+    {"http": 400, "message": "name and continue_clip_id are required fields."},
+    {"http": 400, "message": "task not found."},
+    {"http": 400, "message": "missing task id."},
+    {"http": 401, "message": "Authorization header is missing."},
+    {"http": 401, "message": "Invalid authorization format."},
+    {"http": 403, "message": CREDITS_MESSAGE},
+    {
+        "http": 403,
+        "message": "You do not have an active subscription. "
+        "Please check whether your renewal was successful.",
+    },
+    {"http": 403, "message": "The lyrics format is invalid. Please check and try again."},
+    {
+        "http": 403,
+        "message": "The lyrics contain copyrighted content: 'specificError'. "
+        "Please use original lyrics.",
+    },
+    {"http": 403, "message": "The song description needs moderation review."},
+    {"http": 504, "message": "Task failed due to timeout. Credits were previously refunded."},
+    {"http": 500, "message": "Internal Server Error."},
+]
+SONIC_CLASSES: dict[str, type[APIStatusError]] = {
+    "task not found.": NotFoundError,
+    CREDITS_MESSAGE: InsufficientCreditsError,
+}
+SONIC_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    500: ServerError,
+    504: UpstreamTimeoutError,
+}
+
+
+@pytest.mark.parametrize("row", SONIC_CATALOG, ids=lambda row: row["message"][:30])
+async def test_sonic_catalog_rows_map_to_their_classes(row: dict[str, Any]) -> None:
+    body = {"code": row["http"], "message": row["message"]}
+    error = await raised_by(json_response(row["http"], body), call="sonic")
+    expected = SONIC_CLASSES.get(row["message"], SONIC_STATUS_CLASSES[row["http"]])
+    assert type(error) is expected
+    assert row["message"] in str(error)
+    assert error.path == "/sonic/task/t-1"
+
+
+# --- 2xx answers the SDK cannot read -------------------------------------------------------
+
+
+async def test_a_2xx_that_is_not_json_raises_response_validation_error_once() -> None:
+    transport = ScriptedTransport(text_response(200, "<html>maintenance</html>"))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.credits.get()
+    assert len(transport.sent) == 1
+    error = caught.value
+    assert error.method == "GET"
+    assert error.path == "/get-credits"
+    assert "not JSON" in str(error)
+    assert "maintenance" in str(error)
+
+
+async def test_a_submit_answer_without_task_id_raises_with_the_field_path() -> None:
+    transport = ScriptedTransport(json_response(200, {"message": "success"}))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    assert len(transport.sent) == 1
+    error = caught.value
+    assert error.field_path == "$.task_id"
+    assert error.method == "POST"
+    assert error.path == "/sonic/create"
+    assert "task_id" in str(error)
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+SECRET = "sk-SECRET-123"
+
+
+def assert_no_secret(*things: object) -> None:
+    for thing in things:
+        assert SECRET not in repr(thing)
+        assert SECRET not in str(thing)
+
+
+async def test_the_api_key_is_absent_from_client_reprs() -> None:
+    transport = ScriptedTransport()
+    async with scripted_client(transport, api_key=SECRET) as client:
+        view = client.with_options(timeout=5)
+        assert_no_secret(client, view, client.sonic, client.producer, client.credits, vars(client))
+
+
+async def test_the_api_key_is_absent_from_errors_and_debug_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="musicapi_async")
+    events: list[RetryEvent] = []
+    transport = ScriptedTransport(
+        # GET: a timeout, a 429 and a 500 retried, then a 401.
+        httpx.ReadTimeout,
+        json_response(429, {"error": "slow down"}, headers={"Retry-After": "2"}),
+        json_response(500, {"error": "boom"}),
+        json_response(401, {"error": "Invalid authorization format."}),
+        # GET: connection failures until retries run out.
+        *[httpx.ConnectError] * 4,
+        # POST: a 502 is not retried; a read timeout is not retried.
+        json_response(502, {"message": "upstream"}, headers={"x-request-id": "r-1"}),
+        httpx.ReadTimeout,
+        # POST: the server answered 200 without JSON.
+        text_response(200, "oops"),
+        # A success, so that the debug log of a good answer is covered too.
+        json_response(200, SONIC_TASK_BODY),
+    )
+    errors: list[MusicAPIError] = []
+    async with scripted_client(
+        transport, api_key=SECRET, retry=RetryPolicy(jitter=0.0), on_retry=events.append
+    ) as client:
+        for call in (
+            client.credits.get,
+            client.credits.get,
+            lambda: client.sonic.create(mv="sonic-v5", gpt_description_prompt="x"),
+            lambda: client.producer.create(sound="x"),
+            lambda: client.sonic.create(mv="sonic-v5", gpt_description_prompt="x"),
+        ):
+            with pytest.raises(MusicAPIError) as caught:
+                await call()
+            errors.append(caught.value)
+        await client.sonic.get_task("t-1")
+    assert transport.remaining == 0
+    # The key did go over the wire...
+    assert all(
+        sent.request.headers["authorization"] == f"Bearer {SECRET}" for sent in transport.sent
+    )
+    # ...and nowhere else.
+    assert [type(e) for e in errors] == [
+        AuthenticationError,
+        APIConnectionError,
+        ServerError,
+        APITimeoutError,
+        ResponseValidationError,
+    ]
+    for error in errors:
+        assert_no_secret(error, error.args, vars(error), error.__cause__)
+        if isinstance(error, APIStatusError):
+            assert_no_secret(error.body, error.headers)
+    assert_no_secret(*events)
+    ours = [r for r in caplog.records if r.name.startswith("musicapi_async")]
+    assert any(r.levelno == logging.INFO for r in ours), "expected the retry loop to log"
+    assert any(r.levelno == logging.DEBUG for r in ours), "expected per-request debug logs"
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in str(record.msg)
+        assert SECRET not in repr(record.args)
