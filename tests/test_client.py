@@ -1,0 +1,380 @@
+"""The ``MusicAPI`` client: key, base URL, the HTTP client it uses, headers, dispatch, options."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+import musicapi_async
+from musicapi_async import MusicAPI, TaskFamily, TaskRef, TaskStatus
+from tests._scripted import (
+    CREDITS_BODY,
+    SONIC_TASK_BODY,
+    SUBMIT_BODY,
+    TEST_BASE_URL,
+    ScriptedTransport,
+    json_response,
+    scripted_client,
+)
+
+PRODUCER_TASK_BODY = {
+    "code": 200,
+    "status": "SUCCESS",
+    "message": "success",
+    "data": [{"clip_id": "p-1", "audio_url": "https://musicapi-cdn.b-cdn.net/p-1.m4a"}],
+}
+NURO_TASK_BODY = {"task_id": "t-1", "status": "succeeded", "progress": 100}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no key or base URL from the developer's environment."""
+    monkeypatch.delenv("MUSICAPI_KEY", raising=False)
+    monkeypatch.delenv("MUSICAPI_BASE_URL", raising=False)
+
+
+# --- the API key ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_key_falls_back_to_the_musicapi_key_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MUSICAPI_KEY", "env-key")
+    transport = ScriptedTransport(json_response(200, CREDITS_BODY))
+    client = MusicAPI(base_url=TEST_BASE_URL, http_client=httpx.AsyncClient(transport=transport))
+    async with client:
+        await client.credits.get()
+    assert transport.sent[0].request.headers["authorization"] == "Bearer env-key"
+
+
+@pytest.mark.anyio
+async def test_an_explicit_key_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICAPI_KEY", "env-key")
+    transport = ScriptedTransport(json_response(200, CREDITS_BODY))
+    async with scripted_client(transport, api_key="given-key") as client:
+        await client.credits.get()
+    assert transport.sent[0].request.headers["authorization"] == "Bearer given-key"
+
+
+@pytest.mark.parametrize("key", [None, "", "   "])
+def test_no_key_raises_value_error_naming_api_key_and_the_variable(key: str | None) -> None:
+    with pytest.raises(ValueError, match="api_key") as caught:
+        MusicAPI(key)
+    assert "MUSICAPI_KEY" in str(caught.value)
+
+
+def test_an_empty_musicapi_key_variable_counts_as_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICAPI_KEY", "")
+    with pytest.raises(ValueError, match="MUSICAPI_KEY"):
+        MusicAPI()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-abc\n",
+        "sk-abc\r\n",
+        " sk-abc",
+        "sk-abc ",
+        "sk-abc\tdef",
+        "sk-abc def",
+        "sk-\x00abc",
+        "sk-é",
+    ],
+)
+def test_keys_with_whitespace_line_breaks_or_control_characters_are_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="whitespace"):
+        MusicAPI(key)
+
+
+def test_a_key_from_the_variable_with_a_trailing_newline_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``export MUSICAPI_KEY=$(cat key.txt)``-style mistakes fail early, not as a 401 later."""
+    monkeypatch.setenv("MUSICAPI_KEY", "sk-abc\n")
+    with pytest.raises(ValueError, match="line breaks"):
+        MusicAPI()
+
+
+# --- the base URL --------------------------------------------------------------------------
+
+
+def test_the_default_base_url_is_production_https() -> None:
+    assert MusicAPI("k").base_url == "https://api.musicapi.ai/api/v1"
+    assert musicapi_async.DEFAULT_BASE_URL == "https://api.musicapi.ai/api/v1"
+
+
+def test_the_base_url_falls_back_to_musicapi_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICAPI_BASE_URL", "https://proxy.example.com/musicapi/v1")
+    assert MusicAPI("k").base_url == "https://proxy.example.com/musicapi/v1"
+    assert MusicAPI("k", base_url="https://other.example.com").base_url == (
+        "https://other.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.musicapi.ai/api/v1",
+        "http://example.com",
+        "http://10.0.0.5:8000",
+        "http://localhost.example.com",
+        # A DNS name that merely starts like a loopback address may resolve anywhere.
+        "http://127.evil.example",
+        "http://127.0.0.1.nip.io",
+    ],
+)
+def test_plain_http_to_a_non_loopback_host_is_refused_with_the_reason(url: str) -> None:
+    with pytest.raises(ValueError, match=r"https://") as caught:
+        MusicAPI("k", base_url=url)
+    message = str(caught.value)
+    assert "loopback" in message
+    assert "clear text" in message
+
+
+def test_plain_http_from_the_variable_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICAPI_BASE_URL", "http://api.musicapi.ai/api/v1")
+    with pytest.raises(ValueError, match="loopback"):
+        MusicAPI("k")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost",
+        "http://localhost:8080/api/v1",
+        "http://127.0.0.1:8000",
+        "http://127.0.0.2",
+        "http://[::1]:9",
+        "https://api.musicapi.ai/api/v1",
+    ],
+)
+def test_https_and_loopback_http_urls_are_accepted(url: str) -> None:
+    assert MusicAPI("k", base_url=url).base_url.startswith(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "::::", "ftp://api.musicapi.ai", "https://", "api.musicapi.ai/api/v1"]
+)
+def test_garbage_base_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        MusicAPI("k", base_url=url)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("base_url", [TEST_BASE_URL, TEST_BASE_URL + "/"])
+async def test_paths_are_joined_under_the_base_url(base_url: str) -> None:
+    transport = ScriptedTransport(json_response(200, CREDITS_BODY))
+    client = MusicAPI("k", base_url=base_url, http_client=httpx.AsyncClient(transport=transport))
+    async with client:
+        await client.credits.get()
+    assert str(transport.sent[0].request.url) == "http://localhost/api/v1/get-credits"
+
+
+# --- the HTTP client -----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_injected_http_client_is_used_and_left_open() -> None:
+    transport = ScriptedTransport(
+        json_response(200, CREDITS_BODY), json_response(200, CREDITS_BODY)
+    )
+    http_client = httpx.AsyncClient(transport=transport)
+    async with MusicAPI("k", base_url=TEST_BASE_URL, http_client=http_client) as client:
+        await client.credits.get()
+    await client.aclose()
+    assert not http_client.is_closed
+    # Still usable by its owner after the SDK client is closed.
+    response = await http_client.get("http://localhost/elsewhere")
+    assert response.status_code == 200
+    assert len(transport.sent) == 2
+    await http_client.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_owned_http_client_is_closed_by_async_with() -> None:
+    async with MusicAPI("k") as client:
+        pass
+    assert client._core.http_client.is_closed
+    # Observable without private access: the closed client refuses to send (no network).
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.credits.get()
+
+
+@pytest.mark.anyio
+async def test_aclose_closes_an_owned_http_client_but_closing_a_view_does_not() -> None:
+    client = MusicAPI("k")
+    view = client.with_options(max_retries=0)
+    await view.aclose()
+    assert not client._core.http_client.is_closed
+    await client.aclose()
+    assert client._core.http_client.is_closed
+
+
+def test_http_client_must_be_an_httpx_async_client() -> None:
+    with httpx.Client() as sync_client, pytest.raises(TypeError, match=r"httpx\.AsyncClient"):
+        MusicAPI("k", http_client=sync_client)  # type: ignore[arg-type]
+
+
+# --- headers -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_every_request_carries_user_agent_bearer_key_and_default_headers() -> None:
+    transport = ScriptedTransport(
+        json_response(503, {"error": "busy"}),
+        json_response(200, CREDITS_BODY),
+        json_response(200, SUBMIT_BODY),
+    )
+    async with scripted_client(
+        transport, api_key="key-1", default_headers={"X-Team": "audio"}, max_retries=1
+    ) as client:
+        await client.credits.get()  # retried once: both attempts are checked
+        await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    assert len(transport.sent) == 3
+    user_agent = re.compile(rf"^musicapi-async/{re.escape(musicapi_async.__version__)} \S")
+    for sent in transport.sent:
+        headers = sent.request.headers
+        assert user_agent.match(headers["user-agent"]), headers["user-agent"]
+        assert headers.get_list("authorization") == ["Bearer key-1"]
+        assert headers["x-team"] == "audio"
+        assert headers["accept"] == "application/json"
+    post = transport.sent[2]
+    assert post.request.headers["content-type"] == "application/json"
+    assert post.json()["gpt_description_prompt"] == "lofi"
+
+
+@pytest.mark.anyio
+async def test_a_view_sends_the_same_key_and_headers() -> None:
+    transport = ScriptedTransport(json_response(200, CREDITS_BODY))
+    async with scripted_client(transport, default_headers={"X-Team": "audio"}) as client:
+        await client.with_options(timeout=5).credits.get()
+    headers = transport.sent[0].request.headers
+    assert headers["authorization"] == "Bearer test-key"
+    assert headers["x-team"] == "audio"
+
+
+# --- task dispatch -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("family", "body", "path"),
+    [
+        (TaskFamily.SONIC, SONIC_TASK_BODY, "/sonic/task/t-1"),
+        (TaskFamily.PRODUCER, PRODUCER_TASK_BODY, "/producer/task/t-1"),
+        (TaskFamily.NURO, NURO_TASK_BODY, "/nuro/task/t-1"),
+    ],
+)
+async def test_client_get_task_polls_the_endpoint_of_the_task_family(
+    family: TaskFamily, body: dict[str, object], path: str
+) -> None:
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport) as client:
+        task = await client.get_task(TaskRef("t-1", family))
+    assert transport.sent[0].request.method == "GET"
+    assert transport.sent[0].path == path
+    assert task.status is TaskStatus.SUCCEEDED
+
+
+@pytest.mark.anyio
+async def test_a_ref_returned_by_create_is_polled_on_its_own_family() -> None:
+    transport = ScriptedTransport(
+        json_response(200, SUBMIT_BODY), json_response(200, PRODUCER_TASK_BODY)
+    )
+    async with scripted_client(transport) as client:
+        ref = await client.producer.create(sound="synthwave")
+        await client.get_task(ref)
+    assert ref.family is TaskFamily.PRODUCER
+    assert transport.sent[1].path == "/producer/task/t-1"
+
+
+@pytest.mark.anyio
+async def test_polling_a_task_of_another_family_raises_value_error_naming_it() -> None:
+    transport = ScriptedTransport()
+    async with scripted_client(transport) as client:
+        with pytest.raises(ValueError, match=r"client\.producer\.get_task"):
+            await client.sonic.get_task(TaskRef("t-1", TaskFamily.PRODUCER))
+        with pytest.raises(ValueError, match=r"client\.sonic\.get_task"):
+            await client.producer.get_task(TaskRef("t-1", TaskFamily.SONIC))
+    assert transport.sent == []
+
+
+@pytest.mark.anyio
+async def test_bare_task_id_strings_are_accepted_and_quoted_into_the_path() -> None:
+    transport = ScriptedTransport(
+        json_response(200, SONIC_TASK_BODY),
+        json_response(200, PRODUCER_TASK_BODY),
+        json_response(200, SONIC_TASK_BODY),
+    )
+    async with scripted_client(transport) as client:
+        task = await client.sonic.get_task("abc-123")
+        await client.producer.get_task("abc-123")
+        await client.sonic.get_task("a/b?c")
+    assert task.ref == TaskRef("abc-123", TaskFamily.SONIC)
+    paths = [sent.request.url.raw_path for sent in transport.sent]
+    assert paths == [
+        b"/api/v1/sonic/task/abc-123",
+        b"/api/v1/producer/task/abc-123",
+        b"/api/v1/sonic/task/a%2Fb%3Fc",
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("task", ["", "   ", TaskRef(""), TaskRef(" ", TaskFamily.SONIC)])
+async def test_an_empty_task_id_is_refused_before_any_request(task: str | TaskRef) -> None:
+    transport = ScriptedTransport()
+    async with scripted_client(transport) as client:
+        with pytest.raises(ValueError, match="task id is empty"):
+            await client.sonic.get_task(task)
+    assert transport.sent == []
+
+
+@pytest.mark.anyio
+async def test_client_get_task_needs_a_task_ref_not_a_bare_id() -> None:
+    """A bare id does not say which platform to poll: the error says what to call instead."""
+    async with scripted_client(ScriptedTransport()) as client:
+        with pytest.raises(TypeError, match=r"client\.sonic\.get_task"):
+            await client.get_task("t-1")  # type: ignore[arg-type]
+
+
+# --- timeouts ------------------------------------------------------------------------------
+
+
+def timeout_of(sent_request: httpx.Request) -> dict[str, float | None]:
+    timeout: dict[str, float | None] = sent_request.extensions["timeout"]
+    return timeout
+
+
+@pytest.mark.anyio
+async def test_with_options_timeout_changes_the_timeout_the_transport_sees() -> None:
+    transport = ScriptedTransport(*[json_response(200, CREDITS_BODY)] * 4)
+    async with scripted_client(transport) as client:
+        await client.credits.get()
+        await client.with_options(timeout=5).credits.get()
+        await client.with_options(timeout=httpx.Timeout(3.0, read=30.0)).credits.get()
+        await client.credits.get()
+    seen = [timeout_of(sent.request) for sent in transport.sent]
+    assert seen[0] == {"connect": 10.0, "read": 60.0, "write": 60.0, "pool": 60.0}
+    # A shorter total also shortens the connect timeout.
+    assert seen[1] == {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+    assert seen[2] == {"connect": 3.0, "read": 30.0, "write": 3.0, "pool": 3.0}
+    # The original client is unchanged.
+    assert seen[3] == seen[0]
+    assert client.timeout == httpx.Timeout(60.0, connect=10.0)
+
+
+@pytest.mark.anyio
+async def test_client_timeout_and_connect_timeout_reach_the_transport() -> None:
+    transport = ScriptedTransport(json_response(200, CREDITS_BODY))
+    async with scripted_client(transport, timeout=30, connect_timeout=2) as client:
+        await client.credits.get()
+    assert timeout_of(transport.sent[0].request) == {
+        "connect": 2.0,
+        "read": 30.0,
+        "write": 30.0,
+        "pool": 30.0,
+    }
