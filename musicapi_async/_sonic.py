@@ -145,6 +145,8 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
 def check_sonic_create(params: SonicCreate) -> None:
     """Reject what the server certainly rejects; pass every unknown value through."""
     context = f"for task_type={params.task_type!r}"
+    # Before the mode branch below reads its truthiness: "false" must not mean custom mode.
+    check_bool(params.custom_mode, "custom_mode")
     for name in _REQUIRED.get(params.task_type, ()):
         require(getattr(params, name), name, context)
     if params.task_type == "create_music":
