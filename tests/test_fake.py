@@ -282,6 +282,16 @@ async def test_not_enough_credits_is_403_with_catalog_message_and_charges_nothin
     assert fake.credits().total == 12
 
 
+async def test_create_voice_refuses_missing_credits_with_402_like_the_spec() -> None:
+    fake = fake_without_limit(credits=3)
+    async with connect(fake) as http:
+        voice = await http.post("/sonic/create-voice", json={"audio_url": "https://x/v.wav"})
+        fake.no_credits_status["/sonic/create-voice"] = 403
+        again = await http.post("/sonic/create-voice", json={"audio_url": "https://x/v.wav"})
+    assert (voice.status_code, voice.json()) == (402, {"message": NO_CREDITS})
+    assert again.status_code == 403
+
+
 async def test_prices_are_configurable_per_route_and_task_type() -> None:
     fake = fake_without_limit(prices={"/sonic/create:create_music": 20, "/sonic/wav": 2})
     async with connect(fake) as http:

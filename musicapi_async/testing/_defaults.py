@@ -75,6 +75,9 @@ DEFAULT_LENGTH_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 
+#: Status of the "not enough credits" refusal where it is not 403 ([spec]: create-voice 402).
+DEFAULT_NO_CREDITS_STATUS: Final[Mapping[str, int]] = MappingProxyType({"/sonic/create-voice": 402})
+
 #: Default seconds from creation to done, per family.
 DEFAULT_SONIC_DURATION: Final = 120.0
 DEFAULT_PRODUCER_DURATION: Final = 30.0

@@ -199,6 +199,8 @@ class FakeMusicAPI:
         midi_not_ready_calls, download_not_ready_calls: The first N calls for a clip answer
             202 ``{"type": "not_ready"}`` (free) before the result.
         latency: Route glob → seconds the answer takes (``anyio.sleep``) after processing.
+        no_credits_status: Route → HTTP status of the "not enough credits" refusal, merged
+            over the default ``{"/sonic/create-voice": 402}`` ([spec]); other routes 403.
         epoch: Wall-clock time of the first request; ``created_at`` fields count from it.
     """
 
@@ -232,6 +234,7 @@ class FakeMusicAPI:
         midi_not_ready_calls: int = 0,
         download_not_ready_calls: int = 0,
         latency: Mapping[str, float] | None = None,
+        no_credits_status: Mapping[str, int] | None = None,
         epoch: datetime = d.DEFAULT_EPOCH,
     ) -> None:
         url = httpx.URL(base_url)
@@ -260,6 +263,10 @@ class FakeMusicAPI:
         self.midi_not_ready_calls = midi_not_ready_calls
         self.download_not_ready_calls = download_not_ready_calls
         self.latency: dict[str, float] = dict(latency or {})
+        self.no_credits_status: dict[str, int] = {
+            **d.DEFAULT_NO_CREDITS_STATUS,
+            **(no_credits_status or {}),
+        }
         self.epoch = epoch
 
         self._accounts: dict[str, _Account] = {}
@@ -791,12 +798,15 @@ class FakeMusicAPI:
         base = key.split(":", 1)[0]
         return self.prices.get(base, 0)
 
-    def _charge(self, key: str, price: int) -> tuple[int, int]:
-        account = self._accounts[key]
+    def _pay(self, ctx: _Ctx, price_key: str | None = None) -> tuple[int, int]:
+        """Charge the price of ``price_key`` (default: the route) to the request's key;
+        returns the credits taken from (extra_credits, credits)."""
+        price = self._price(price_key or ctx.route)
+        account = self._accounts[ctx.key]
         if price <= 0:
             return (0, 0)
         if account.credits + account.extra_credits < price:
-            raise Reject(403, d.MSG_NO_CREDITS)
+            raise Reject(self.no_credits_status.get(ctx.route, 403), d.MSG_NO_CREDITS)
         from_extra = min(max(account.extra_credits, 0), price)
         account.extra_credits -= from_extra
         account.credits -= price - from_extra
@@ -840,7 +850,7 @@ class FakeMusicAPI:
         batch_id: str | None = None,
     ) -> FakeTask:
         try:
-            charged = self._charge(ctx.key, self._price(price_key))
+            charged = self._pay(ctx, price_key)
         except Reject:
             for fields in clips:
                 self._clips.pop(fields.get("clip_id", ""), None)
@@ -1059,12 +1069,17 @@ class FakeMusicAPI:
             return _Answer(
                 200, {"code": 200, "status": "PENDING", "message": "pending", "data": []}
             )
-        data = []
-        for spec in state.clips:
-            item = dict(spec.fields)
-            if "state" in item:
-                item.update(state="running", audio_url=None, wav_url=None, duration=None)
-            data.append(item)
+        data = [
+            {
+                **spec.fields,
+                "state": "running",
+                "audio_url": None,
+                "wav_url": None,
+                "duration": None,
+            }
+            for spec in state.clips
+            if "state" in spec.fields  # a download result has no in-progress form
+        ]
         return _Answer(200, {"code": 200, "status": "RUNNING", "message": "running", "data": data})
 
     def _poll_nuro(self, state: _TaskState, now: float) -> _Answer:
@@ -1299,7 +1314,7 @@ class FakeMusicAPI:
     def _sonic_upload(self, ctx: _Ctx) -> _Answer:
         check = self._checker(ctx)
         _check_url(check, check.string("url", required=True))
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         clip_id = str(uuid4())
         self._clips[clip_id] = _ClipInfo("Uploaded audio", d.DEFAULT_LYRICS, None)
         return _Answer(200, {"code": 200, "message": "success", "clip_id": clip_id})
@@ -1315,13 +1330,13 @@ class FakeMusicAPI:
         check.number("vocal_start_s", minimum=0.0)
         check.number("vocal_end_s", minimum=0.0)
         self._known_clip(check, clip_field)
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         body = {"code": 200, "persona_id": str(uuid4()), "message": "success"}
         return _Answer(200, body)
 
     def _sonic_wav(self, ctx: _Ctx) -> _Answer:
         clip_id = self._known_clip(self._checker(ctx))
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         url = f"https://cdn1.suno.ai/{clip_id}.wav"
         return _Answer(200, {"message": "success", "data": {"wav_url": url}})
 
@@ -1330,7 +1345,7 @@ class FakeMusicAPI:
         self._midi_calls[clip_id] += 1
         if self._midi_calls[clip_id] <= self.midi_not_ready_calls:
             return _Answer(202, {"type": "not_ready"})
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         instruments = [
             {
                 "name": "Piano",
@@ -1351,7 +1366,7 @@ class FakeMusicAPI:
         if not lyrics:
             raise Reject(404, "No lyrics found for this clip.")
         if (ctx.key, clip_id) not in self._aligned_paid:
-            self._charge(ctx.key, self._price(ctx.route))
+            self._pay(ctx)
             self._aligned_paid.add((ctx.key, clip_id))
         words = _SECTION_TAG.sub(" ", lyrics).split()
         alignment = [
@@ -1373,7 +1388,7 @@ class FakeMusicAPI:
 
     def _sonic_bpm(self, ctx: _Ctx) -> _Answer:
         self._known_clip(self._checker(ctx))
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         return self._utility({"avg_bpm": 120.0, "max_bpm": 123.5, "min_bpm": 117.2})
 
     def _sonic_vox(self, ctx: _Ctx) -> _Answer:
@@ -1387,7 +1402,7 @@ class FakeMusicAPI:
             raise check.fail("The 'vocal_end_s' field should be greater than vocal_start_s.")
         if end - start > 30.0 + EPS:
             raise check.fail("The vocal window should be at most 30 seconds.")
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         vox_id = str(uuid4())
         return self._utility(
             {
@@ -1403,7 +1418,7 @@ class FakeMusicAPI:
     def _sonic_upsample_tags(self, ctx: _Ctx) -> _Answer:
         check = self._checker(ctx)
         tags = check.string("tags", required=True)
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         return self._utility({"upsampled_tags": f"{tags}, polished production, wide stereo"})
 
     def _sonic_lyrics(self, ctx: _Ctx) -> _Answer:
@@ -1411,7 +1426,7 @@ class FakeMusicAPI:
         if not check.has("description"):
             raise check.fail("description is required.")
         description = check.string("description")
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         topic = str(description).strip().rstrip(".")
         results = [
             {"title": f"Song of {topic[:40]}", "lyrics": f"[Verse]\n{topic}\n\n[Chorus]\nLa la la"},
@@ -1434,7 +1449,7 @@ class FakeMusicAPI:
         self._download_calls[clip_id] += 1
         if self._download_calls[clip_id] <= self.download_not_ready_calls:
             return _Answer(202, {"type": "not_ready"})
-        self._charge(ctx.key, self._price(ctx.route))
+        self._pay(ctx)
         data = {f"{f}_url": f"https://cdn1.suno.ai/{clip_id}.{f}" for f in dict.fromkeys(formats)}
         return _Answer(200, {"code": 200, "message": "success", "data": data})
 
@@ -1482,8 +1497,9 @@ class FakeMusicAPI:
         seed = check.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (str, int, float))):
             raise check.fail("The 'seed' field should be a string or a number.")
-        for name in ("starts_at", "ends_at", "starts", "ends", "length", "extend_s"):
+        for name in ("starts_at", "ends_at", "starts", "ends", "extend_s"):
             check.number(name, minimum=0.0)
+        check.number("length", minimum=1.0, maximum=240.0)
         for name in ("strength", "cover_strength"):
             check.number(name, minimum=0.0, maximum=1.0)
         if task_type == "create_music":
