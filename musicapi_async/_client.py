@@ -99,10 +99,11 @@ class MusicAPI:
         connect_timeout: Seconds allowed to open a connection.
         max_retries: Shortcut for ``retry=RetryPolicy(max_retries=...)``.
         retry: The full retry policy (backoff, jitter, longest Retry-After honoured).
-        on_retry: Called with a :class:`RetryEvent` before each retry sleep.
+        on_retry: Called with a :class:`RetryEvent` before each retry sleep (a coroutine
+            function is awaited).
         http_client: An ``httpx.AsyncClient`` to send through (proxies, transports, the
             fake server). It is used as given and never closed by this client.
-        default_headers: Extra headers sent with every request.
+        default_headers: Extra headers sent with every request (not ``Authorization``).
 
     Raises:
         ValueError: no API key, or an unacceptable ``base_url``.
@@ -143,7 +144,9 @@ class MusicAPI:
                 "the API key contains whitespace, line breaks or other characters a key cannot "
                 "have; check how it was copied"
             )
-        url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        if base_url is None:
+            base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        url = _check_base_url(base_url)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"

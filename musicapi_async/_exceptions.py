@@ -29,7 +29,7 @@ and says so in its message: the SDK never re-sends such a call by itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -101,6 +101,8 @@ class APIStatusError(MusicAPIError):
     #: The decoded JSON body, or the text when it was not JSON.
     body: object
     headers: Mapping[str, str]
+    #: Seconds the server asked to wait (``Retry-After``), if it said (429, and some 503s).
+    retry_after: float | None
 
     def __init__(
         self,
@@ -111,6 +113,7 @@ class APIStatusError(MusicAPIError):
         request_id: str | None = None,
         body: object = None,
         headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
         method: str | None = None,
         path: str | None = None,
         task_may_exist: bool = False,
@@ -121,6 +124,7 @@ class APIStatusError(MusicAPIError):
         self.request_id = request_id
         self.body = body
         self.headers = dict(headers or {})
+        self.retry_after = retry_after
 
 
 class BadRequestError(APIStatusError):
@@ -148,14 +152,7 @@ class GoneError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests for this key."""
-
-    #: Seconds the server asked to wait (from ``Retry-After``), if it said.
-    retry_after: float | None
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+    """429: too many requests for this key; ``retry_after`` says how long to wait, if known."""
 
 
 class ServerError(APIStatusError):

@@ -7,6 +7,7 @@ of each *attempt* (retries included), so that a shared request budget sees every
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -70,6 +71,7 @@ class CallOptions:
 
     timeout: httpx.Timeout
     retry: RetryPolicy
+    #: Called before each retry sleep; a coroutine function is awaited.
     on_retry: Callable[[RetryEvent], object] | None = None
 
 
@@ -89,11 +91,12 @@ class HTTPCore:
         self._api_key = api_key
         self.base_url = base_url
         self.http_client = http_client
-        self._headers = {
-            "Accept": "application/json",
-            "User-Agent": user_agent,
-            **default_headers,
-        }
+        if any(name.lower() == "authorization" for name in default_headers):
+            raise ValueError("default_headers must not set Authorization: pass api_key= instead")
+        # httpx.Headers merges case-insensitively: a user's "user-agent" replaces ours.
+        headers = httpx.Headers({"Accept": "application/json", "User-Agent": user_agent})
+        headers.update(default_headers)
+        self._headers = dict(headers.items())
         self.limiter = limiter
 
     def __repr__(self) -> str:
@@ -132,7 +135,7 @@ class HTTPCore:
                 error = retryable.error
                 if retry_index >= policy.max_retries:
                     raise error from retryable.__cause__
-                retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+                retry_after = error.retry_after if isinstance(error, APIStatusError) else None
                 if retry_after is not None and retry_after > policy.max_retry_after:
                     error.message += (
                         f" The server asked to wait {retry_after:.0f} s, longer than "
@@ -151,7 +154,9 @@ class HTTPCore:
                     error.message,
                 )
                 if options.on_retry is not None:
-                    options.on_retry(RetryEvent(method, path, retry_index, delay, error))
+                    outcome = options.on_retry(RetryEvent(method, path, retry_index, delay, error))
+                    if inspect.isawaitable(outcome):
+                        await outcome
                 await anyio.sleep(delay)
 
     async def _attempt(
@@ -206,6 +211,8 @@ class HTTPCore:
         timeout = isinstance(exc, httpx.TimeoutException)
         cls = APITimeoutError if timeout else APIConnectionError
         what = _describe_transport_error(exc)
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return cls(f"{method} {path}: {what}", method=method, path=path)  # same every time
         if isinstance(exc, NOT_SENT_ERRORS):
             return _Retryable(cls(f"{method} {path}: {what}", method=method, path=path))
         if not paid:
@@ -311,6 +318,4 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
         "method": method,
         "path": path,
     }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=parse_retry_after(response.headers), **kwargs)
-    return cls(message, **kwargs)
+    return cls(message, retry_after=parse_retry_after(response.headers), **kwargs)

@@ -34,7 +34,6 @@ NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
 )
 
 _non_negative_int = validators.ge(0)

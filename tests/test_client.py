@@ -378,3 +378,26 @@ async def test_client_timeout_and_connect_timeout_reach_the_transport() -> None:
         "write": 30.0,
         "pool": 30.0,
     }
+
+
+# --- follow-ups: header merging and an empty base URL ------------------------------------------
+
+
+def test_default_headers_may_not_set_authorization_in_any_case() -> None:
+    for name in ("Authorization", "authorization"):
+        with pytest.raises(ValueError, match="api_key="):
+            MusicAPI("test-key", default_headers={name: "Bearer other"})
+
+
+@pytest.mark.anyio
+async def test_a_default_user_agent_replaces_ours_case_insensitively() -> None:
+    transport = ScriptedTransport(json_response(200, {"credits": 1, "extra_credits": 0}))
+    client = scripted_client(transport, default_headers={"user-agent": "my-app/1.0"})
+    async with client:
+        await client.credits.get()
+    assert transport.sent[0].request.headers.get_list("user-agent") == ["my-app/1.0"]
+
+
+def test_an_empty_base_url_is_refused_not_replaced_by_production() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        MusicAPI("test-key", base_url="")

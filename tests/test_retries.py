@@ -13,6 +13,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from hypothesis import given
@@ -567,4 +568,38 @@ async def test_fail_after_cancels_a_retry_after_wait_with_no_further_request() -
     assert len(transport.sent) == 1
     # Nothing more is sent later either: the loop is gone, not merely paused.
     await anyio.sleep(120)
+    assert len(transport.sent) == 1
+
+
+# --- follow-ups: async hooks, 503 Retry-After, errors that repeat identically ------------------
+
+
+async def test_an_async_on_retry_hook_is_awaited_before_the_sleep() -> None:
+    seen: list[float] = []
+
+    async def hook(event: RetryEvent) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(anyio.current_time())
+
+    transport = ScriptedTransport(error_response(500), json_response(200, CREDITS_BODY))
+    async with scripted_client(transport, retry=NO_JITTER, on_retry=hook) as client:
+        await client.credits.get()
+    assert seen == transport.times[:1]
+
+
+async def test_a_503_retry_after_is_honoured_for_gets() -> None:
+    transport = ScriptedTransport(
+        error_response(503, **{"Retry-After": "9"}), json_response(200, CREDITS_BODY)
+    )
+    async with scripted_client(transport, retry=NO_JITTER) as client:
+        await client.credits.get()
+    assert transport.gaps == [9.0]
+
+
+async def test_an_unsupported_protocol_is_raised_at_once_not_retried() -> None:
+    """The same request would fail the same way: no backoff, no second attempt."""
+    transport = ScriptedTransport(httpx.UnsupportedProtocol)
+    async with scripted_client(transport) as client:
+        with pytest.raises(APIConnectionError):
+            await client.credits.get()
     assert len(transport.sent) == 1
