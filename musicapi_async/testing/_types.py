@@ -151,7 +151,8 @@ class FakeTask:
 
     task_id: str
     family: Family
-    #: The route that created it, relative to the base path (``/sonic/create``).
+    #: The route that created it, relative to the base path (``/sonic/create``;
+    #: ``/sonic/batch`` for batch items).
     endpoint: str
     #: Sonic create's ``task_type``; for other routes a name such as ``stems_basic``,
     #: ``upload_extend``, ``sample``; Producer's ``task_type``, ``upload`` or ``download``;
@@ -167,7 +168,8 @@ class FakeTask:
     outcome: Outcome
     #: Credits charged at creation.
     price: int
-    #: Ids of the clips the task produces (known from creation, shown when the task shows them).
+    #: Ids of the clips the task produces, known from creation (the poll shows them when the
+    #: task does). Empty for Producer downloads and Nuro tasks, whose results carry no id.
     clip_ids: tuple[str, ...] = ()
     batch_id: str | None = None
     #: The failure message a failed task reports.
