@@ -208,7 +208,12 @@ def _required_str(obj: Mapping[str, Any], key: str, path: str, body: Any) -> str
     )
 
 
-def error_text(body: Any) -> str | None:
+#: How deep error_text looks into nested objects ({"error": {"message": ...}} is one level).
+#: Without a bound, a body nested as deep as json.loads allows exhausts the stack here.
+_ERROR_NESTING_MAX = 8
+
+
+def error_text(body: Any, _depth: int = 0) -> str | None:
     """The message of an error or failure body: ``error``, then ``message``, then ``detail``."""
     if isinstance(body, str):
         return body.strip()[:500] or None
@@ -218,8 +223,8 @@ def error_text(body: Any) -> str | None:
         value = body.get(key)
         if isinstance(value, str) and value:
             return value
-        if isinstance(value, Mapping):
-            nested = error_text(value)
+        if isinstance(value, Mapping) and _depth < _ERROR_NESTING_MAX:
+            nested = error_text(value, _depth + 1)
             if nested:
                 return nested
     return None
@@ -261,7 +266,7 @@ def task_ref_from_dict(data: Mapping[str, Any]) -> TaskRef:
 def task_ref_from_json(text: str | bytes) -> TaskRef:
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep to decode
         raise ValueError(f"a task reference must be JSON: {exc}") from exc
     return task_ref_from_dict(data)
 
