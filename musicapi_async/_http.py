@@ -253,7 +253,7 @@ def _decode(response: httpx.Response, method: str, path: str) -> Any:
         return None
     try:
         return json.loads(response.content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to decode
         snippet = response.text[:200]
         raise ResponseValidationError(
             f"{method} {path} answered {response.status_code} with a body that is not JSON: "
@@ -286,7 +286,7 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
     """Translate an error answer into the exception class of its status (README table)."""
     try:
         body: Any = json.loads(response.content) if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
         body = response.text[:500]
     status = response.status_code
     text = error_text(body) or response.reason_phrase or "no message"
