@@ -126,7 +126,7 @@ class Clip:
 
     #: Id for follow-up calls (extend, cover, wav, stems...). ``None`` only on items that
     #: are not clips (a Producer download result).
-    clip_id: str | None
+    clip_id: str | None = None
     state: ClipState = ClipState.UNKNOWN
     #: The server's state string exactly as sent (``None`` when absent).
     raw_state: str | None = None

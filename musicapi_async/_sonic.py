@@ -124,7 +124,10 @@ class SonicCreate:
     def to_body(self) -> dict[str, Any]:
         """Check the fields (``ValueError`` names the bad one) and return the JSON body."""
         check_sonic_create(self)
-        return compact(**asdict(self))
+        body = compact(**asdict(self))
+        if "continue_at" in body:
+            body["continue_at"] = float(body["continue_at"])  # the API documents a number
+        return body
 
 
 #: Fields each task_type requires (CONTRACT §3.2); the SDK requires and sends them.
@@ -140,6 +143,12 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
     "add_instrumental": ("continue_clip_id", "mv"),
     "add_vocals": ("continue_clip_id", "mv", "prompt"),
 }
+
+
+#: Task types whose custom_mode the shortcuts derive from prompt / gpt_description_prompt.
+_MODE_TASK_TYPES = frozenset(
+    task_type for task_type, required in _REQUIRED.items() if "custom_mode" in required
+)
 
 
 def check_sonic_create(params: SonicCreate) -> None:
@@ -304,14 +313,15 @@ class Sonic(TaskResource):
         The result holds only the continuation; join the chain with :meth:`concat`.
         ``custom_mode`` defaults to True when ``prompt`` (lyrics) is given, else False.
         """
-        return await self.create(
-            task_type="extend_music",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "extend_music",
+            "clip_id",
+            clip_id,
             continue_at=continue_at,
             mv=mv,
             prompt=prompt,
             gpt_description_prompt=gpt_description_prompt,
-            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            custom_mode=custom_mode,
             **options,
         )
 
@@ -327,14 +337,15 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """Extend a clip from :meth:`upload` (``extend_upload_music``; the docs advise 0.1 s)."""
-        return await self.create(
-            task_type="extend_upload_music",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "extend_upload_music",
+            "clip_id",
+            clip_id,
             continue_at=continue_at,
             mv=mv,
             prompt=prompt,
             gpt_description_prompt=gpt_description_prompt,
-            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            custom_mode=custom_mode,
             **options,
         )
 
@@ -349,13 +360,14 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """A new style or arrangement of a generated clip (``cover_music``)."""
-        return await self.create(
-            task_type="cover_music",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "cover_music",
+            "clip_id",
+            clip_id,
             mv=mv,
             prompt=prompt,
             gpt_description_prompt=gpt_description_prompt,
-            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            custom_mode=custom_mode,
             **options,
         )
 
@@ -370,13 +382,14 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """Cover a clip from :meth:`upload` (``cover_upload_music``); see ``audio_weight``."""
-        return await self.create(
-            task_type="cover_upload_music",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "cover_upload_music",
+            "clip_id",
+            clip_id,
             mv=mv,
             prompt=prompt,
             gpt_description_prompt=gpt_description_prompt,
-            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            custom_mode=custom_mode,
             **options,
         )
 
@@ -384,9 +397,10 @@ class Sonic(TaskResource):
         self, clip_id: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
     ) -> TaskRef:
         """Join an extension chain, ending at ``clip_id``, into one song (``concat_music``)."""
-        return await self.create(
-            task_type="concat_music",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "concat_music",
+            "clip_id",
+            clip_id,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
         )
@@ -402,13 +416,14 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """Generate with a persona's voice and style (``persona_music``)."""
-        return await self.create(
-            task_type="persona_music",
-            persona_id=persona_id,
+        return await self._create_from(
+            "persona_music",
+            "persona_id",
+            persona_id,
             mv=mv,
             prompt=prompt,
             gpt_description_prompt=gpt_description_prompt,
-            custom_mode=_mode(custom_mode, prompt, gpt_description_prompt) or False,
+            custom_mode=custom_mode,
             **options,
         )
 
@@ -422,9 +437,10 @@ class Sonic(TaskResource):
         webhook_secret: str | None = None,
     ) -> TaskRef:
         """Remaster a clip (``remaster``; variation categories documented for sonic-v5)."""
-        return await self.create(
-            task_type="remaster",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "remaster",
+            "clip_id",
+            clip_id,
             mv=mv,
             variation_category=variation_category,
             webhook_url=webhook_url,
@@ -441,9 +457,10 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """Add an instrumental to an uploaded vocal clip (``add_instrumental``)."""
-        return await self.create(
-            task_type="add_instrumental",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "add_instrumental",
+            "clip_id",
+            clip_id,
             mv=mv,
             overpainting_start_s=overpainting_start_s,
             overpainting_end_s=overpainting_end_s,
@@ -461,14 +478,40 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """Sing ``prompt`` (the words) over an uploaded instrumental clip (``add_vocals``)."""
-        return await self.create(
-            task_type="add_vocals",
-            continue_clip_id=clip_id,
+        return await self._create_from(
+            "add_vocals",
+            "clip_id",
+            clip_id,
             prompt=prompt,
             mv=mv,
             overpainting_start_s=overpainting_start_s,
             overpainting_end_s=overpainting_end_s,
             **options,
+        )
+
+    async def _create_from(
+        self,
+        task_type: str,
+        argument: str,
+        source: str,
+        *,
+        custom_mode: bool | None = None,
+        prompt: str | None = None,
+        gpt_description_prompt: str | None = None,
+        **fields: Any,
+    ) -> TaskRef:
+        """A named shortcut of :meth:`create`, checked under the caller's argument names."""
+        require(source, argument, f"for {task_type}")
+        require(fields.get("mv", "-"), "mv", f"for {task_type}")
+        if task_type in _MODE_TASK_TYPES:
+            custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        fields["persona_id" if argument == "persona_id" else "continue_clip_id"] = source
+        return await self.create(
+            task_type=task_type,
+            custom_mode=custom_mode,
+            prompt=prompt,
+            gpt_description_prompt=gpt_description_prompt,
+            **fields,
         )
 
     async def batch(
@@ -609,6 +652,7 @@ class Sonic(TaskResource):
 
         ``make_instrumental`` is required by the endpoint and defaults to False.
         """
+        require(mv, "mv", "for sample")
         if (url is None) == (sample_clip_id is None):
             raise ValueError("give exactly one of url= or sample_clip_id= as the sample source")
         if url is not None:
@@ -646,6 +690,7 @@ class Sonic(TaskResource):
         **options: Unpack[GenerationOptions],
     ) -> TaskRef:
         """Blend exactly two clips into one song (``/sonic/mashup``)."""
+        require(mv, "mv", "for mashup")
         if isinstance(clip_ids, str) or len(clip_ids) != 2:
             raise ValueError("clip_ids must hold exactly 2 clip ids")
         for clip_id in clip_ids:
@@ -684,6 +729,7 @@ class Sonic(TaskResource):
     ) -> TaskRef:
         """Regenerate the section ``[infill_start_s, infill_end_s)`` of a clip (seconds)."""
         require(clip_id, "clip_id", "for replace_section")
+        require(mv, "mv", "for replace_section")
         check_number(infill_start_s, "infill_start_s", low=0)
         check_number(infill_end_s, "infill_end_s", low=0)
         if infill_end_s <= infill_start_s:

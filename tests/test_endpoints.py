@@ -1098,7 +1098,7 @@ async def test_documented_create_body_is_sent_unchanged(name: str) -> None:
         (
             "sonic-create.request.extend.json",
             "continue_at",
-            {"continue_at": 0, "custom_mode": False},
+            {"continue_at": 0.0, "custom_mode": False},
         ),
         ("sonic-create.request.cover.json", "custom_mode", {"custom_mode": False}),
     ],
@@ -1753,12 +1753,12 @@ async def test_create_music_without_inferable_custom_mode_is_refused(
     [
         pytest.param(
             lambda c: c.sonic.extend("", continue_at=1.0, mv="v"),
-            "continue_clip_id",
+            "clip_id",
             id="extend clip",
         ),
         pytest.param(lambda c: c.sonic.extend(CLIP, continue_at=1.0, mv=""), "mv", id="extend mv"),
         pytest.param(lambda c: c.sonic.cover(CLIP, mv=" "), "mv", id="cover blank mv"),
-        pytest.param(lambda c: c.sonic.concat(""), "continue_clip_id", id="concat"),
+        pytest.param(lambda c: c.sonic.concat(""), "clip_id", id="concat"),
         pytest.param(lambda c: c.sonic.persona_music("", mv="v"), "persona_id", id="persona_music"),
         pytest.param(
             lambda c: c.sonic.add_vocals(CLIP, prompt="", mv="v"), "prompt", id="add_vocals"
