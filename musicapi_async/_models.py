@@ -325,8 +325,8 @@ class UpsampledTags:
 class GeneratedLyrics:
     """One candidate of /sonic/lyrics."""
 
-    title: str | None
-    lyrics: str | None
+    title: str | None = None
+    lyrics: str | None = None
 
 
 @final

@@ -483,6 +483,15 @@ def parse_wav(body: Any) -> WavFile:
 
 
 def parse_midi(body: Any) -> Midi:
+    obj = _object(body, "a MIDI result")
+    fields, path = _data_or_top(obj)
+    instruments = fields.get("instruments")
+    if instruments is not None and not isinstance(instruments, list):
+        raise ResponseValidationError(
+            f"expected an array at {path}.instruments, got {_json_type(instruments)}",
+            field_path=f"{path}.instruments",
+            body=body,
+        )
     return _parse_flat(body, Midi, "a MIDI result", unwrap=True)
 
 
@@ -504,7 +513,7 @@ def parse_upsampled_tags(body: Any) -> UpsampledTags:
 def parse_aligned_lyrics(body: Any) -> AlignedLyrics:
     obj = _object(body, "aligned lyrics")
     fields, path = _data_or_top(obj)
-    alignment = fields.get("alignment", [])
+    alignment = fields.get("alignment") or []
     words = _structure(alignment, tuple[AlignedWord, ...], f"{path}.alignment", body)
     return AlignedLyrics(words=words, raw=obj)
 

@@ -1,4 +1,4 @@
-"""A virtual-time asyncio event loop, the asyncio twin of trio's ``MockClock(autojump_threshold=0)``.
+"""A virtual-time asyncio event loop: the twin of trio's ``MockClock(autojump_threshold=0)``.
 
 When no callback is ready to run, the loop jumps its clock straight to the next timer instead
 of sleeping, so ``anyio.sleep(3)`` takes no real time and ``anyio.current_time()`` moves exactly.
