@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypeVar, final
+from typing import Any, TypeVar, final, overload
 
+import anyio
 import attrs
 import httpx
 
@@ -17,6 +19,7 @@ from ._constants import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MIN_POLL_GAP,
     DEFAULT_TIMEOUT,
     LOOPBACK_HOSTS,
     __version__,
@@ -26,7 +29,9 @@ from ._exceptions import ResponseValidationError
 from ._http import CallOptions, HTTPCore
 from ._models import Task, TaskFamily, TaskRef
 from ._nuro import Nuro
+from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
+from ._ratelimit import Limiter, TokenBucket
 from ._retry import RetryEvent, RetryPolicy
 from ._sonic import Sonic
 
@@ -41,6 +46,8 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+#: Default of ``MusicAPI(limiter=...)``: a new TokenBucket per client.
+DEFAULT_LIMITER: Any = _Unset()
 
 
 def _user_agent() -> str:
@@ -104,13 +111,19 @@ class MusicAPI:
         http_client: An ``httpx.AsyncClient`` to send through (proxies, transports, the
             fake server). It is used as given and never closed by this client.
         default_headers: Extra headers sent with every request (not ``Authorization``).
+        limiter: The rate limiter every request of this client passes through, retries
+            and background polls included. By default a :class:`TokenBucket` of its own
+            (1 request / 3 s, MusicAPI's standard plan); share one bucket between all clients
+            of one key, or pass ``None`` when the key's limit is enforced elsewhere (polls
+            are then still paced by a private default bucket).
+        min_poll_gap: Fewest seconds between two background polls of one task.
 
     Raises:
         ValueError: no API key, or an unacceptable ``base_url``.
 
     >>> async with MusicAPI() as client:
     ...     ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
-    ...     task = await client.sonic.get_task(ref)
+    ...     task = await client.await_task(ref)
     """
 
     sonic: Sonic
@@ -130,6 +143,8 @@ class MusicAPI:
         on_retry: Callable[[RetryEvent], object] | None = None,
         http_client: httpx.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
+        limiter: Limiter | None = DEFAULT_LIMITER,
+        min_poll_gap: float = DEFAULT_MIN_POLL_GAP,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key or not key.strip():
@@ -163,7 +178,12 @@ class MusicAPI:
             http_client=http_client,
             user_agent=_user_agent(),
             default_headers=dict(default_headers or {}),
+            limiter=TokenBucket() if limiter is DEFAULT_LIMITER else limiter,
         )
+        if self._core.limiter is not None and not isinstance(self._core.limiter, Limiter):
+            raise TypeError("limiter must be a TokenBucket (or implement the Limiter protocol)")
+        self._scheduler = Scheduler(self, self._core.limiter, min_poll_gap=min_poll_gap)
+        self._exit_stack: AsyncExitStack | None = None
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
@@ -210,6 +230,8 @@ class MusicAPI:
         """
         clone = object.__new__(MusicAPI)
         clone._core = self._core
+        clone._scheduler = self._scheduler
+        clone._exit_stack = None
         clone._owns_http_client = False
         clone._closed = False
         policy = retry or self._options.retry
@@ -248,13 +270,133 @@ class MusicAPI:
             exc.message = f"{method} {path}: {exc.message}"
             raise
 
+    @property
+    def limiter(self) -> Limiter | None:
+        """The rate limiter in front of every request (None: no client-side limit)."""
+        return self._core.limiter
+
+    # --- waiting for tasks --------------------------------------------------------------------
+
+    @overload
+    async def await_task(
+        self,
+        tasks: TaskRef | str,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[TaskProgress], object] | None = ...,
+    ) -> Task: ...
+
+    @overload
+    async def await_task(
+        self,
+        tasks: Iterable[TaskRef],
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[TaskProgress], object] | None = ...,
+    ) -> list[Task]: ...
+
+    async def await_task(
+        self,
+        tasks: TaskRef | str | Iterable[TaskRef],
+        *,
+        timeout: float | None = UNSET,
+        on_progress: Callable[[TaskProgress], object] | None = None,
+    ) -> Task | list[Task]:
+        """Wait until tasks finish; return the terminal :class:`Task` (or a list, in order).
+
+        Give one reference (or a bare Sonic task id) to get one Task, or an iterable of
+        references to get a list in the same order. Polling is shared: every task awaited
+        anywhere on this client (and its ``with_options`` views) is polled by one scheduler
+        under the client's rate limiter, in the background, once per round whoever waits.
+
+        A failed task is returned, not raised: check ``task.succeeded`` or call
+        ``task.raise_for_status()``, so one failure never hides the other results.
+
+        Args:
+            timeout: Seconds to wait at most (default 10 min for Sonic tasks, 5 min for
+                Producer and Nuro; ``None``: no deadline). At the deadline
+                :class:`WaitTimeoutError` is raised with the unfinished references
+                (``error.pending``, ``error.pending_json()``) to resume later.
+                ``anyio.fail_after`` around the call works too.
+            on_progress: Called with a :class:`TaskProgress` at every change of state
+                (pending, running, streaming, succeeded, failed); may be a coroutine function.
+
+        Raises:
+            WaitTimeoutError: the deadline passed first.
+            MusicAPIError: a poll failed for good (401, 404 unknown task, 410...).
+            RuntimeError: the client is not open (use ``async with MusicAPI() as client``).
+
+        >>> task = await client.await_task(ref)
+        >>> tasks = await client.await_task([ref1, ref2])
+        """
+        single = isinstance(tasks, (TaskRef, str))
+        refs = [self._as_ref(tasks)] if single else [self._as_ref(t) for t in tasks]  # type: ignore[union-attr]
+        results: dict[tuple[TaskFamily, str], Task] = {}
+        async with self.as_completed(refs, timeout=timeout, on_progress=on_progress) as stream:
+            async for task in stream:
+                results[(task.ref.family, task.ref.task_id)] = task
+        ordered = [results[(ref.family, ref.task_id)] for ref in refs]
+        return ordered[0] if single else ordered
+
+    def as_completed(
+        self,
+        tasks: Iterable[TaskRef | str],
+        *,
+        timeout: float | None = UNSET,
+        on_progress: Callable[[TaskProgress], object] | None = None,
+    ) -> AsCompleted:
+        """Iterate over tasks as they finish: ``async for task in client.as_completed(refs)``.
+
+        Each terminal :class:`Task` is yielded as soon as a poll sees it (failed ones too).
+        Deadline, progress and errors as in :meth:`await_task`; leaving the loop early stops
+        the polling of tasks nobody else awaits.
+        """
+        if isinstance(tasks, (TaskRef, str)):
+            raise TypeError("as_completed takes an iterable of tasks; use await_task for one")
+        refs = {(ref.family, ref.task_id): ref for ref in (self._as_ref(t) for t in tasks)}
+        if timeout is UNSET:
+            timeout = default_timeout(refs.values())
+        elif timeout is not None and not (timeout >= 0):
+            raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        return AsCompleted(self._scheduler, refs, deadline, on_progress)
+
+    @staticmethod
+    def _as_ref(task: object) -> TaskRef:
+        if isinstance(task, TaskRef):
+            if not task.task_id.strip():
+                raise ValueError(f"the task id is empty ({task!r})")
+            return task
+        if isinstance(task, str) and task.strip():
+            return TaskRef(task.strip(), TaskFamily.SONIC)
+        raise TypeError(
+            f"expected a TaskRef (or a Sonic task id string), got {type(task).__name__}"
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
     async def aclose(self) -> None:
-        """Close the connections this client opened (not an injected ``http_client``)."""
+        """Stop background polling and close the connections this client opened.
+
+        An injected ``http_client`` is left open. Waiters still waiting get a RuntimeError.
+        """
         self._closed = True
+        if self._exit_stack is not None:
+            self._scheduler.close("the MusicAPI client was closed while waiting for tasks")
+            stack, self._exit_stack = self._exit_stack, None
+            await stack.aclose()
         if self._owns_http_client:
             await self._core.http_client.aclose()
 
     async def __aenter__(self) -> MusicAPI:
+        if self._exit_stack is not None:
+            raise RuntimeError("this MusicAPI client is already open (async with)")
+        stack = AsyncExitStack()
+        task_group = await stack.enter_async_context(anyio.create_task_group())
+        # Background polls live in this task group: nothing outlives the async with block.
+        stack.callback(task_group.cancel_scope.cancel)
+        self._scheduler.attach(task_group)
+        self._exit_stack = stack
         return self
 
     async def __aexit__(

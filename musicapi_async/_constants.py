@@ -75,3 +75,23 @@ PRODUCER_TASK_TYPES: Final = (
 #: Hard limits the server certainly enforces (the contract agrees across sources).
 TITLE_MAX: Final = 80
 BATCH_MAX_ITEMS: Final = 10
+
+#: The standard plan's budget: DEFAULT_RATE requests per DEFAULT_RATE_PER seconds per key.
+DEFAULT_RATE: Final = 1
+DEFAULT_RATE_PER: Final = 3.0
+#: Seconds added to every token interval, so that network jitter does not draw 429s.
+DEFAULT_RATE_MARGIN: Final = 0.1
+
+#: Default deadlines of await_task / as_completed, seconds, by task family (CONTRACT §14).
+DEFAULT_WAIT_TIMEOUT: Final = {"sonic": 600.0, "producer": 300.0, "nuro": 300.0}
+#: Prior guess of a task's duration, seconds, by family, until the client has seen some finish.
+EXPECTED_DURATION: Final = {"sonic": 120.0, "producer": 30.0, "nuro": 30.0}
+#: Minimum seconds between two polls of one task by the scheduler.
+DEFAULT_MIN_POLL_GAP: Final = 6.0
+#: The scheduler polls a task only once its chance of being finished since its last poll,
+#: by the durations seen so far, reaches this (0-1); with nothing better to do it waits.
+DEFAULT_POLL_THRESHOLD: Final = 0.02
+#: Durations remembered per (family, model) to learn the distribution.
+DURATION_MEMORY: Final = 200
+#: Polls that may be in flight at once (a slow answer does not stall the others).
+MAX_POLLS_IN_FLIGHT: Final = 4

@@ -11,7 +11,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, final
+from typing import Any, final
 
 import anyio
 import httpx
@@ -34,6 +34,7 @@ from ._exceptions import (
     ServerError,
     UpstreamTimeoutError,
 )
+from ._ratelimit import Limiter, Priority
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
 from ._serde import dumps, error_text, error_type
 
@@ -44,14 +45,6 @@ _PAID_ADVICE = (
     "task and charged for it. Before repeating it, check whether it exists: a webhook "
     "delivery for it, the dashboard's task history, or a drop in client.credits.get()."
 )
-
-
-class Limiter(Protocol):
-    """What the request path needs from a rate limiter (see the concurrency issue)."""
-
-    async def acquire(self) -> None: ...
-
-    def on_rate_limited(self, retry_after: float | None) -> None: ...
 
 
 @final
@@ -114,11 +107,14 @@ class HTTPCore:
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         paid: bool,
+        priority: Priority = Priority.USER,
+        token_held: bool = False,
     ) -> Answer:
         """Send one call, retrying per ``options.retry``; raise a :class:`MusicAPIError`.
 
         ``paid`` marks a call that may spend credits: it is repeated only when the server
-        certainly did not act on it.
+        certainly did not act on it. Every attempt first takes a slot from the limiter at
+        ``priority``, except the first when the caller already holds one (``token_held``).
         """
         content = None if json_body is None else dumps(dict(json_body)).encode()
         headers = dict(self._headers)
@@ -128,6 +124,9 @@ class HTTPCore:
         retry_index = 0
         while True:
             try:
+                if self.limiter is not None and not token_held:
+                    await self.limiter.acquire(priority)
+                token_held = False
                 return await self._attempt(
                     method, path, content, headers, params, options.timeout, paid
                 )
@@ -169,8 +168,6 @@ class HTTPCore:
         http_timeout: httpx.Timeout,
         paid: bool,
     ) -> Answer:
-        if self.limiter is not None:
-            await self.limiter.acquire()
         request = self.http_client.build_request(
             method,
             self.url(path),

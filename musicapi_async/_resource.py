@@ -10,7 +10,9 @@ import anyio
 
 from ._constants import NOT_READY_DELAY, TITLE_MAX
 from ._exceptions import ResultNotReadyError
+from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
+from ._ratelimit import Priority
 from ._serde import parse_submit, parse_task
 
 if TYPE_CHECKING:
@@ -53,7 +55,10 @@ class Resource:
 
     async def _submit(self, path: str, body: Mapping[str, Any]) -> TaskRef:
         family = self._family
-        return await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
+        ref = await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
+        # The scheduler learns durations per model, timed from this moment.
+        self._client._scheduler.note_submitted(ref, str(body.get("mv") or path))
+        return ref
 
     async def _call_until_ready(
         self, path: str, body: Mapping[str, Any], parse: Callable[[Any], T], wait_timeout: float
@@ -84,10 +89,20 @@ class TaskResource(Resource):
 
         ``task`` is the :class:`TaskRef` a create call returned, or a bare task id.
         """
-        ref = self._ref(task)
+        return await self._poll(self._ref(task))
+
+    async def _poll(
+        self, ref: TaskRef, *, options: CallOptions | None = None, background: bool = False
+    ) -> Task:
+        """GET the task once. The scheduler polls in the background with a token in hand."""
         path = f"/{ref.family.value}/task/{_quote(ref.task_id)}"
         answer = await self._client._core.request(
-            "GET", path, options=self._client._options, paid=False
+            "GET",
+            path,
+            options=options or self._client._options,
+            paid=False,
+            priority=Priority.BACKGROUND if background else Priority.USER,
+            token_held=background,
         )
         return self._client._read(
             lambda raw: parse_task(ref, answer.status_code, raw), answer.body, "GET", path

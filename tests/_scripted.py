@@ -119,7 +119,11 @@ def text_response(
 def scripted_client(
     transport: ScriptedTransport, *, api_key: str = TEST_KEY, **kwargs: Any
 ) -> MusicAPI:
-    """A client sending through ``transport`` to the loopback test base URL."""
+    """A client sending through ``transport`` to the loopback test base URL.
+
+    No rate limiter unless the test passes one: these tests pin the retry loop's own waits.
+    """
+    kwargs.setdefault("limiter", None)
     return MusicAPI(
         api_key,
         base_url=TEST_BASE_URL,

@@ -112,8 +112,8 @@ async def test_a_create_whose_connection_failed_before_sending_is_retried_once_c
     assert len(processed) == 1
 
 
-async def test_a_create_refused_by_the_rate_limit_is_retried_after_retry_after() -> None:
-    """Two creates back to back on a 1-per-3 s key: the second waits and is created once."""
+async def test_the_client_bucket_spaces_creates_so_the_fake_never_answers_429() -> None:
+    """Two creates back to back on a 1-per-3 s key: the default bucket holds the second."""
     fake = FakeMusicAPI()
     async with fake.client() as client:
         start = anyio.current_time()
@@ -121,6 +121,18 @@ async def test_a_create_refused_by_the_rate_limit_is_retried_after_retry_after()
         second = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="b")
         elapsed = anyio.current_time() - start
     assert first != second
+    assert len(fake.tasks) == 2
+    assert fake.rate_limited() == 0
+    assert elapsed == pytest.approx(3.1)  # 3 s plus the bucket's 0.1 s safety margin
+
+
+async def test_without_a_client_limiter_a_429_create_is_retried_after_retry_after() -> None:
+    fake = FakeMusicAPI()
+    async with fake.client(limiter=None) as client:
+        start = anyio.current_time()
+        await client.sonic.create(mv="sonic-v5", gpt_description_prompt="a")
+        await client.sonic.create(mv="sonic-v5", gpt_description_prompt="b")
+        elapsed = anyio.current_time() - start
     assert len(fake.tasks) == 2
     assert fake.rate_limited() == 1
     assert elapsed == pytest.approx(3.0)  # Retry-After: 3
@@ -142,7 +154,8 @@ async def test_a_rate_limit_longer_than_max_retry_after_is_raised_with_its_wait(
         await client.credits.get()
         with pytest.raises(RateLimitError) as caught:
             await client.credits.get()
-    assert caught.value.retry_after == 600
+    # The client's bucket sent the second request 3.1 s after the first.
+    assert caught.value.retry_after == 597
 
 
 async def test_insufficient_credits_is_its_own_error_and_charges_nothing() -> None:

@@ -1,0 +1,605 @@
+"""Waiting for tasks: one scheduler per client polls every awaited task under the shared budget.
+
+A MusicAPI key allows about one request every three seconds, and every poll is a request a
+create cannot use. So instead of one poll loop per task, the client runs one scheduler:
+
+* it polls only with spare budget, as a background request that user calls overtake, and
+  queues at most one poll at the limiter, so a create waits at most one token interval;
+* at each token it polls the task most likely to have finished since its last poll, judged
+  from the task's age and the durations of the tasks that already finished (learned online
+  per family and model, with a prior until some have), never the same task twice within
+  ``min_poll_gap`` seconds;
+* a task awaited by several coroutines is polled once for all of them, and its result is
+  handed to each as soon as a poll sees it.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+import math
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, final
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+from attrs import frozen
+
+from ._constants import (
+    DEFAULT_MIN_POLL_GAP,
+    DEFAULT_POLL_THRESHOLD,
+    DEFAULT_WAIT_TIMEOUT,
+    DURATION_MEMORY,
+    EXPECTED_DURATION,
+    MAX_POLLS_IN_FLIGHT,
+)
+from ._exceptions import (
+    APIConnectionError,
+    MusicAPIError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
+from ._models import ClipState, Task, TaskFamily, TaskRef, TaskStatus
+from ._ratelimit import Limiter, Priority, TokenBucket
+from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ._client import MusicAPI
+
+__all__ = ["ProgressState", "TaskProgress", "WaitTimeoutError"]
+
+logger = logging.getLogger("musicapi_async")
+
+_Key = tuple[TaskFamily, str]
+#: Seconds between two looks at the candidates when none is worth a poll yet.
+_IDLE_LOOK = 1.0
+#: Longest wait before re-polling a task whose poll failed transiently.
+_MAX_POLL_BACKOFF = 60.0
+#: Terminal results kept, so a new waiter on a finished task needs no request.
+_RESULT_CACHE = 1024
+
+
+class ProgressState(str, enum.Enum):
+    """Where a task stands, as reported to progress callbacks."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    #: Audio is playable already (``task.audio_urls``), though not final.
+    STREAMING = "streaming"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@final
+@frozen
+class TaskProgress:
+    """A change of state of an awaited task, passed to ``on_progress`` callbacks."""
+
+    ref: TaskRef
+    state: ProgressState
+    #: The snapshot that showed the change.
+    task: Task
+    #: Seconds since the task was submitted (since the wait began, for a task this client did
+    #: not submit).
+    elapsed: float
+
+
+class WaitTimeoutError(MusicAPIError, TimeoutError):
+    """``await_task`` / ``as_completed`` reached its deadline before every task finished.
+
+    ``pending`` holds the unfinished tasks' references: save ``pending_json()`` and resume the
+    wait later, in this process or another. ``completed`` holds the tasks that did finish.
+    """
+
+    pending: tuple[TaskRef, ...]
+    completed: tuple[Task, ...]
+
+    def __init__(
+        self, message: str, *, pending: tuple[TaskRef, ...], completed: tuple[Task, ...]
+    ) -> None:
+        super().__init__(message)
+        self.pending = pending
+        self.completed = completed
+
+    def pending_json(self) -> str:
+        """The unfinished references as a JSON list, for :meth:`TaskRef.from_dict`."""
+        from ._serde import dumps
+
+        return dumps([ref.to_dict() for ref in self.pending])
+
+
+def progress_state(task: Task) -> ProgressState:
+    if task.status is TaskStatus.SUCCEEDED:
+        return ProgressState.SUCCEEDED
+    if task.status is TaskStatus.FAILED:
+        return ProgressState.FAILED
+    if any(clip.state is ClipState.STREAMING for clip in task.clips):
+        return ProgressState.STREAMING
+    return {
+        TaskStatus.PENDING: ProgressState.PENDING,
+        TaskStatus.RUNNING: ProgressState.RUNNING,
+    }.get(task.status, ProgressState.UNKNOWN)
+
+
+# --- learning durations ---------------------------------------------------------------------
+
+
+class DurationModel:
+    """The distribution of task durations, learned from interval-censored observations.
+
+    A poll never sees the instant a task finished, only that it finished after the last poll
+    that saw it running (``low``) and before the poll that saw it done (``high``). Each such
+    interval counts as a uniform distribution over it; a prior (uniform on half to twice the
+    family's expected duration) weighs as one observation, so the first decisions are sane.
+    """
+
+    def __init__(self, expected: float, memory: int = DURATION_MEMORY) -> None:
+        self._prior = (0.5 * expected, 2.0 * expected)
+        self._samples: deque[tuple[float, float]] = deque(maxlen=memory)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, low: float, high: float) -> None:
+        low, high = max(0.0, low), max(0.0, high)
+        self._samples.append((min(low, high), max(low, high)))
+
+    def cdf(self, t: float) -> float:
+        """P(duration <= t)."""
+        total = _uniform_cdf(t, *self._prior)
+        for low, high in self._samples:
+            total += _uniform_cdf(t, low, high)
+        return total / (1 + len(self._samples))
+
+    def finished_since(self, before: float, now: float) -> float:
+        """P(finished by ``now`` | still running at ``before``), ages in seconds."""
+        if now <= before:
+            return 0.0
+        alive = 1.0 - self.cdf(before)
+        if alive <= 1e-12:
+            return 1.0  # older than anything seen: poll it
+        return min(1.0, max(0.0, (self.cdf(now) - self.cdf(before)) / alive))
+
+
+def _uniform_cdf(t: float, low: float, high: float) -> float:
+    if t <= low:
+        return 1.0 if high <= low and t >= low else 0.0
+    if t >= high:
+        return 1.0
+    return (t - low) / (high - low)
+
+
+class _Learner:
+    """Duration models per (family, model), falling back to the family's."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[TaskFamily, str | None], DurationModel] = {}
+
+    def _get(self, family: TaskFamily, model: str | None) -> DurationModel:
+        key = (family, model)
+        if key not in self._models:
+            self._models[key] = DurationModel(EXPECTED_DURATION[family.value])
+        return self._models[key]
+
+    def model(self, family: TaskFamily, model: str | None) -> DurationModel:
+        specific = self._models.get((family, model))
+        if specific is not None and len(specific) >= 3:
+            return specific
+        return self._get(family, None)
+
+    def record(self, family: TaskFamily, model: str | None, low: float, high: float) -> None:
+        self._get(family, None).add(low, high)
+        if model is not None:
+            self._get(family, model).add(low, high)
+
+
+# --- the scheduler --------------------------------------------------------------------------
+
+
+class _Tracked:
+    """One task the scheduler polls, with what it knows of it."""
+
+    __slots__ = (
+        "created",
+        "failures",
+        "in_flight",
+        "known_age",
+        "last_poll",
+        "last_running_age",
+        "last_state",
+        "model",
+        "ref",
+        "retry_at",
+        "watchers",
+    )
+
+    def __init__(self, ref: TaskRef, created: float, known_age: bool, model: str | None) -> None:
+        self.ref = ref
+        self.created = created
+        #: False for a task this client did not submit: its age is unknown until polled.
+        self.known_age = known_age
+        self.model = model
+        self.last_poll = -math.inf
+        #: Age (s) at the last poll that saw it unfinished; 0 before any.
+        self.last_running_age = 0.0
+        self.last_state: ProgressState | None = None
+        self.failures = 0
+        self.retry_at = -math.inf
+        self.in_flight = False
+        self.watchers: set[_Watch] = set()
+
+
+class _Watch:
+    """One waiter (an await_task or as_completed call) and the results handed to it."""
+
+    def __init__(
+        self, keys: dict[_Key, TaskRef], on_progress: Callable[[TaskProgress], object] | None
+    ) -> None:
+        self.refs = keys
+        self.on_progress = on_progress
+        self.started = anyio.current_time()
+        self.results: deque[tuple[_Key, Task | BaseException]] = deque()
+        self.event = anyio.Event()
+
+    def deliver(self, key: _Key, item: Task | BaseException) -> None:
+        self.results.append((key, item))
+        self.event.set()
+
+
+class Scheduler:
+    """Polls the tasks that coroutines await, for one client and its ``with_options`` views."""
+
+    def __init__(
+        self,
+        client: MusicAPI,
+        limiter: Limiter | None,
+        *,
+        min_poll_gap: float = DEFAULT_MIN_POLL_GAP,
+        poll_threshold: float = DEFAULT_POLL_THRESHOLD,
+    ) -> None:
+        if not (min_poll_gap >= 0 and math.isfinite(min_poll_gap)):
+            raise ValueError("min_poll_gap must be a non-negative number of seconds")
+        if not 0.0 <= poll_threshold <= 1.0:
+            raise ValueError("poll_threshold must be between 0 and 1")
+        self._client = client
+        # Without a limiter on the client, polls still need pacing: a private default bucket.
+        self._limiter: Limiter = limiter if limiter is not None else TokenBucket()
+        self.min_poll_gap = min_poll_gap
+        self.poll_threshold = poll_threshold
+        self._learner = _Learner()
+        self._submitted: OrderedDict[_Key, tuple[float, str | None]] = OrderedDict()
+        self._done: OrderedDict[_Key, Task] = OrderedDict()
+        self._tracked: dict[_Key, _Tracked] = {}
+        self._in_flight = 0
+        self._changed = anyio.Event()
+        self._task_group: TaskGroup | None = None
+        self._running = False
+        self._closed_reason: str | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def attach(self, task_group: TaskGroup) -> None:
+        """Give the scheduler the client's task group (``async with client``)."""
+        self._task_group = task_group
+        self._closed_reason = None
+
+    def close(self, reason: str) -> None:
+        """Stop: every current and later waiter gets a RuntimeError saying ``reason``."""
+        self._closed_reason = reason
+        self._task_group = None
+        self._running = False
+        error = RuntimeError(reason)
+        for tracked in list(self._tracked.values()):
+            for watch in list(tracked.watchers):
+                watch.deliver((tracked.ref.family, tracked.ref.task_id), error)
+        self._tracked.clear()
+
+    def _ensure_running(self) -> None:
+        if self._closed_reason is not None:
+            raise RuntimeError(self._closed_reason)
+        if self._task_group is None:
+            raise RuntimeError(
+                "waiting for tasks needs the client's background poller: use the client as "
+                "`async with MusicAPI(...) as client:` and call await_task / as_completed inside"
+            )
+        if not self._running:
+            self._running = True
+            self._task_group.start_soon(self._run, name="musicapi_async scheduler")
+
+    # --- what the client tells it -------------------------------------------------------------
+
+    def note_submitted(self, ref: TaskRef, model: str | None) -> None:
+        key = (ref.family, ref.task_id)
+        self._submitted[key] = (anyio.current_time(), model)
+        self._submitted.move_to_end(key)
+        while len(self._submitted) > 10_000:
+            self._submitted.popitem(last=False)
+
+    def statistics(self) -> dict[str, Any]:
+        """Tasks being polled, waiters, learned durations (for logs and debugging)."""
+        return {
+            "tracked": len(self._tracked),
+            "waiters": len({w for t in self._tracked.values() for w in t.watchers}),
+            "in_flight": self._in_flight,
+            "learned": {f"{f.value}:{m}": len(d) for (f, m), d in self._learner._models.items()},
+        }
+
+    # --- waiters ------------------------------------------------------------------------------
+
+    def watch(
+        self, refs: dict[_Key, TaskRef], on_progress: Callable[[TaskProgress], object] | None
+    ) -> _Watch:
+        self._ensure_running()
+        watch = _Watch(refs, on_progress)
+        now = anyio.current_time()
+        for key, ref in refs.items():
+            done = self._done.get(key)
+            if done is not None:
+                watch.deliver(key, done)
+                continue
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                submitted = self._submitted.get(key)
+                created, model = submitted if submitted else (now, None)
+                tracked = _Tracked(ref, created, submitted is not None, model)
+                self._tracked[key] = tracked
+            tracked.watchers.add(watch)
+        self._changed.set()
+        return watch
+
+    def unwatch(self, watch: _Watch) -> None:
+        """Forget a waiter; tasks nobody awaits any more stop being polled."""
+        for key in watch.refs:
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                continue
+            tracked.watchers.discard(watch)
+            if not tracked.watchers:
+                del self._tracked[key]
+        self._changed.set()
+
+    # --- choosing -----------------------------------------------------------------------------
+
+    def _score(self, tracked: _Tracked, now: float) -> float:
+        """Chance that the task finished since its last poll (1.0 when it must be polled)."""
+        if not tracked.known_age:
+            if tracked.last_poll == -math.inf:
+                return 1.0  # never seen: one poll tells where it stands
+            # Submitted elsewhere, age unknown: a constant chance per second of waiting.
+            expected = EXPECTED_DURATION[tracked.ref.family.value]
+            return min(1.0, (now - tracked.last_poll) / expected)
+        model = self._learner.model(tracked.ref.family, tracked.model)
+        return model.finished_since(tracked.last_running_age, now - tracked.created)
+
+    def _pick(self, now: float) -> _Tracked | None:
+        best: _Tracked | None = None
+        best_score = self.poll_threshold
+        for tracked in self._tracked.values():
+            if tracked.in_flight or now < tracked.retry_at:
+                continue
+            if now - tracked.last_poll < self.min_poll_gap:
+                continue
+            score = self._score(tracked, now)
+            # Ties go to the oldest task: it has waited longest.
+            if score > best_score or (
+                best is not None and score == best_score and tracked.created < best.created
+            ):
+                best, best_score = tracked, score
+        return best
+
+    def _next_look(self, now: float) -> float:
+        """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s."""
+        soonest = now + _IDLE_LOOK
+        for tracked in self._tracked.values():
+            for at in (tracked.last_poll + self.min_poll_gap, tracked.retry_at):
+                if now < at < soonest:
+                    soonest = at
+        return soonest - now
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if not self._tracked or self._in_flight >= MAX_POLLS_IN_FLIGHT:
+                    await self._wait_for_change(None)
+                    continue
+                now = anyio.current_time()
+                if self._pick(now) is None:
+                    await self._wait_for_change(self._next_look(now))
+                    continue
+                # One background request queued at most; user calls overtake it.
+                await self._limiter.acquire(Priority.BACKGROUND)
+                tracked = self._pick(anyio.current_time())
+                if tracked is None:
+                    continue  # the candidate finished or left while we queued
+                tracked.in_flight = True
+                self._in_flight += 1
+                assert self._task_group is not None
+                self._task_group.start_soon(self._poll, tracked)
+        finally:
+            self._running = False
+
+    async def _wait_for_change(self, limit: float | None) -> None:
+        with anyio.move_on_after(math.inf if limit is None else limit):
+            await self._changed.wait()
+        self._changed = anyio.Event()
+
+    async def _poll(self, tracked: _Tracked) -> None:
+        ref = tracked.ref
+        key = (ref.family, ref.task_id)
+        started = anyio.current_time()
+        resource = {
+            TaskFamily.SONIC: self._client.sonic,
+            TaskFamily.PRODUCER: self._client.producer,
+            TaskFamily.NURO: self._client.nuro,
+        }[ref.family]
+        # The scheduler retries by polling again later; the request path must not also retry.
+        options = attrs.evolve(self._client._options, retry=RetryPolicy(max_retries=0))
+        try:
+            task = await resource._poll(ref, options=options, background=True)
+        except (APIConnectionError, ServerError, RateLimitError, ResponseValidationError) as exc:
+            # Transient, or a body we could not read this time: poll again later.
+            tracked.failures += 1
+            backoff = min(_MAX_POLL_BACKOFF, self.min_poll_gap * 2.0**tracked.failures)
+            tracked.retry_at = anyio.current_time() + max(backoff, _retry_after(exc))
+            logger.info(
+                "poll of %s task %s failed (%s); again in %.0f s",
+                ref.family.value,
+                ref.task_id,
+                exc,
+                tracked.retry_at - started,
+            )
+            return
+        except Exception as exc:  # a permanent error (401, 404, 410...): the waiters get it
+            self._finish(key, tracked, exc)
+            return
+        finally:
+            tracked.in_flight = False
+            tracked.last_poll = started
+            self._in_flight -= 1
+            self._changed.set()
+        tracked.failures = 0
+        age = started - tracked.created
+        state = progress_state(task)
+        if state is not tracked.last_state:
+            tracked.last_state = state
+            self._report(tracked, task, anyio.current_time())
+        if task.is_terminal:
+            if tracked.known_age:
+                self._learner.record(ref.family, tracked.model, tracked.last_running_age, age)
+            self._done[key] = task
+            while len(self._done) > _RESULT_CACHE:
+                self._done.popitem(last=False)
+            self._finish(key, tracked, task)
+        else:
+            tracked.last_running_age = age
+
+    def _finish(self, key: _Key, tracked: _Tracked, item: Task | BaseException) -> None:
+        for watch in tracked.watchers:
+            watch.deliver(key, item)
+        self._tracked.pop(key, None)
+
+    def _report(self, tracked: _Tracked, task: Task, now: float) -> None:
+        for watch in list(tracked.watchers):
+            if watch.on_progress is None:
+                continue
+            start = tracked.created if tracked.known_age else watch.started
+            event = TaskProgress(tracked.ref, progress_state(task), task, now - start)
+            try:
+                outcome = watch.on_progress(event)
+                if inspect.isawaitable(outcome) and self._task_group is not None:
+                    self._task_group.start_soon(_await, outcome)
+            except Exception:
+                logger.exception("an on_progress callback raised; the wait goes on")
+
+
+async def _await(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("an on_progress callback raised; the wait goes on")
+
+
+def _retry_after(exc: Exception) -> float:
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+# --- the waiter's side ----------------------------------------------------------------------
+
+
+def default_timeout(refs: Iterable[TaskRef]) -> float:
+    """The default deadline for waiting on these tasks: the longest of their families'."""
+    return max((DEFAULT_WAIT_TIMEOUT[ref.family.value] for ref in refs), default=0.0)
+
+
+@final
+class AsCompleted:
+    """An async iterator over awaited tasks, yielding each terminal :class:`Task` as it ends.
+
+    Made by ``client.as_completed(...)``. Leaving the loop early (``break``, an exception,
+    cancellation) stops the polling of tasks nobody else awaits.
+    """
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        refs: dict[_Key, TaskRef],
+        deadline: float | None,
+        on_progress: Callable[[TaskProgress], object] | None,
+    ) -> None:
+        self._scheduler = scheduler
+        self._refs = refs
+        self._deadline = deadline
+        self._completed: dict[_Key, Task] = {}
+        self._watch: _Watch | None = scheduler.watch(refs, on_progress) if refs else None
+        self._finalizer = (
+            weakref.finalize(self, scheduler.unwatch, self._watch) if self._watch else None
+        )
+
+    def __aiter__(self) -> AsCompleted:
+        return self
+
+    @property
+    def pending(self) -> tuple[TaskRef, ...]:
+        """The tasks not finished yet, in the order given."""
+        return tuple(ref for key, ref in self._refs.items() if key not in self._completed)
+
+    async def __anext__(self) -> Task:
+        watch = self._watch
+        if watch is None or len(self._completed) == len(self._refs):
+            self.close()
+            raise StopAsyncIteration
+        try:
+            key, item = await self._next_result(watch)
+        except BaseException:
+            self.close()
+            raise
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        self._completed[key] = item
+        return item
+
+    async def _next_result(self, watch: _Watch) -> tuple[_Key, Task | BaseException]:
+        while not watch.results:
+            limit = math.inf
+            if self._deadline is not None:
+                limit = self._deadline - anyio.current_time()
+                if limit <= 0:
+                    raise self._timeout_error()
+            with anyio.move_on_after(limit):
+                await watch.event.wait()
+            watch.event = anyio.Event()
+        return watch.results.popleft()
+
+    def _timeout_error(self) -> WaitTimeoutError:
+        pending = self.pending
+        ids = ", ".join(ref.task_id for ref in pending[:5]) + (" ..." if len(pending) > 5 else "")
+        return WaitTimeoutError(
+            f"{len(pending)} of {len(self._refs)} task(s) still unfinished at the deadline "
+            f"({ids}); resume with await_task(TaskRef.from_dict(...)) on error.pending_json()",
+            pending=pending,
+            completed=tuple(self._completed.values()),
+        )
+
+    def close(self) -> None:
+        """Stop waiting (idempotent): tasks nobody else awaits are no longer polled."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AsCompleted:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()

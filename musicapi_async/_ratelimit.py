@@ -1,0 +1,299 @@
+"""Client-side rate limiting: a token bucket shared by every request made with one key.
+
+MusicAPI's standard plan allows one request per 3 seconds per API key and answers 429
+beyond that. :class:`TokenBucket` keeps every client, coroutine and retry that shares it
+under that budget, serves requests the user waits on before background polls, and pauses
+for everyone when the server still answers 429.
+
+The request path needs only the small :class:`Limiter` protocol, so another backend (for
+example one whose state lives in Redis, shared by several processes) can replace it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections import deque
+from typing import Protocol, final, runtime_checkable
+
+import anyio
+from attrs import frozen
+
+from ._constants import DEFAULT_RATE, DEFAULT_RATE_MARGIN, DEFAULT_RATE_PER
+
+__all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket"]
+
+logger = logging.getLogger("musicapi_async")
+
+
+class Priority(enum.IntEnum):
+    """Who is waiting for a request slot; lower values go first."""
+
+    #: A call the user awaits directly: creates, uploads, an explicit ``get_task``...
+    USER = 0
+    #: A poll that ``await_task`` / ``as_completed`` sends in the background.
+    BACKGROUND = 1
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What the SDK needs from a rate limiter. :class:`TokenBucket` is the in-process one."""
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        """Wait for a request slot and take it."""
+        ...
+
+    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
+        """Take a slot now or raise ``anyio.WouldBlock``."""
+        ...
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        """The server answered 429: hold every user back (``retry_after`` seconds if known)."""
+        ...
+
+    def statistics(self) -> BucketStatistics:
+        """A snapshot of the limiter's state."""
+        ...
+
+
+@final
+@frozen
+class BucketStatistics:
+    """A snapshot of a :class:`TokenBucket` (see :meth:`TokenBucket.statistics`)."""
+
+    #: Tokens available now (0 to ``burst``).
+    tokens: float
+    #: Waiters queued for a user request.
+    waiting_user: int
+    #: Waiters queued for a background poll.
+    waiting_background: int
+    #: Slots granted since the bucket was made.
+    granted: int
+    #: 429 answers reported to the bucket.
+    rate_limited: int
+    #: Seconds the bucket held everyone back because of 429s, in total.
+    throttled_time: float
+    #: Seconds added to every token interval for safety now (the margin, grown by 429s).
+    margin: float
+
+
+class _Waiter:
+    __slots__ = ("event", "priority")
+
+    def __init__(self, priority: Priority) -> None:
+        self.priority = priority
+        self.event = anyio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+@final
+class TokenBucket:
+    """A token bucket: ``rate`` requests per ``per`` seconds, at most ``burst`` at once.
+
+    The default, ``TokenBucket()``, is MusicAPI's standard plan: 1 request every 3 s.
+    Share one bucket between every client that uses the same API key::
+
+        bucket = TokenBucket(rate=1, per=3.0)
+        async with MusicAPI(limiter=bucket) as a, MusicAPI(limiter=bucket) as b: ...
+
+    Waiters are served first come, first served within a :class:`Priority`, user requests
+    before background polls. A waiter cancelled while queued takes no token and delays no
+    one. Arrival times jitter on a real network, so a bucket spacing requests exactly
+    ``per / rate`` apart would still draw 429s from a strict server: every interval is
+    lengthened by ``margin`` seconds (0.1 s by default). Each 429 reported through
+    :meth:`on_rate_limited` pauses the bucket for every user (for ``Retry-After``, or one
+    interval) and widens the margin by ``margin_step``, up to ``max_margin``; the extra
+    margin shrinks back after ``recover_after`` grants without a 429.
+
+    Only anyio's clock is used, so the bucket works on asyncio and trio and can be tested
+    in virtual time.
+    """
+
+    def __init__(
+        self,
+        rate: float = DEFAULT_RATE,
+        per: float = DEFAULT_RATE_PER,
+        *,
+        burst: int = 1,
+        margin: float = DEFAULT_RATE_MARGIN,
+        margin_step: float = 0.1,
+        max_margin: float = 1.0,
+        recover_after: int = 20,
+    ) -> None:
+        if not (isinstance(rate, (int, float)) and rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a positive number of requests, got {rate!r}")
+        if not (isinstance(per, (int, float)) and per > 0 and math.isfinite(per)):
+            raise ValueError(f"per must be a positive number of seconds, got {per!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"burst must be a whole number of at least 1, got {burst!r}")
+        for name, value in (
+            ("margin", margin),
+            ("margin_step", margin_step),
+            ("max_margin", max_margin),
+        ):
+            if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a non-negative number of seconds")
+        if (
+            isinstance(recover_after, bool)
+            or not isinstance(recover_after, int)
+            or recover_after < 1
+        ):
+            raise ValueError("recover_after must be a whole number of at least 1")
+        self.rate = float(rate)
+        self.per = float(per)
+        self.burst = burst
+        self.margin = float(margin)
+        self.margin_step = float(margin_step)
+        self.max_margin = max(float(max_margin), self.margin)
+        self.recover_after = recover_after
+        self._extra_margin = 0.0
+        self._clean_grants = 0
+        self._tokens = float(burst)
+        self._updated: float | None = None  # anyio time of the last refill; None: not yet
+        self._paused_until = -math.inf
+        self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
+        self._granted = 0
+        self._rate_limited = 0
+        self._throttled_time = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenBucket(rate={self.rate:g}, per={self.per:g}, burst={self.burst}, "
+            f"margin={self.margin:g})"
+        )
+
+    # --- the clock ---------------------------------------------------------------------------
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two tokens now: ``per / rate`` plus the current margin."""
+        return self.per / self.rate + self.margin + self._extra_margin
+
+    def _refill(self, now: float) -> None:
+        if self._updated is None:
+            self._updated = now
+            return
+        if now > self._updated:
+            self._tokens = min(
+                float(self.burst), self._tokens + (now - self._updated) / self.interval
+            )
+            self._updated = now
+
+    def _wait_time(self, now: float) -> float:
+        """Seconds until a token may be granted (0: now)."""
+        self._refill(now)
+        pause = self._paused_until - now
+        missing = (1.0 - self._tokens) * self.interval if self._tokens < 1.0 - 1e-9 else 0.0
+        return max(pause, missing, 0.0)
+
+    def _take(self) -> None:
+        self._tokens -= 1.0
+        self._granted += 1
+        self._clean_grants += 1
+        if self._extra_margin and self._clean_grants >= self.recover_after:
+            self._extra_margin = max(0.0, self._extra_margin - self.margin_step)
+            self._clean_grants = 0
+
+    # --- the queue ---------------------------------------------------------------------------
+
+    def _head(self) -> _Waiter | None:
+        for priority in Priority:
+            queue = self._queues[priority]
+            if queue:
+                return queue[0]
+        return None
+
+    def _ahead_of(self, priority: Priority) -> bool:
+        """Whether anyone of this priority or a more urgent one is already queued."""
+        return any(self._queues[p] for p in Priority if p <= priority)
+
+    def _wake_head(self) -> None:
+        head = self._head()
+        if head is not None:
+            head.wake()
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        """Wait until a request may be sent, and take its token.
+
+        Cancelling the wait takes nothing from the bucket and delays no other waiter.
+        """
+        priority = Priority(priority)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if not self._ahead_of(priority) and self._wait_time(anyio.current_time()) == 0.0:
+            self._take()
+            # The next waiter (e.g. a background poll we overtook) must re-time its sleep.
+            self._wake_head()
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return
+        waiter = _Waiter(priority)
+        self._queues[priority].append(waiter)
+        try:
+            while True:
+                if self._head() is waiter:
+                    delay = self._wait_time(anyio.current_time())
+                    if delay == 0.0:
+                        self._queues[priority].popleft()
+                        self._take()
+                        self._wake_head()
+                        return
+                    with anyio.move_on_after(delay):
+                        await waiter.event.wait()
+                else:
+                    await waiter.event.wait()
+                waiter.event = anyio.Event()
+        except BaseException:
+            if waiter in self._queues[priority]:
+                was_head = self._head() is waiter
+                self._queues[priority].remove(waiter)
+                if was_head:
+                    self._wake_head()
+            raise
+
+    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
+        """Take a token now, or raise ``anyio.WouldBlock`` (nothing is taken then)."""
+        priority = Priority(priority)
+        if self._ahead_of(priority) or self._wait_time(anyio.current_time()) > 0.0:
+            raise anyio.WouldBlock
+        self._take()
+        self._wake_head()
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        """The server answered 429 to a request that went through this bucket.
+
+        Every user of the bucket waits ``retry_after`` seconds (one interval if the server did
+        not say), and the safety margin grows by ``margin_step`` until ``recover_after``
+        clean grants pass.
+        """
+        now = anyio.current_time()
+        self._rate_limited += 1
+        self._extra_margin = min(
+            self._extra_margin + self.margin_step, self.max_margin - self.margin
+        )
+        self._clean_grants = 0
+        wait = self.interval if retry_after is None else max(0.0, float(retry_after))
+        until = now + wait + self.margin
+        if until > self._paused_until:
+            start = max(now, self._paused_until)
+            self._throttled_time += until - start
+            self._paused_until = until
+        self._refill(now)
+        self._tokens = min(self._tokens, 0.0)  # the 429 proves the slot was not free
+        logger.info("rate limited (429): every request on this key waits %.1f s", until - now)
+        self._wake_head()
+
+    def statistics(self) -> BucketStatistics:
+        """Tokens, waiters per priority, slots granted, and time lost to 429s."""
+        now = anyio.current_time()
+        self._refill(now)
+        return BucketStatistics(
+            tokens=max(0.0, self._tokens) if now >= self._paused_until else 0.0,
+            waiting_user=len(self._queues[Priority.USER]),
+            waiting_background=len(self._queues[Priority.BACKGROUND]),
+            granted=self._granted,
+            rate_limited=self._rate_limited,
+            throttled_time=self._throttled_time,
+            margin=self.margin + self._extra_margin,
+        )
