@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -92,12 +93,22 @@ def _timestamp(value: Any, _: Any) -> datetime:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
+    # Python 3.10's fromisoformat takes only 3 or 6 digits of fraction ("02.48Z" fails).
+    text = _FRACTION.sub(_six_digits, text, count=1)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"expected an ISO-8601 timestamp, got {value[:40]!r}") from None
     # The API sends UTC; a timestamp without an offset is read as UTC, never as local time.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+#: The fraction of the seconds of an ISO-8601 date-time, with everything before it.
+_FRACTION = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2})\.([0-9]+)")
+
+
+def _six_digits(match: re.Match[str]) -> str:
+    return f"{match[1]}.{match[2][:6].ljust(6, '0')}"
 
 
 def _seed(value: Any, _: Any) -> str:
@@ -109,17 +120,12 @@ def _seed(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string or integer seed, got {_json_type(value)}")
 
 
-def _any(value: Any, _: Any) -> Any:
-    return value
-
-
 def _build_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(float, _lenient_float)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(datetime, _timestamp)
-    conv.register_structure_hook(Any, _any)
     omit = override(omit=True)
     conv.register_structure_hook(
         Clip,

@@ -676,8 +676,32 @@ def test_field_path_points_at_the_right_clip() -> None:
             "2025-10-12T13:13:02.488",
             datetime(2025, 10, 12, 13, 13, 2, 488000, tzinfo=timezone.utc),
         ),
+        (
+            "2025-10-12T13:13:02.48Z",
+            datetime(2025, 10, 12, 13, 13, 2, 480000, tzinfo=timezone.utc),
+        ),
+        (
+            "2025-10-12T13:13:02.4Z",
+            datetime(2025, 10, 12, 13, 13, 2, 400000, tzinfo=timezone.utc),
+        ),
+        (
+            "2025-10-12T13:13:02.4880019Z",
+            datetime(2025, 10, 12, 13, 13, 2, 488001, tzinfo=timezone.utc),
+        ),
+        (
+            "2025-10-12T15:13:02.48812+02:00",
+            datetime(2025, 10, 12, 15, 13, 2, 488120, tzinfo=timezone(timedelta(hours=2))),
+        ),
     ],
-    ids=["zulu", "offset", "naive-read-as-utc"],
+    ids=[
+        "zulu",
+        "offset",
+        "naive-read-as-utc",
+        "two-digit-fraction",
+        "one-digit-fraction",
+        "seven-digit-fraction-truncated",
+        "five-digit-fraction-with-offset",
+    ],
 )
 def test_created_at_is_an_aware_datetime(text: str, expected: datetime) -> None:
     """created_at with Z, with an offset, or without one (read as UTC, never local time)."""
@@ -685,6 +709,16 @@ def test_created_at_is_an_aware_datetime(text: str, expected: datetime) -> None:
     assert created == expected
     assert created is not None
     assert created.utcoffset() == expected.utcoffset()
+
+
+def test_fields_typed_any_are_kept_exactly_as_sent() -> None:
+    """Untyped payloads (vox wave_response, MIDI instruments) pass through unconverted."""
+    wave = {"peaks": [0.1, None, "x"], "nested": {"a": [1, 2]}}
+    assert parse_vox({"data": {"vox_audio_id": "v", "wave_response": wave}}).wave_response is wave
+    notes = [{"name": "piano", "notes": [{"pitch": 60}]}, "odd", 3]
+    assert parse_midi({"data": {"midi_url": None, "instruments": notes}}).instruments == tuple(
+        notes
+    )
 
 
 def test_unreadable_created_at_names_its_field_path() -> None:
