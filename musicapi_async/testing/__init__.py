@@ -44,6 +44,20 @@ With any httpx client (the fake does not need the SDK)::
 
     anyio.run(main)
 
+Over real HTTP on loopback (real time, real sockets: for end-to-end tests, curl and clients
+in other languages), with :func:`serving` (or ``await tg.start(serve, fake)``)::
+
+    async with serving(FakeMusicAPI(sonic_duration=10.0)) as served:
+        # served.base_url: http://127.0.0.1:<port>/api/v1 (http:// is fine on loopback)
+        async with MusicAPI("test-key", base_url=served.base_url) as api:
+            ...
+
+or from a shell: ``python -m musicapi_async.testing serve --port 8787`` (``--help`` for the
+options: ``--sonic-duration``, ``--rate-limit 1/3|none``, ``--strict-rate-limit``, ``--key``,
+``--credits``, ``--not-ready-style``). Faults injected with :meth:`FakeMusicAPI.inject` become
+a closed connection (``remote_protocol_error``), a reset (``connect_error``) or silence until
+the client gives up (``read_timeout``).
+
 What to expect on the wire (all routes relative to ``base_url``, default
 ``http://localhost/api/v1``):
 
@@ -51,7 +65,8 @@ What to expect on the wire (all routes relative to ``base_url``, default
   ``Bearer <key>`` → 401 "Invalid authorization format."; unknown key → 401 "Invalid API key.".
 * **Rate limit** (after auth, every route, polls included): by default one request per 3 s
   per key; a request too early gets 429, ``Retry-After`` (whole seconds, rounded up) and
-  spends nothing.
+  spends nothing. ``rate_limit_rule="strict"``: any two requests of one key less than 3 s
+  apart on arrival get 429, refused ones counting too.
 * **Validation**: 400 with the documented messages, nothing charged. **Credits**: 403 "The
   remaining credits are not enough. ..." when the balance (``extra_credits`` first) is short.
 * **Submits** answer ``{"message": "success", "task_id": ...}`` (upload-extend,
@@ -85,6 +100,7 @@ What to expect on the wire (all routes relative to ``base_url``, default
 from __future__ import annotations
 
 from ._defaults import DEFAULT_LENGTH_LIMITS, DEFAULT_PRICES
+from ._serve import ServedFake, serve, serving
 from ._server import DurationSpec, FakeMusicAPI, OutcomeSpec
 from ._transport import FakeTransport
 from ._types import (
@@ -97,6 +113,7 @@ from ._types import (
     Injection,
     NotReadyStyle,
     Outcome,
+    RateLimitRule,
     RequestRecord,
     TaskStatusName,
 )
@@ -117,6 +134,10 @@ __all__ = [
     "NotReadyStyle",
     "Outcome",
     "OutcomeSpec",
+    "RateLimitRule",
     "RequestRecord",
+    "ServedFake",
     "TaskStatusName",
+    "serve",
+    "serving",
 ]

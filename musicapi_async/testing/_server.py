@@ -23,7 +23,7 @@ import httpx
 from attrs import define, evolve, field
 
 from . import _defaults as d
-from ._ratelimit import EPS, KeyRateLimiter
+from ._ratelimit import EPS, KeyRateLimiter, RateLimiter, StrictKeyRateLimiter
 from ._types import (
     Balance,
     ErrorEnvelope,
@@ -34,6 +34,7 @@ from ._types import (
     Injection,
     NotReadyStyle,
     Outcome,
+    RateLimitRule,
     RequestRecord,
 )
 from ._validate import Checker, Reject, check_sonic_create
@@ -130,6 +131,12 @@ class _Answer:
 _Handler = Callable[[_Ctx], _Answer]
 
 
+def _check_rule(value: RateLimitRule) -> RateLimitRule:
+    if value not in get_args(RateLimitRule):
+        raise ValueError(f"rate_limit_rule must be 'bucket' or 'strict', got {value!r}")
+    return value
+
+
 def _is_under(path: str, base: str) -> bool:
     return path == base or path.startswith(base + "/")
 
@@ -178,6 +185,15 @@ class FakeMusicAPI:
         refused_models: ``mv`` values answered with 400; any other model id is accepted.
         rate_limit: ``(rate, per)``: at most ``rate`` requests per ``per`` seconds per key,
             polls included, burst ``rate``; ``None`` disables it. Default one per 3 s.
+        rate_limit_rule: How ``rate_limit`` is enforced. ``"bucket"`` (default): a token
+            bucket that only accepted requests spend; a refused request changes nothing.
+            ``"strict"``: any two requests of one key arriving less than ``per / rate``
+            seconds apart get 429 for the later one, refused requests counting too (so a
+            retry sent too early pushes the next chance a full interval away; its
+            ``Retry-After`` is that interval). Requests refused before the limit applies
+            (401, 404 for an unknown route, 410 Nuro) count under neither rule. With
+            ``"strict"`` and ``(1, 3.0)``, a client's requests must *arrive* at least 3 s
+            apart, which is what a client-side limiter's safety margin is for.
         not_ready_style: ``"202"`` or ``"200"`` (CONTRACT §15 rule 1).
         initial_not_ready: In the ``"200"`` style, seconds of plain ``{"type": "not_ready"}``
             before the snapshots start.
@@ -218,6 +234,7 @@ class FakeMusicAPI:
         length_limits: Mapping[str, int] | None = None,
         refused_models: Iterable[str] = (),
         rate_limit: tuple[int, float] | None = (1, 3.0),
+        rate_limit_rule: RateLimitRule = "bucket",
         not_ready_style: NotReadyStyle = "202",
         initial_not_ready: float = d.DEFAULT_INITIAL_NOT_READY,
         error_envelope: ErrorEnvelope = "message",
@@ -246,6 +263,7 @@ class FakeMusicAPI:
         self.prices: dict[str, int] = {**d.DEFAULT_PRICES, **(prices or {})}
         self.length_limits: dict[str, int] = {**d.DEFAULT_LENGTH_LIMITS, **(length_limits or {})}
         self.refused_models: set[str] = set(refused_models)
+        self._rate_limit_rule = _check_rule(rate_limit_rule)
         self.rate_limit = rate_limit
         self.not_ready_style = not_ready_style
         self.initial_not_ready = initial_not_ready
@@ -344,8 +362,22 @@ class FakeMusicAPI:
 
     @rate_limit.setter
     def rate_limit(self, value: tuple[int, float] | None) -> None:
-        self._limiter = None if value is None else KeyRateLimiter(value[0], value[1])
+        self._limiter: RateLimiter | None = None
+        if value is not None and self._rate_limit_rule == "strict":
+            self._limiter = StrictKeyRateLimiter(value[0], value[1])
+        elif value is not None:
+            self._limiter = KeyRateLimiter(value[0], value[1])
         self._rate_limit = value
+
+    @property
+    def rate_limit_rule(self) -> RateLimitRule:
+        """``"bucket"`` or ``"strict"``; setting it starts every key with a clean slate."""
+        return self._rate_limit_rule
+
+    @rate_limit_rule.setter
+    def rate_limit_rule(self, value: RateLimitRule) -> None:
+        self._rate_limit_rule = _check_rule(value)
+        self.rate_limit = self._rate_limit
 
     @property
     def not_ready_style(self) -> NotReadyStyle:

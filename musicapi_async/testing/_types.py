@@ -20,6 +20,7 @@ __all__ = [
     "Injection",
     "NotReadyStyle",
     "Outcome",
+    "RateLimitRule",
     "RequestRecord",
     "TaskStatusName",
 ]
@@ -39,6 +40,11 @@ NotReadyStyle = Literal["202", "200"]
 ErrorEnvelope = Literal["message", "error", "type_error", "code_message"]
 #: A transport failure instead of an HTTP answer.
 Fault = Literal["connect_error", "read_timeout", "remote_protocol_error"]
+#: How the fake applies ``rate_limit=(rate, per)`` per key. ``"bucket"``: a token bucket of
+#: ``rate`` requests per ``per`` seconds (burst ``rate``) spent only by accepted requests.
+#: ``"strict"``: any request arriving less than ``per / rate`` seconds after the previous one
+#: of its key gets 429, and refused requests count too.
+RateLimitRule = Literal["bucket", "strict"]
 #: A task's overall status at some instant, as :meth:`FakeTask.status_at` reports it.
 TaskStatusName = Literal["pending", "running", "succeeded", "failed"]
 
