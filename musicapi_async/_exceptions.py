@@ -3,7 +3,7 @@
 Every error the SDK raises for a failed call is a :class:`MusicAPIError`::
 
     MusicAPIError
-    ├── APIConnectionError             the request did not get an HTTP answer
+    ├── APIConnectionError             the request did not get a usable HTTP answer
     │   └── APITimeoutError            ... because a timeout expired
     ├── APIStatusError                 the server answered with an error status
     │   ├── BadRequestError            400 validation
@@ -84,7 +84,7 @@ class MusicAPIError(Exception):
 
 
 class APIConnectionError(MusicAPIError):
-    """No HTTP answer: DNS, connection refused or reset, TLS, protocol error."""
+    """No usable HTTP answer: DNS, refused or reset, TLS, protocol, undecodable body, redirects."""
 
 
 class APITimeoutError(APIConnectionError):

@@ -183,7 +183,7 @@ class HTTPCore:
                 await response.aread()
             finally:
                 await response.aclose()
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport, decoding and redirect errors alike
             raise self._transport_error(exc, method, path, paid) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
@@ -203,7 +203,7 @@ class HTTPCore:
         return Answer(response.status_code, body, response.headers)
 
     def _transport_error(
-        self, exc: httpx.TransportError, method: str, path: str, paid: bool
+        self, exc: httpx.RequestError, method: str, path: str, paid: bool
     ) -> Exception:
         timeout = isinstance(exc, httpx.TimeoutException)
         cls = APITimeoutError if timeout else APIConnectionError
@@ -213,7 +213,9 @@ class HTTPCore:
         if isinstance(exc, NOT_SENT_ERRORS):
             return _Retryable(cls(f"{method} {path}: {what}", method=method, path=path))
         if not paid:
-            return _Retryable(cls(f"{method} {path}: {what}", method=method, path=path))
+            error = cls(f"{method} {path}: {what}", method=method, path=path)
+            # A redirect loop repeats identically; a garbled body may be a one-off.
+            return error if isinstance(exc, httpx.TooManyRedirects) else _Retryable(error)
         return cls(
             f"{method} {path}: {what}.{_PAID_ADVICE}", method=method, path=path, task_may_exist=True
         )
@@ -227,8 +229,8 @@ class _Retryable(Exception):
         self.error = error
 
 
-def _describe_transport_error(exc: httpx.TransportError) -> str:
-    kinds: list[tuple[type[httpx.TransportError], str]] = [
+def _describe_transport_error(exc: httpx.RequestError) -> str:
+    kinds: list[tuple[type[httpx.RequestError], str]] = [
         (httpx.ConnectTimeout, "timed out connecting"),
         (httpx.ReadTimeout, "timed out waiting for the response"),
         (httpx.WriteTimeout, "timed out sending the request"),
@@ -237,6 +239,8 @@ def _describe_transport_error(exc: httpx.TransportError) -> str:
         (httpx.RemoteProtocolError, "the server broke the HTTP protocol or closed the connection"),
         (httpx.ReadError, "the connection failed while reading the response"),
         (httpx.WriteError, "the connection failed while sending the request"),
+        (httpx.DecodingError, "the response body could not be decoded"),
+        (httpx.TooManyRedirects, "the server redirected too many times"),
     ]
     text = next((text for kind, text in kinds if isinstance(exc, kind)), "the request failed")
     detail = str(exc)

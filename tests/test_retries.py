@@ -89,6 +89,7 @@ TRANSPORT_FAILURES: list[tuple[type[httpx.RequestError], type[MusicAPIError]]] =
     (httpx.ConnectTimeout, APITimeoutError),
     (httpx.ReadTimeout, APITimeoutError),
     (httpx.RemoteProtocolError, APIConnectionError),
+    (httpx.DecodingError, APIConnectionError),
 ]
 STATUS_FAILURES: list[tuple[int, type[APIStatusError]]] = [
     (429, RateLimitError),
@@ -396,6 +397,8 @@ UNCLEAR_POST_FAILURES: list[tuple[type[httpx.RequestError] | int, type[MusicAPIE
     (httpx.WriteTimeout, APITimeoutError),
     (httpx.RemoteProtocolError, APIConnectionError),
     (httpx.ReadError, APIConnectionError),
+    (httpx.DecodingError, APIConnectionError),
+    (httpx.TooManyRedirects, APIConnectionError),
     (500, ServerError),
     (502, ServerError),
     (503, ServerError),
@@ -603,3 +606,14 @@ async def test_an_unsupported_protocol_is_raised_at_once_not_retried() -> None:
         with pytest.raises(APIConnectionError):
             await client.credits.get()
     assert len(transport.sent) == 1
+
+
+async def test_too_many_redirects_on_a_get_is_raised_at_once_as_a_connection_error() -> None:
+    """A redirect loop repeats identically: an SDK error, not httpx's, and no retry."""
+    transport = ScriptedTransport(httpx.TooManyRedirects)
+    async with scripted_client(transport) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.credits.get()
+    assert len(transport.sent) == 1
+    assert caught.value.task_may_exist is False
+    assert isinstance(caught.value.__cause__, httpx.TooManyRedirects)
