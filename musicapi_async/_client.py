@@ -26,13 +26,14 @@ from ._constants import (
 )
 from ._credits import CreditsResource
 from ._exceptions import ResponseValidationError
-from ._http import CallOptions, HTTPCore
+from ._http import PAID_ADVICE, CallOptions, HTTPCore
 from ._models import Task, TaskFamily, TaskRef
 from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
 from ._ratelimit import Limiter, TokenBucket
 from ._retry import RetryEvent, RetryPolicy
+from ._serde import reports_no_task
 from ._sonic import Sonic
 
 __all__ = ["MusicAPI"]
@@ -268,6 +269,11 @@ class MusicAPI:
         except ResponseValidationError as exc:
             exc.method, exc.path = method, path
             exc.message = f"{method} {path}: {exc.message}"
+            # Every POST may spend credits: a 2xx the SDK cannot read does not prove that
+            # nothing was started, unless the answer itself says so.
+            if method != "GET" and not reports_no_task(body):
+                exc.task_may_exist = True
+                exc.message = f"{exc.message.rstrip('.')}.{PAID_ADVICE}"
             raise
 
     @property

@@ -22,7 +22,8 @@ Every error the SDK raises for a failed call is a :class:`MusicAPIError`::
 Misuse of the SDK itself raises ``ValueError``, ``TypeError`` or ``RuntimeError``.
 
 An error raised by a call that spends credits, when the server may have acted on it
-(a read timeout, a dropped connection after sending, a 5xx), has ``task_may_exist`` set
+(a read timeout, a dropped connection after sending, a 5xx, a 2xx answer the SDK cannot
+read), has ``task_may_exist`` set
 and says so in its message: the SDK never re-sends such a call by itself.
 """
 
@@ -178,8 +179,9 @@ class ResponseValidationError(MusicAPIError):
         body: object = None,
         method: str | None = None,
         path: str | None = None,
+        task_may_exist: bool = False,
     ) -> None:
-        super().__init__(message, method=method, path=path)
+        super().__init__(message, method=method, path=path, task_may_exist=task_may_exist)
         self.field_path = field_path
         self.body = body
 

@@ -40,7 +40,8 @@ from ._serde import dumps, error_text, error_type
 
 logger = logging.getLogger("musicapi_async")
 
-_PAID_ADVICE = (
+#: Appended to the message of every error after which a paid call's task may exist.
+PAID_ADVICE = (
     " This call spends credits and was not retried: MusicAPI may already have started the "
     "task and charged for it. Before repeating it, check whether it exists: a webhook "
     "delivery for it, the dashboard's task history, or a drop in client.credits.get()."
@@ -197,9 +198,9 @@ class HTTPCore:
                 if not paid:
                     raise _Retryable(error)
                 error.task_may_exist = True
-                error.message += _PAID_ADVICE
+                error.message += PAID_ADVICE
             raise error
-        body = _decode(response, method, path)
+        body = _decode(response, method, path, paid)
         return Answer(response.status_code, body, response.headers)
 
     def _transport_error(
@@ -217,7 +218,7 @@ class HTTPCore:
             # A redirect loop repeats identically; a garbled body may be a one-off.
             return error if isinstance(exc, httpx.TooManyRedirects) else _Retryable(error)
         return cls(
-            f"{method} {path}: {what}.{_PAID_ADVICE}", method=method, path=path, task_may_exist=True
+            f"{method} {path}: {what}.{PAID_ADVICE}", method=method, path=path, task_may_exist=True
         )
 
 
@@ -249,20 +250,22 @@ def _describe_transport_error(exc: httpx.RequestError) -> str:
     )
 
 
-def _decode(response: httpx.Response, method: str, path: str) -> Any:
+def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any:
     if not response.content:
         return None
     try:
         return json.loads(response.content)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to decode
         snippet = response.text[:200]
+        # A paid call answered 2xx: the server acted, whatever the body says.
         raise ResponseValidationError(
             f"{method} {path} answered {response.status_code} with a body that is not JSON: "
-            f"{snippet!r}",
+            f"{snippet!r}.{PAID_ADVICE if paid else ''}",
             field_path="$",
             body=snippet,
             method=method,
             path=path,
+            task_may_exist=paid,
         ) from exc
 
 

@@ -277,10 +277,15 @@ def task_ref_from_json(text: str | bytes) -> TaskRef:
     return task_ref_from_dict(data)
 
 
+def reports_no_task(body: Any) -> bool:
+    """True when a submit answer itself says no task was started (a ``failed_step``)."""
+    return isinstance(body, Mapping) and not body.get("task_id") and bool(body.get("failed_step"))
+
+
 def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
     """``{"message": "success", "task_id": ...}`` (plus ``steps``, ``warning``...) -> TaskRef."""
     obj = _object(body, "a task submission")
-    if not obj.get("task_id") and obj.get("failed_step"):
+    if reports_no_task(obj):
         step = obj.get("failed_step")
         detail = error_text(obj) or "no reason given"
         raise ResponseValidationError(

@@ -333,6 +333,72 @@ async def test_a_submit_answer_without_task_id_raises_with_the_field_path() -> N
     assert "task_id" in str(error)
 
 
+def assert_paid_advice(error: MusicAPIError) -> None:
+    """The never-pay-twice warning every uncertain paid call carries."""
+    assert error.task_may_exist is True
+    message = str(error)
+    assert "may already have started" in message
+    assert "client.credits.get()" in message
+    assert "webhook" in message
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        text_response(200, "<html>maintenance</html>"),
+        text_response(200, ""),
+        json_response(200, {"message": "success"}),
+        json_response(200, {"message": "success", "task_id": ""}),
+        json_response(200, ["t-1"]),
+    ],
+    ids=["not-json", "empty-body", "no-task-id", "empty-task-id", "not-an-object"],
+)
+async def test_an_unreadable_2xx_to_a_paid_call_says_the_task_may_exist(
+    answer: httpx.Response,
+) -> None:
+    """A create answered 2xx was received: without a task_id the task may still exist."""
+    transport = ScriptedTransport(answer)
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    assert len(transport.sent) == 1
+    assert caught.value.method == "POST"
+    assert_paid_advice(caught.value)
+
+
+async def test_an_unreadable_2xx_to_a_paid_sync_call_says_the_task_may_exist() -> None:
+    """/sonic/wav spends credits too: a body without wav_url leaves the charge uncertain."""
+    transport = ScriptedTransport(json_response(200, {"code": 200, "data": {}}))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.wav("c-1")
+    assert caught.value.field_path == "$.data.wav_url"
+    assert_paid_advice(caught.value)
+
+
+async def test_an_unreadable_2xx_to_a_get_never_claims_a_task_may_exist() -> None:
+    transport = ScriptedTransport(
+        text_response(200, "<html>maintenance</html>"), json_response(200, {"credits": "x"})
+    )
+    async with scripted_client(transport) as client:
+        for _ in range(2):
+            with pytest.raises(ResponseValidationError) as caught:
+                await client.credits.get()
+            assert caught.value.task_may_exist is False
+            assert "may already have started" not in str(caught.value)
+
+
+async def test_a_submit_whose_failed_step_says_no_task_started_is_not_flagged() -> None:
+    """upload-extend answering failed_step without task_id: the server says nothing started."""
+    body = {"code": 200, "message": "upload failed", "failed_step": "upload", "steps": {}}
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.upload_extend("https://example.com/a.mp3", mv="sonic-v5")
+    assert caught.value.task_may_exist is False
+    assert "no task was started" in str(caught.value)
+
+
 # --- secrets -------------------------------------------------------------------------------
 
 SECRET = "sk-SECRET-123"
