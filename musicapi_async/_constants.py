@@ -90,7 +90,7 @@ EXPECTED_DURATION: Final = {"sonic": 120.0, "producer": 30.0, "nuro": 30.0}
 DEFAULT_MIN_POLL_GAP: Final = 6.0
 #: The scheduler polls a task only once its chance of being finished since its last poll,
 #: by the durations seen so far, reaches this (0-1); with nothing better to do it waits.
-DEFAULT_POLL_THRESHOLD: Final = 0.02
+DEFAULT_POLL_THRESHOLD: Final = 0.05
 #: Durations remembered per (family, model) to learn the distribution.
 DURATION_MEMORY: Final = 200
 #: Polls that may be in flight at once (a slow answer does not stall the others).

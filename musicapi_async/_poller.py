@@ -15,6 +15,7 @@ create cannot use. So instead of one poll loop per task, the client runs one sch
 
 from __future__ import annotations
 
+import bisect
 import enum
 import inspect
 import logging
@@ -58,6 +59,8 @@ logger = logging.getLogger("musicapi_async")
 _Key = tuple[TaskFamily, str]
 #: Seconds between two looks at the candidates when none is worth a poll yet.
 _IDLE_LOOK = 1.0
+#: EM rounds of the duration estimator per new observation.
+_EM_ROUNDS = 10
 #: Longest wait before re-polling a task whose poll failed transiently.
 _MAX_POLL_BACKOFF = 60.0
 #: Terminal results kept, so a new waiter on a finished task needs no request.
@@ -131,31 +134,119 @@ def progress_state(task: Task) -> ProgressState:
 
 
 class DurationModel:
-    """The distribution of task durations, learned from interval-censored observations.
+    """The distribution of task durations, learned from what polls saw.
 
     A poll never sees the instant a task finished, only that it finished after the last poll
-    that saw it running (``low``) and before the poll that saw it done (``high``). Each such
-    interval counts as a uniform distribution over it; a prior (uniform on half to twice the
-    family's expected duration) weighs as one observation, so the first decisions are sane.
+    that saw it running (``low``) and before the poll that saw it done (``high``); a task
+    still running at age ``a`` says only that its duration exceeds ``a`` (right-censored).
+    Leaving those out would bias the estimate short, so both kinds count. The distribution
+    is the maximum-likelihood one for such intervals (Turnbull's estimator: a few EM rounds
+    over the cells that the interval ends cut). A prior interval (half to twice the family's
+    expected duration) counts as one observation, so the first decisions are sane. The CDF
+    is piecewise linear between cell ends and is tabulated when an observation arrives, so
+    each lookup is a binary search.
     """
 
     def __init__(self, expected: float, memory: int = DURATION_MEMORY) -> None:
+        self._expected = expected
         self._prior = (0.5 * expected, 2.0 * expected)
         self._samples: deque[tuple[float, float]] = deque(maxlen=memory)
+        self._running: list[float] = []
+        self._xs: list[float] = []
+        self._ys: list[float] = []
+        self._gs: list[float] = []
+        self._tabulate()
 
     def __len__(self) -> int:
         return len(self._samples)
 
-    def add(self, low: float, high: float) -> None:
+    def add(self, low: float, high: float, running: Iterable[float] = ()) -> None:
+        """A task finished between ages ``low`` and ``high``; ``running``: the ages at which
+        the tasks still under way were last seen running."""
         low, high = max(0.0, low), max(0.0, high)
         self._samples.append((min(low, high), max(low, high)))
+        self._running = [age for age in running if age > 0.0]
+        self._tabulate()
+
+    def _tabulate(self) -> None:
+        parts = [self._prior, *self._samples]
+        top = max(high for _, high in parts)
+        # A still-running task lasts longer than its age: an interval open to the right,
+        # closed here at a horizon beyond everything seen.
+        horizon = max(top, *self._running, 0.0) + self._expected
+        parts += [(age, horizon) for age in self._running]
+        # A zero-width observation is an exact time: give it a sliver of width.
+        parts = [(low, high if high > low else low + 1e-6) for low, high in parts]
+        xs = sorted({x for part in parts for x in part})
+        cells = len(xs) - 1
+        spans = [(bisect.bisect_left(xs, low), bisect.bisect_left(xs, high)) for low, high in parts]
+        count = len(parts)
+        # Start: each observation spread evenly over its length (a difference array).
+        density = [0.0] * (cells + 1)
+        for first, last in spans:
+            share = 1.0 / (xs[last] - xs[first]) / count
+            density[first] += share
+            density[last] -= share
+        mass, running = [], 0.0
+        for j in range(cells):
+            running += density[j]
+            mass.append(running * (xs[j + 1] - xs[j]))
+        for _ in range(_EM_ROUNDS):
+            prefix = [0.0]
+            for m in mass:
+                prefix.append(prefix[-1] + m)
+            weight = [0.0] * (cells + 1)  # difference array of sum(1 / S_i) over spans
+            for first, last in spans:
+                total = prefix[last] - prefix[first]
+                if total > 0:
+                    weight[first] += 1.0 / total
+                    weight[last] -= 1.0 / total
+            running = 0.0
+            for j in range(cells):
+                running += weight[j]
+                mass[j] *= running / count
+        self._xs = xs
+        self._ys = [0.0]
+        for m in mass:
+            self._ys.append(min(1.0, self._ys[-1] + m))
+        # The CDF's integral at each end (trapezoids: the CDF is linear in between).
+        self._gs = [0.0]
+        for i in range(1, len(xs)):
+            width = xs[i] - xs[i - 1]
+            self._gs.append(self._gs[-1] + width * (self._ys[i] + self._ys[i - 1]) / 2)
 
     def cdf(self, t: float) -> float:
         """P(duration <= t)."""
-        total = _uniform_cdf(t, *self._prior)
-        for low, high in self._samples:
-            total += _uniform_cdf(t, low, high)
-        return total / (1 + len(self._samples))
+        xs, ys = self._xs, self._ys
+        if t < xs[0]:
+            return 0.0
+        if t >= xs[-1]:
+            return 1.0
+        i = bisect.bisect_right(xs, t)
+        x0, x1 = xs[i - 1], xs[i]
+        return ys[i - 1] + (ys[i] - ys[i - 1]) * (t - x0) / (x1 - x0)
+
+    def cdf_integral(self, t: float) -> float:
+        """The integral of the CDF from 0 to ``t`` (seconds): expected time spent finished."""
+        xs, ys, gs = self._xs, self._ys, self._gs
+        if t <= xs[0]:
+            return 0.0
+        if t >= xs[-1]:
+            return gs[-1] + (t - xs[-1])
+        i = bisect.bisect_right(xs, t)
+        y = self.cdf(t)
+        return gs[i - 1] + (t - xs[i - 1]) * (ys[i - 1] + y) / 2
+
+    def expected_lag(self, before: float, now: float) -> float:
+        """E[seconds since it finished, if it did] given it was running at age ``before``."""
+        if now <= before:
+            return 0.0
+        alive = 1.0 - self.cdf(before)
+        if alive <= 1e-12:
+            return now - before
+        gained = self.cdf_integral(now) - self.cdf_integral(before)
+        gained -= self.cdf(before) * (now - before)
+        return max(0.0, gained / alive)
 
     def finished_since(self, before: float, now: float) -> float:
         """P(finished by ``now`` | still running at ``before``), ages in seconds."""
@@ -168,8 +259,8 @@ class DurationModel:
 
 
 def _uniform_cdf(t: float, low: float, high: float) -> float:
-    if t <= low:
-        return 1.0 if high <= low and t >= low else 0.0
+    if t < low:
+        return 0.0
     if t >= high:
         return 1.0
     return (t - low) / (high - low)
@@ -193,10 +284,21 @@ class _Learner:
             return specific
         return self._get(family, None)
 
-    def record(self, family: TaskFamily, model: str | None, low: float, high: float) -> None:
-        self._get(family, None).add(low, high)
+    def record(
+        self,
+        family: TaskFamily,
+        model: str | None,
+        low: float,
+        high: float,
+        running: Iterable[tuple[str | None, float]],
+    ) -> None:
+        """A task finished between ages ``low`` and ``high``; ``running``: (model, age last
+        seen running) of the family's tasks still under way."""
+        running = list(running)
+        self._get(family, None).add(low, high, (age for _, age in running))
         if model is not None:
-            self._get(family, model).add(low, high)
+            same = (age for other, age in running if other == model)
+            self._get(family, model).add(low, high, same)
 
 
 # --- the scheduler --------------------------------------------------------------------------
@@ -366,31 +468,41 @@ class Scheduler:
 
     # --- choosing -----------------------------------------------------------------------------
 
-    def _score(self, tracked: _Tracked, now: float) -> float:
-        """Chance that the task finished since its last poll (1.0 when it must be polled)."""
+    def _score(self, tracked: _Tracked, now: float) -> tuple[float, float]:
+        """(chance it finished since its last poll, priority among the candidates).
+
+        The priority is that chance times the lag it would have accrued by now: of two tasks
+        equally likely finished, the one likely finished for longer goes first, and a task
+        whose chance grew slowly is less likely to be polled in vain.
+        """
         if not tracked.known_age:
             if tracked.last_poll == -math.inf:
-                return 1.0  # never seen: one poll tells where it stands
+                return 1.0, math.inf  # never seen: one poll tells where it stands
             # Submitted elsewhere, age unknown: a constant chance per second of waiting.
-            expected = EXPECTED_DURATION[tracked.ref.family.value]
-            return min(1.0, (now - tracked.last_poll) / expected)
+            waited = now - tracked.last_poll
+            chance = min(1.0, waited / EXPECTED_DURATION[tracked.ref.family.value])
+            return chance, chance * waited / 2
         model = self._learner.model(tracked.ref.family, tracked.model)
-        return model.finished_since(tracked.last_running_age, now - tracked.created)
+        age = now - tracked.created
+        chance = model.finished_since(tracked.last_running_age, age)
+        return chance, chance * model.expected_lag(tracked.last_running_age, age)
 
     def _pick(self, now: float) -> _Tracked | None:
         best: _Tracked | None = None
-        best_score = self.poll_threshold
+        best_priority = -math.inf
         for tracked in self._tracked.values():
             if tracked.in_flight or now < tracked.retry_at:
                 continue
             if now - tracked.last_poll < self.min_poll_gap:
                 continue
-            score = self._score(tracked, now)
+            chance, priority = self._score(tracked, now)
+            if chance < self.poll_threshold or chance <= 0.0:
+                continue
             # Ties go to the oldest task: it has waited longest.
-            if score > best_score or (
-                best is not None and score == best_score and tracked.created < best.created
+            if priority > best_priority or (
+                best is not None and priority == best_priority and tracked.created < best.created
             ):
-                best, best_score = tracked, score
+                best, best_priority = tracked, priority
         return best
 
     def _next_look(self, now: float) -> float:
@@ -473,7 +585,14 @@ class Scheduler:
             self._report(tracked, task, anyio.current_time())
         if task.is_terminal:
             if tracked.known_age:
-                self._learner.record(ref.family, tracked.model, tracked.last_running_age, age)
+                running = [
+                    (other.model, other.last_running_age)
+                    for other in self._tracked.values()
+                    if other is not tracked and other.known_age and other.ref.family is ref.family
+                ]
+                self._learner.record(
+                    ref.family, tracked.model, tracked.last_running_age, age, running
+                )
             self._done[key] = task
             while len(self._done) > _RESULT_CACHE:
                 self._done.popitem(last=False)
