@@ -13,7 +13,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -120,12 +121,34 @@ def _seed(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string or integer seed, got {_json_type(value)}")
 
 
+def _blank_is_none(
+    cls: type[T], hook: Callable[[Any, Any], T]
+) -> tuple[Callable[[Any], bool], Callable[[Any, Any], T | None]]:
+    """The predicate and hook of ``cls | None``: also reads ``""`` (or blanks) as None."""
+
+    def is_optional(type_: Any) -> bool:
+        return get_origin(type_) in (Union, UnionType) and set(get_args(type_)) == {
+            cls,
+            type(None),
+        }
+
+    def structure(value: Any, type_: Any) -> T | None:
+        # One odd optional field ("duration": "") must not fail the whole snapshot.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return hook(value, type_)
+
+    return is_optional, structure
+
+
 def _build_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(float, _lenient_float)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(datetime, _timestamp)
+    conv.register_structure_hook_func(*_blank_is_none(float, _lenient_float))
+    conv.register_structure_hook_func(*_blank_is_none(datetime, _timestamp))
     omit = override(omit=True)
     conv.register_structure_hook(
         Clip,

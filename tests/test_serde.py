@@ -640,7 +640,7 @@ def test_integer_duration_is_float_seconds() -> None:
     assert isinstance(value, float)
 
 
-@pytest.mark.parametrize("duration", ["about 3 minutes", "", "nan", "1e999", True, [1]])
+@pytest.mark.parametrize("duration", ["about 3 minutes", "nan", "1e999", True, [1]])
 def test_unreadable_duration_names_its_field_path(duration: object) -> None:
     """A duration that is not a finite number raises with field_path $.data[0].duration."""
     body = _snapshot(duration=duration)
@@ -648,6 +648,32 @@ def test_unreadable_duration_names_its_field_path(duration: object) -> None:
         parse_task(SONIC, 200, body)
     assert refused.value.field_path == "$.data[0].duration"
     assert refused.value.body is body
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t\n"], ids=["empty", "space", "whitespace"])
+@pytest.mark.parametrize(
+    "field", ["duration", "created_at", "style_weight", "weirdness_constraint"]
+)
+def test_a_blank_optional_number_or_timestamp_reads_as_none(field: str, blank: str) -> None:
+    """One odd optional field ("duration": "") must not fail the whole poll."""
+    task = parse_task(SONIC, 200, _snapshot(**{field: blank}))
+    assert getattr(task.clips[0], field) is None
+    assert task.clips[0].raw[field] == blank
+
+
+def test_blank_optional_fields_elsewhere_read_as_none() -> None:
+    """Aligned words, Nuro durations: the same rule for every optional number."""
+    words = parse_aligned_lyrics({"data": {"alignment": [{"word": "a", "start_s": ""}]}}).words
+    assert words[0].start_s is None
+    nuro = parse_task(TaskRef("t", TaskFamily.NURO), 200, {"status": "running", "duration": ""})
+    assert nuro.clips[0].duration is None
+
+
+def test_a_blank_required_number_still_raises() -> None:
+    """Only optional fields are lenient: a blank credit balance is still an error."""
+    with pytest.raises(ResponseValidationError) as refused:
+        parse_credits({"credits": "", "extra_credits": 0})
+    assert refused.value.field_path == "$.credits"
 
 
 def test_field_path_points_at_the_right_clip() -> None:
