@@ -24,8 +24,10 @@ seen minus arrival minus generation time), makespan, and 429s seen.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import math
+import os
 import random
 import statistics
 import sys
@@ -209,11 +211,10 @@ def simulate(strategy: str, arrivals: list[float], style: NotReadyStyle, seed: i
 COLUMNS = ("req/task", "lag mean", "lag p95", "create wait", "overhead", "makespan", "429s")
 
 
-def averaged(
-    strategy: str, workload: Callable[[int], list[float]], style: NotReadyStyle, seeds: list[int]
+def figures_of(
+    strategy: str, workload: Callable[[int], list[float]], style: NotReadyStyle, seed: int
 ) -> dict[str, float]:
-    runs = [simulate(strategy, workload(seed), style, seed).figures() for seed in seeds]
-    return {column: statistics.fmean(run[column] for run in runs) for column in COLUMNS}
+    return simulate(strategy, workload(seed), style, seed).figures()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, action="append", help="batch size(s)")
     parser.add_argument("--seed", type=int, default=7, help="first seed")
     parser.add_argument("--seeds", type=int, default=1, help="average over this many seeds")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     args = parser.parse_args(argv)
     styles: list[NotReadyStyle] = ["202", "200"] if args.style == "both" else [args.style]
     strategies = STRATEGIES if args.strategy == "all" else (args.strategy,)
@@ -239,14 +241,23 @@ def main(argv: list[str] | None = None) -> int:
     print("| style | scenario | strategy | " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * (3 + len(COLUMNS)))
     started = time.perf_counter()
-    for style in styles:
-        for name, workload in workloads:
-            for strategy in strategies:
-                figures = averaged(strategy, workload, style, seeds)
-                cells = [
-                    f"{figures[c]:.0f}" if c == "429s" else f"{figures[c]:.1f}" for c in COLUMNS
-                ]
-                print(f"| {style} | {name} | {strategy} | " + " | ".join(cells) + " |", flush=True)
+    cases = [
+        (style, name, workload, strategy)
+        for style in styles
+        for name, workload in workloads
+        for strategy in strategies
+    ]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = {
+            (style, name, strategy, seed): pool.submit(figures_of, strategy, workload, style, seed)
+            for style, name, workload, strategy in cases
+            for seed in seeds
+        }
+        for style, name, _, strategy in cases:
+            each = [runs[style, name, strategy, seed].result() for seed in seeds]
+            figures = {c: statistics.fmean(run[c] for run in each) for c in COLUMNS}
+            cells = [f"{figures[c]:.0f}" if c == "429s" else f"{figures[c]:.1f}" for c in COLUMNS]
+            print(f"| {style} | {name} | {strategy} | " + " | ".join(cells) + " |", flush=True)
     note = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over seeds {seeds[0]}-{seeds[-1]}"
     print(f"\n({note}; {time.perf_counter() - started:.0f} s of real time)", file=sys.stderr)
     return 0
