@@ -13,7 +13,7 @@ from ._exceptions import ResultNotReadyError
 from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
 from ._ratelimit import Priority
-from ._serde import parse_submit, parse_task
+from ._serde import NOT_READY_TYPE, parse_submit, parse_task
 
 if TYPE_CHECKING:
     from ._client import MusicAPI
@@ -63,17 +63,21 @@ class Resource:
     async def _call_until_ready(
         self, path: str, body: Mapping[str, Any], parse: Callable[[Any], T], wait_timeout: float
     ) -> T:
-        """POST an endpoint that answers 202 "not ready" while it builds, until it is ready."""
+        """POST an endpoint that answers "not ready" while it builds, until it is ready.
+
+        "Not ready" is HTTP 202 with any body, or HTTP 200 ``{"type": "not_ready"}``
+        (CONTRACT §15 rule 1, as for task polls).
+        """
         deadline = anyio.current_time() + wait_timeout
         while True:
             answer = await self._client._core.request(
                 "POST", path, options=self._client._options, json_body=body, paid=True
             )
-            if answer.status_code != 202:
+            if answer.status_code != 202 and not _says_not_ready(answer.body):
                 return self._client._read(parse, answer.body, "POST", path)
             if anyio.current_time() + NOT_READY_DELAY > deadline:
                 raise ResultNotReadyError(
-                    f"POST {path} still answered 202 (not ready) after {wait_timeout:.0f} s; "
+                    f"POST {path} still answered not ready after {wait_timeout:.0f} s; "
                     "call it again later, or pass a longer wait_timeout=",
                     method="POST",
                     path=path,
@@ -123,6 +127,10 @@ class TaskResource(Resource):
                 )
             return task
         return TaskRef(task.strip(), self._family)
+
+
+def _says_not_ready(body: Any) -> bool:
+    return isinstance(body, Mapping) and body.get("type") == NOT_READY_TYPE
 
 
 def _quote(segment: str) -> str:

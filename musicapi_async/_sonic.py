@@ -823,7 +823,7 @@ class Sonic(TaskResource):
         return await self._clip_call("/sonic/wav", clip_id, parse_wav)
 
     async def midi(self, clip_id: str, *, wait_timeout: float = NOT_READY_TIMEOUT) -> Midi:
-        """A MIDI transcription; repeats while the server answers 202, up to ``wait_timeout`` s."""
+        """A MIDI transcription; repeats while not ready, up to ``wait_timeout`` seconds."""
         require(clip_id, "clip_id", "for midi")
         return await self._call_until_ready(
             "/sonic/midi", {"clip_id": clip_id}, parse_midi, wait_timeout
@@ -870,7 +870,7 @@ class Sonic(TaskResource):
         formats: Sequence[Literal["mp3", "m4a", "wav"]] = ("mp3",),
         wait_timeout: float = NOT_READY_TIMEOUT,
     ) -> DownloadLinks:
-        """Download links of a clip in the given formats (repeats while the server answers 202)."""
+        """Download links of a clip in the given formats (repeats while not ready)."""
         require(clip_id, "clip_id", "for download")
         if isinstance(formats, str) or not formats:
             raise ValueError("formats must be a non-empty sequence such as ('mp3', 'wav')")

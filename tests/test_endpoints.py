@@ -2055,6 +2055,42 @@ async def test_not_ready_202_is_repeated_until_ready(
 
 
 @pytest.mark.parametrize(
+    ("call", "path", "answer"),
+    [
+        pytest.param(
+            lambda c: c.sonic.midi(CLIP),
+            "/sonic/midi",
+            {"data": {"midi_url": "https://cdn1.suno.ai/x.mid", "instruments": []}},
+            id="midi",
+        ),
+        pytest.param(
+            lambda c: c.sonic.download(CLIP, formats=["wav"]),
+            "/sonic/download",
+            {"data": {"wav_url": "https://cdn1.suno.ai/x.wav"}},
+            id="download",
+        ),
+    ],
+)
+async def test_not_ready_200_is_repeated_until_ready_like_a_202(
+    call: Callable[[MusicAPI], Awaitable[object]], path: str, answer: dict[str, Any]
+) -> None:
+    """HTTP 200 ``{"type": "not_ready"}`` also means "still building" (CONTRACT §15 rule 1)."""
+    client, transport = make_client(Reply({"type": "not_ready"}), Reply(answer))
+    start = anyio.current_time()
+    result = await call(client)
+    assert isinstance(result, (Midi, DownloadLinks))
+    assert [sent.path for sent in transport.requests] == [path] * 2
+    assert [sent.at - start for sent in transport.requests] == pytest.approx([0, NOT_READY_DELAY])
+
+
+async def test_endless_200_not_ready_raises_result_not_ready() -> None:
+    client, transport = make_client(Reply({"type": "not_ready", "message": "building"}))
+    with pytest.raises(ResultNotReadyError):
+        await client.sonic.midi(CLIP, wait_timeout=10)
+    assert len(transport.requests) == 3
+
+
+@pytest.mark.parametrize(
     ("call", "path", "wait_timeout"),
     [
         pytest.param(
