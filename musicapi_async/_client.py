@@ -185,6 +185,7 @@ class MusicAPI:
             raise TypeError("limiter must be a TokenBucket (or implement the Limiter protocol)")
         self._scheduler = Scheduler(self, self._core.limiter, min_poll_gap=min_poll_gap)
         self._exit_stack: AsyncExitStack | None = None
+        self._is_view = False
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
@@ -233,6 +234,7 @@ class MusicAPI:
         clone._core = self._core
         clone._scheduler = self._scheduler
         clone._exit_stack = None
+        clone._is_view = True
         clone._owns_http_client = False
         clone._closed = False
         policy = retry or self._options.retry
@@ -384,23 +386,25 @@ class MusicAPI:
     async def aclose(self) -> None:
         """Stop background polling and close the connections this client opened.
 
-        An injected ``http_client`` is left open. Waiters still waiting get a RuntimeError.
+        Safe from any task. An injected ``http_client`` is left open, and so is everything
+        of a ``with_options`` view's parent when the view is closed. Waiters still waiting
+        get a RuntimeError.
         """
         self._closed = True
-        if self._exit_stack is not None:
-            self._scheduler.close("the MusicAPI client was closed while waiting for tasks")
-            stack, self._exit_stack = self._exit_stack, None
-            await stack.aclose()
+        if self._is_view:
+            return
+        self._scheduler.close("the MusicAPI client was closed while waiting for tasks")
         if self._owns_http_client:
             await self._core.http_client.aclose()
 
     async def __aenter__(self) -> MusicAPI:
+        if self._is_view:
+            return self  # a view shares its parent's lifetime and background poller
         if self._exit_stack is not None:
             raise RuntimeError("this MusicAPI client is already open (async with)")
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
         # Background polls live in this task group: nothing outlives the async with block.
-        stack.callback(task_group.cancel_scope.cancel)
         self._scheduler.attach(task_group)
         self._exit_stack = stack
         return self
@@ -412,3 +416,7 @@ class MusicAPI:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            # Exit the task group here, in the task that entered it, after the poller stopped.
+            await stack.aclose()

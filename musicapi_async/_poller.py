@@ -380,7 +380,9 @@ class Scheduler:
         self._tracked: dict[_Key, _Tracked] = {}
         self._in_flight = 0
         self._changed = anyio.Event()
-        self._task_group: TaskGroup | None = None
+        self._task_group: TaskGroup | None = None  # the client's: where the loop starts
+        self._polls: TaskGroup | None = None  # the loop's own: polls and async callbacks
+        self._scope: anyio.CancelScope | None = None  # made in attach(): needs an event loop
         self._running = False
         self._closed_reason: str | None = None
 
@@ -389,13 +391,19 @@ class Scheduler:
     def attach(self, task_group: TaskGroup) -> None:
         """Give the scheduler the client's task group (``async with client``)."""
         self._task_group = task_group
+        self._scope = anyio.CancelScope()
         self._closed_reason = None
 
     def close(self, reason: str) -> None:
-        """Stop: every current and later waiter gets a RuntimeError saying ``reason``."""
+        """Stop polling (from any task): current and later waiters get RuntimeError(reason).
+
+        Only the scheduler's own cancel scope is cancelled, never the client's task group,
+        so code in the ``async with`` body that called ``aclose()`` goes on running.
+        """
         self._closed_reason = reason
         self._task_group = None
-        self._running = False
+        if self._scope is not None:
+            self._scope.cancel()
         error = RuntimeError(reason)
         for tracked in list(self._tracked.values()):
             for watch in list(tracked.watchers):
@@ -462,7 +470,8 @@ class Scheduler:
             if tracked is None:
                 continue
             tracked.watchers.discard(watch)
-            if not tracked.watchers:
+            # A poll in flight keeps its entry: a waiter arriving meanwhile reuses it.
+            if not tracked.watchers and not tracked.in_flight:
                 del self._tracked[key]
         self._changed.set()
 
@@ -517,26 +526,33 @@ class Scheduler:
     # --- the loop -----------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        assert self._scope is not None  # attach() made it
         try:
-            while True:
-                if not self._tracked or self._in_flight >= MAX_POLLS_IN_FLIGHT:
-                    await self._wait_for_change(None)
-                    continue
-                now = anyio.current_time()
-                if self._pick(now) is None:
-                    await self._wait_for_change(self._next_look(now))
-                    continue
-                # One background request queued at most; user calls overtake it.
-                await self._limiter.acquire(Priority.BACKGROUND)
-                tracked = self._pick(anyio.current_time())
-                if tracked is None:
-                    continue  # the candidate finished or left while we queued
-                tracked.in_flight = True
-                self._in_flight += 1
-                assert self._task_group is not None
-                self._task_group.start_soon(self._poll, tracked)
+            with self._scope:
+                async with anyio.create_task_group() as polls:
+                    self._polls = polls
+                    await self._loop(polls)
         finally:
+            self._polls = None
             self._running = False
+
+    async def _loop(self, polls: TaskGroup) -> None:
+        while True:
+            if not self._tracked or self._in_flight >= MAX_POLLS_IN_FLIGHT:
+                await self._wait_for_change(None)
+                continue
+            now = anyio.current_time()
+            if self._pick(now) is None:
+                await self._wait_for_change(self._next_look(now))
+                continue
+            # One background request queued at most; user calls overtake it.
+            await self._limiter.acquire(Priority.BACKGROUND)
+            tracked = self._pick(anyio.current_time())
+            if tracked is None:
+                continue  # the candidate finished or left while we queued
+            tracked.in_flight = True
+            self._in_flight += 1
+            polls.start_soon(self._poll, tracked)
 
     async def _wait_for_change(self, limit: float | None) -> None:
         with anyio.move_on_after(math.inf if limit is None else limit):
@@ -577,6 +593,8 @@ class Scheduler:
             tracked.last_poll = started
             self._in_flight -= 1
             self._changed.set()
+            if not tracked.watchers and self._tracked.get(key) is tracked:
+                del self._tracked[key]  # everyone left while it was in flight
         tracked.failures = 0
         age = started - tracked.created
         state = progress_state(task)
@@ -603,7 +621,8 @@ class Scheduler:
     def _finish(self, key: _Key, tracked: _Tracked, item: Task | BaseException) -> None:
         for watch in tracked.watchers:
             watch.deliver(key, item)
-        self._tracked.pop(key, None)
+        if self._tracked.get(key) is tracked:
+            del self._tracked[key]
 
     def _report(self, tracked: _Tracked, task: Task, now: float) -> None:
         for watch in list(tracked.watchers):
@@ -613,8 +632,8 @@ class Scheduler:
             event = TaskProgress(tracked.ref, progress_state(task), task, now - start)
             try:
                 outcome = watch.on_progress(event)
-                if inspect.isawaitable(outcome) and self._task_group is not None:
-                    self._task_group.start_soon(_await, outcome)
+                if inspect.isawaitable(outcome) and self._polls is not None:
+                    self._polls.start_soon(_await, outcome)
             except Exception:
                 logger.exception("an on_progress callback raised; the wait goes on")
 

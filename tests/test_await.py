@@ -284,15 +284,6 @@ async def test_a_with_options_view_shares_the_clients_scheduler() -> None:
     assert ages(fake, ref) == pytest.approx(await poll_ages_with(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason=(
-        "bug: `async with client.with_options(...)` re-attaches the shared Scheduler to the "
-        "view's task group and the view's aclose() closes it (_client.py __aenter__/aclose), "
-        "so the original client can no longer await tasks"
-    ),
-)
 async def test_closing_a_with_options_view_leaves_the_original_client_working() -> None:
     fake = FakeMusicAPI(sonic_duration=90.0)
     async with fake.client() as client:
@@ -507,15 +498,6 @@ async def test_closing_an_as_completed_stream_stops_polling_its_tasks() -> None:
     assert [r for r in fake.requests_to("/sonic/task/*") if r.time > closed_at] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=WaitTimeoutError,
-    reason=(
-        "bug: a poll in flight when its last waiter leaves finishes on a stale _Tracked; "
-        "_Scheduler._finish pops the key from _tracked, dropping the new waiter's entry "
-        "(_poller.py _poll/_finish), so the new waiter is never served and times out"
-    ),
-)
 async def test_a_waiter_joining_while_a_left_waiters_poll_is_in_flight_gets_the_result() -> None:
     fake = FakeMusicAPI(sonic_duration=10.0, latency={"/sonic/task/*": 5.0})
     async with fake.client() as submitter:
@@ -604,17 +586,6 @@ async def test_explicit_aclose_wakes_waiters_and_later_waits_raise_runtime_error
     assert "closed" in str(errors[0])
 
 
-CLOSE_BUG = (
-    "bug: MusicAPI.aclose() exits the client's task group (_client.py aclose -> "
-    "AsyncExitStack.aclose) wherever it is called, so it fails unless called at the very "
-    "nesting level of `async with` in the task that entered it: asyncio raises 'Attempted "
-    "to exit cancel scope in a different task' / 'that isn't the current task's current "
-    "cancel scope', trio corrupts its nursery stack (so these run on asyncio only)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CLOSE_BUG)
-@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
 async def test_aclose_from_another_task_wakes_the_waiters_and_returns() -> None:
     fake = FakeMusicAPI(sonic_duration=400.0)
     outcome: list[str] = []
@@ -638,8 +609,6 @@ async def test_aclose_from_another_task_wakes_the_waiters_and_returns() -> None:
     assert sorted(outcome) == ["closed", "waiter woken"]
 
 
-@pytest.mark.xfail(strict=True, reason=CLOSE_BUG)
-@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
 async def test_aclose_inside_a_task_group_of_the_owning_task_wakes_the_waiters() -> None:
     fake = FakeMusicAPI(sonic_duration=400.0)
     outcome: list[str] = []
