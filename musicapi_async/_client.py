@@ -285,8 +285,9 @@ class MusicAPI:
 
     # --- waiting for tasks --------------------------------------------------------------------
 
+    # A str is also an iterable of str; the first overload wins for it, as intended.
     @overload
-    async def await_task(
+    async def await_task(  # type: ignore[overload-overlap]
         self,
         tasks: TaskRef | str,
         *,
@@ -297,7 +298,7 @@ class MusicAPI:
     @overload
     async def await_task(
         self,
-        tasks: Iterable[TaskRef],
+        tasks: Iterable[TaskRef | str],
         *,
         timeout: float | None = ...,
         on_progress: Callable[[TaskProgress], object] | None = ...,
@@ -305,7 +306,7 @@ class MusicAPI:
 
     async def await_task(
         self,
-        tasks: TaskRef | str | Iterable[TaskRef],
+        tasks: TaskRef | str | Iterable[TaskRef | str],
         *,
         timeout: float | None = UNSET,
         on_progress: Callable[[TaskProgress], object] | None = None,

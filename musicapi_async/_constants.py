@@ -81,6 +81,11 @@ DEFAULT_RATE: Final = 1
 DEFAULT_RATE_PER: Final = 3.0
 #: Seconds added to every token interval, so that network jitter does not draw 429s.
 DEFAULT_RATE_MARGIN: Final = 0.1
+#: Each 429 widens the margin by this many seconds, up to DEFAULT_MAX_MARGIN; one step is
+#: given back after DEFAULT_MARGIN_RECOVERY grants without a 429.
+DEFAULT_MARGIN_STEP: Final = 0.1
+DEFAULT_MAX_MARGIN: Final = 1.0
+DEFAULT_MARGIN_RECOVERY: Final = 20
 
 #: Default deadlines of await_task / as_completed, seconds, by task family (CONTRACT §14).
 DEFAULT_WAIT_TIMEOUT: Final = {"sonic": 600.0, "producer": 300.0, "nuro": 300.0}

@@ -20,7 +20,14 @@ from typing import Protocol, final, runtime_checkable
 import anyio
 from attrs import frozen
 
-from ._constants import DEFAULT_RATE, DEFAULT_RATE_MARGIN, DEFAULT_RATE_PER
+from ._constants import (
+    DEFAULT_MARGIN_RECOVERY,
+    DEFAULT_MARGIN_STEP,
+    DEFAULT_MAX_MARGIN,
+    DEFAULT_RATE,
+    DEFAULT_RATE_MARGIN,
+    DEFAULT_RATE_PER,
+)
 
 __all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket"]
 
@@ -78,6 +85,10 @@ class BucketStatistics:
     margin: float
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class _Waiter:
     __slots__ = ("event", "priority")
 
@@ -119,13 +130,13 @@ class TokenBucket:
         *,
         burst: int = 1,
         margin: float = DEFAULT_RATE_MARGIN,
-        margin_step: float = 0.1,
-        max_margin: float = 1.0,
-        recover_after: int = 20,
+        margin_step: float = DEFAULT_MARGIN_STEP,
+        max_margin: float = DEFAULT_MAX_MARGIN,
+        recover_after: int = DEFAULT_MARGIN_RECOVERY,
     ) -> None:
-        if not (isinstance(rate, (int, float)) and rate > 0 and math.isfinite(rate)):
+        if not (_is_number(rate) and rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number of requests, got {rate!r}")
-        if not (isinstance(per, (int, float)) and per > 0 and math.isfinite(per)):
+        if not (_is_number(per) and per > 0 and math.isfinite(per)):
             raise ValueError(f"per must be a positive number of seconds, got {per!r}")
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
             raise ValueError(f"burst must be a whole number of at least 1, got {burst!r}")
@@ -134,7 +145,7 @@ class TokenBucket:
             ("margin_step", margin_step),
             ("max_margin", max_margin),
         ):
-            if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+            if not (_is_number(value) and value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a non-negative number of seconds")
         if (
             isinstance(recover_after, bool)

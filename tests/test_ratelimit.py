@@ -773,3 +773,11 @@ def test_the_bucket_never_grants_more_than_burst_plus_rate_times_elapsed(
     for priority in Priority:
         served = [granted_at[n] for n, p in reached if p is priority and n in granted_at]
         assert served == sorted(served)
+
+
+def test_a_boolean_rate_or_per_is_refused() -> None:
+    """True is an int to Python, not a number of requests to a user."""
+    with pytest.raises(ValueError, match="rate"):
+        TokenBucket(rate=True)
+    with pytest.raises(ValueError, match="per"):
+        TokenBucket(per=True)
