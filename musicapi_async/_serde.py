@@ -530,10 +530,21 @@ def parse_midi(body: Any) -> Midi:
 
 
 def parse_bpm(body: Any) -> Bpm:
-    return _parse_flat(body, Bpm, "a BPM result", unwrap=True)
+    result = _parse_flat(body, Bpm, "a BPM result", unwrap=True)
+    if result.avg_bpm is None and result.max_bpm is None and result.min_bpm is None:
+        _, path = _data_or_top(_object(body, "a BPM result"))
+        raise ResponseValidationError(
+            f"expected avg_bpm, max_bpm or min_bpm at {path}, got none of them",
+            field_path=f"{path}.avg_bpm",
+            body=body,
+        )
+    return result
 
 
 def parse_vox(body: Any) -> Vox:
+    obj = _object(body, "a vox result")
+    fields, path = _data_or_top(obj)
+    _required_str(fields, "vox_audio_id", path, body)
     return _parse_flat(body, Vox, "a vox result", unwrap=True)
 
 
@@ -567,12 +578,19 @@ def parse_lyrics(body: Any) -> tuple[GeneratedLyrics, ...]:
 
 def parse_download_links(body: Any) -> DownloadLinks:
     obj = _object(body, "download links")
-    fields, _ = _data_or_top(obj)
+    fields, path = _data_or_top(obj)
     urls: dict[str, str] = {}
     for key, value in fields.items():
         if isinstance(value, str) and value.startswith(("https://", "http://")):
             name = key[: -len("_url")] if key.endswith("_url") else key
             urls[name] = value
+    if not urls:
+        raise ResponseValidationError(
+            f"expected at least one download URL (mp3_url, m4a_url, wav_url...) at {path}, "
+            "got none",
+            field_path=path,
+            body=body,
+        )
     return DownloadLinks(urls=urls, raw=obj)
 
 

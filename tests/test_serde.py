@@ -798,6 +798,39 @@ def test_wrong_type_raises_with_the_field_path(
     with pytest.raises(ResponseValidationError) as refused:
         read(body)
     assert refused.value.field_path == field_path
+
+
+@pytest.mark.parametrize(
+    ("read", "body", "field_path"),
+    [
+        (parse_download_links, {"code": 200, "data": {}}, "$.data"),
+        (parse_download_links, {"code": 200, "message": "success"}, "$"),
+        (parse_download_links, {"data": {"mp3_url": None, "wav_url": "ftp://x"}}, "$.data"),
+        (parse_bpm, {"code": 200, "data": {}}, "$.data.avg_bpm"),
+        (parse_bpm, {"code": 200, "message": "success"}, "$.avg_bpm"),
+        (parse_bpm, {"data": {"avg_bpm": None, "max_bpm": ""}}, "$.data.avg_bpm"),
+        (parse_vox, {"code": 200, "data": {"status": "done"}}, "$.data.vox_audio_id"),
+        (parse_vox, {"vox_audio_id": ""}, "$.vox_audio_id"),
+    ],
+    ids=[
+        "download-empty-data",
+        "download-no-data",
+        "download-no-http-url",
+        "bpm-empty-data",
+        "bpm-no-data",
+        "bpm-all-blank",
+        "vox-no-id",
+        "vox-empty-id",
+    ],
+)
+def test_a_result_without_its_documented_value_raises(
+    read: Callable[[Any], object], body: Any, field_path: str
+) -> None:
+    """Download links without a URL, a BPM without a tempo, a vox without its id: not a result."""
+    with pytest.raises(ResponseValidationError) as refused:
+        read(body)
+    assert refused.value.field_path == field_path
+    assert refused.value.body is body
     assert refused.value.body is body
 
 
