@@ -266,23 +266,43 @@ def _uniform_cdf(t: float, low: float, high: float) -> float:
     return (t - low) / (high - low)
 
 
+#: Progress states that tell how far a task has come; a later one says more.
+_STAGES = (ProgressState.RUNNING, ProgressState.STREAMING)
+#: Observations a model needs before the scheduler trusts it over a coarser one.
+_MIN_SAMPLES = 3
+
+
 class _Learner:
-    """Duration models per (family, model), falling back to the family's."""
+    """Duration models per (family, model), falling back to the family's.
+
+    Besides whole durations it learns, per progress stage (running, streaming), how long
+    tasks took to finish after they were first seen in that stage: where the server reports
+    stages (the "200" style), a task seen streaming is judged by that, far more precisely.
+    """
 
     def __init__(self) -> None:
-        self._models: dict[tuple[TaskFamily, str | None], DurationModel] = {}
+        self._models: dict[tuple[TaskFamily, str | None, ProgressState | None], DurationModel]
+        self._models = {}
 
-    def _get(self, family: TaskFamily, model: str | None) -> DurationModel:
-        key = (family, model)
+    def _get(
+        self, family: TaskFamily, model: str | None, stage: ProgressState | None
+    ) -> DurationModel:
+        key = (family, model, stage)
         if key not in self._models:
-            self._models[key] = DurationModel(EXPECTED_DURATION[family.value])
+            # Prior of a stage's remaining time: a quarter to all of the expected duration.
+            expected = EXPECTED_DURATION[family.value]
+            self._models[key] = DurationModel(expected if stage is None else expected / 2)
         return self._models[key]
 
-    def model(self, family: TaskFamily, model: str | None) -> DurationModel:
-        specific = self._models.get((family, model))
-        if specific is not None and len(specific) >= 3:
-            return specific
-        return self._get(family, None)
+    def model(
+        self, family: TaskFamily, model: str | None, stage: ProgressState | None = None
+    ) -> DurationModel | None:
+        """The most specific model with enough observations (None: no stage model yet)."""
+        for key in ((family, model, stage), (family, None, stage)):
+            found = self._models.get(key)
+            if found is not None and len(found) >= _MIN_SAMPLES:
+                return found
+        return None if stage is not None else self._get(family, None, None)
 
     def record(
         self,
@@ -291,14 +311,22 @@ class _Learner:
         low: float,
         high: float,
         running: Iterable[tuple[str | None, float]],
+        stage: ProgressState | None = None,
     ) -> None:
-        """A task finished between ages ``low`` and ``high``; ``running``: (model, age last
-        seen running) of the family's tasks still under way."""
+        """A task finished between ``low`` and ``high`` seconds (of age, or since it was
+        first seen in ``stage``); ``running``: (model, same measure at its last poll) of the
+        family's tasks still under way."""
         running = list(running)
-        self._get(family, None).add(low, high, (age for _, age in running))
+        self._get(family, None, stage).add(low, high, (age for _, age in running))
         if model is not None:
             same = (age for other, age in running if other == model)
-            self._get(family, model).add(low, high, same)
+            self._get(family, model, stage).add(low, high, same)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            f"{f.value}:{m}" + (f":{s.value}" if s else ""): len(d)
+            for (f, m, s), d in self._models.items()
+        }
 
 
 # --- the scheduler --------------------------------------------------------------------------
@@ -318,6 +346,7 @@ class _Tracked:
         "model",
         "ref",
         "retry_at",
+        "stage_seen",
         "watchers",
     )
 
@@ -331,6 +360,8 @@ class _Tracked:
         #: Age (s) at the last poll that saw it unfinished; 0 before any.
         self.last_running_age = 0.0
         self.last_state: ProgressState | None = None
+        #: Age (s) at which each progress stage was first seen.
+        self.stage_seen: dict[ProgressState, float] = {}
         self.failures = 0
         self.retry_at = -math.inf
         self.in_flight = False
@@ -437,7 +468,7 @@ class Scheduler:
             "tracked": len(self._tracked),
             "waiters": len({w for t in self._tracked.values() for w in t.watchers}),
             "in_flight": self._in_flight,
-            "learned": {f"{f.value}:{m}": len(d) for (f, m), d in self._learner._models.items()},
+            "learned": self._learner.summary(),
         }
 
     # --- waiters ------------------------------------------------------------------------------
@@ -491,10 +522,18 @@ class Scheduler:
             waited = now - tracked.last_poll
             chance = min(1.0, waited / EXPECTED_DURATION[tracked.ref.family.value])
             return chance, chance * waited / 2
-        model = self._learner.model(tracked.ref.family, tracked.model)
         age = now - tracked.created
-        chance = model.finished_since(tracked.last_running_age, age)
-        return chance, chance * model.expected_lag(tracked.last_running_age, age)
+        family, before = tracked.ref.family, tracked.last_running_age
+        for stage in reversed(_STAGES):  # the latest stage seen says the most
+            seen = tracked.stage_seen.get(stage)
+            staged = None if seen is None else self._learner.model(family, tracked.model, stage)
+            if staged is not None and seen is not None:
+                chance = staged.finished_since(before - seen, age - seen)
+                return chance, chance * staged.expected_lag(before - seen, age - seen)
+        model = self._learner.model(family, tracked.model)
+        assert model is not None  # the whole-duration model always exists
+        chance = model.finished_since(before, age)
+        return chance, chance * model.expected_lag(before, age)
 
     def _pick(self, now: float) -> _Tracked | None:
         best: _Tracked | None = None
@@ -598,25 +637,41 @@ class Scheduler:
         tracked.failures = 0
         age = started - tracked.created
         state = progress_state(task)
+        if state in _STAGES and state not in tracked.stage_seen:
+            tracked.stage_seen[state] = age
         if state is not tracked.last_state:
             tracked.last_state = state
             self._report(tracked, task, anyio.current_time())
         if task.is_terminal:
             if tracked.known_age:
-                running = [
-                    (other.model, other.last_running_age)
-                    for other in self._tracked.values()
-                    if other is not tracked and other.known_age and other.ref.family is ref.family
-                ]
-                self._learner.record(
-                    ref.family, tracked.model, tracked.last_running_age, age, running
-                )
+                self._learn(tracked, age)
             self._done[key] = task
             while len(self._done) > _RESULT_CACHE:
                 self._done.popitem(last=False)
             self._finish(key, tracked, task)
         else:
             tracked.last_running_age = age
+
+    def _learn(self, tracked: _Tracked, age: float) -> None:
+        """Record a finished task's duration, and its time to finish after each stage."""
+        family = tracked.ref.family
+        others = [
+            other
+            for other in self._tracked.values()
+            if other is not tracked and other.known_age and other.ref.family is family
+        ]
+        low = tracked.last_running_age
+        running = [(other.model, other.last_running_age) for other in others]
+        self._learner.record(family, tracked.model, low, age, running)
+        for stage, seen in tracked.stage_seen.items():
+            staged = [
+                (other.model, other.last_running_age - other.stage_seen[stage])
+                for other in others
+                if stage in other.stage_seen
+            ]
+            self._learner.record(
+                family, tracked.model, max(0.0, low - seen), age - seen, staged, stage
+            )
 
     def _finish(self, key: _Key, tracked: _Tracked, item: Task | BaseException) -> None:
         for watch in tracked.watchers:

@@ -1,0 +1,84 @@
+"""The scheduler's duration estimates: what polls saw becomes a usable distribution."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from musicapi_async import TaskFamily
+from musicapi_async._poller import DurationModel, ProgressState, _Learner
+
+
+def observed(seed: int, n: int, *, gap: float) -> DurationModel:
+    """n tasks with durations uniform on 60-180 s, polled every ``gap`` seconds from 0."""
+    rng = random.Random(seed)
+    model = DurationModel(expected=120.0)
+    for _ in range(n):
+        duration = rng.uniform(60.0, 180.0)
+        high = gap * (int(duration // gap) + 1)
+        model.add(high - gap, high)
+    return model
+
+
+def test_the_prior_alone_is_uniform_on_half_to_twice_the_expected_duration() -> None:
+    model = DurationModel(expected=120.0)
+    assert model.cdf(59.9) == 0.0
+    assert model.cdf(150.0) == pytest.approx(0.5)
+    assert model.cdf(240.0) == 1.0
+
+
+def test_interval_observations_recover_the_true_distribution() -> None:
+    model = observed(1, 200, gap=10.0)
+    for t, expected in ((60, 0.0), (90, 0.25), (120, 0.5), (150, 0.75), (180, 1.0)):
+        assert model.cdf(t) == pytest.approx(expected, abs=0.07)
+
+
+def test_the_cdf_is_monotone_and_its_integral_is_consistent() -> None:
+    model = observed(2, 50, gap=25.0)
+    ts = [t / 2 for t in range(600)]
+    values = [model.cdf(t) for t in ts]
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(values))
+    # The tabulated integral matches a numeric one.
+    numeric = sum(model.cdf(t + 0.025) * 0.05 for t in [i * 0.05 for i in range(4000)])
+    assert model.cdf_integral(200.0) == pytest.approx(numeric, rel=0.01)
+
+
+def test_chance_and_expected_lag_grow_with_age_and_vanish_at_the_last_poll() -> None:
+    model = observed(3, 100, gap=5.0)
+    assert model.finished_since(100.0, 100.0) == 0.0
+    assert model.expected_lag(100.0, 100.0) == 0.0
+    chances = [model.finished_since(100.0, age) for age in (105, 120, 150, 179)]
+    lags = [model.expected_lag(100.0, age) for age in (105, 120, 150, 179)]
+    assert chances == sorted(chances)
+    assert lags == sorted(lags)
+    assert chances[-1] > 0.9
+    # Uniform on 100-180 given alive at 100: E[lag at 150] = 50**2 / (2 * 80).
+    assert lags[2] == pytest.approx(50**2 / 160, rel=0.2)
+
+
+def test_tasks_still_running_keep_the_estimate_from_being_biased_short() -> None:
+    """Early completions alone would say "everything ends by 100 s"; running tasks say not."""
+    biased = DurationModel(expected=120.0)
+    fair = DurationModel(expected=120.0)
+    for _ in range(20):
+        biased.add(80.0, 100.0)
+        fair.add(80.0, 100.0, running=[100.0] * 20)
+    assert biased.cdf(100.0) > 0.9
+    assert fair.cdf(100.0) < 0.6
+
+
+def test_a_stage_model_is_used_only_once_it_has_enough_observations() -> None:
+    learner = _Learner()
+    family = TaskFamily.SONIC
+    assert learner.model(family, "sonic-v5", ProgressState.STREAMING) is None
+    for _ in range(3):
+        learner.record(family, "sonic-v5", 20.0, 30.0, [], ProgressState.STREAMING)
+    staged = learner.model(family, "sonic-v5", ProgressState.STREAMING)
+    assert staged is not None
+    assert staged.cdf(30.0) > 0.7
+    # Another model of the family falls back to the family's stage model.
+    assert learner.model(family, "sonic-v4", ProgressState.STREAMING) is not None
+    # The whole-duration model always exists (the prior until observations come).
+    assert learner.model(family, "other") is not None
