@@ -30,7 +30,9 @@ and says so in its message: the SDK never re-sends such a call by itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -83,6 +85,18 @@ class MusicAPIError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args), which loses (or lacks) the keyword-only
+        # arguments of the subclasses: rebuild without __init__, then restore the attributes.
+        return (_restore, (type(self), self.args), self.__dict__.copy())
+
+
+def _restore(cls: type[MusicAPIError], args: tuple[Any, ...]) -> MusicAPIError:
+    """Unpickle an SDK exception: its class and args; pickle then sets its attributes."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class APIConnectionError(MusicAPIError):
     """No usable HTTP answer: DNS, refused or reset, TLS, protocol, undecodable body, redirects."""
@@ -101,6 +115,7 @@ class APIStatusError(MusicAPIError):
     request_id: str | None
     #: The decoded JSON body, or the text when it was not JSON.
     body: object
+    #: The answer's headers; lookups ignore case (``error.headers["Retry-After"]``).
     headers: Mapping[str, str]
     #: Seconds the server asked to wait (``Retry-After``), if it said (429, and some 503s).
     retry_after: float | None
@@ -124,7 +139,7 @@ class APIStatusError(MusicAPIError):
         self.error_type = error_type
         self.request_id = request_id
         self.body = body
-        self.headers = dict(headers or {})
+        self.headers = httpx.Headers(headers or {})
         self.retry_after = retry_after
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ from musicapi_async import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    Clip,
+    ClipState,
     GoneError,
     InsufficientCreditsError,
     MusicAPIError,
@@ -22,10 +25,17 @@ from musicapi_async import (
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
+    ResultNotReadyError,
     RetryEvent,
     RetryPolicy,
     ServerError,
+    Task,
+    TaskFailedError,
+    TaskFamily,
+    TaskRef,
+    TaskStatus,
     UpstreamTimeoutError,
+    WaitTimeoutError,
 )
 from tests._scripted import (
     SONIC_TASK_BODY,
@@ -397,6 +407,110 @@ async def test_a_submit_whose_failed_step_says_no_task_started_is_not_flagged() 
             await client.sonic.upload_extend("https://example.com/a.mp3", mv="sonic-v5")
     assert caught.value.task_may_exist is False
     assert "no task was started" in str(caught.value)
+
+
+# --- pickling (Celery, multiprocessing) -----------------------------------------------------
+
+FAILED_TASK = Task(
+    ref=TaskRef("t-1", TaskFamily.SONIC),
+    status=TaskStatus.FAILED,
+    clips=(Clip(clip_id="c-1", state=ClipState.FAILED, raw={"clip_id": "c-1"}),),
+    error="generation failed",
+    error_type="failed",
+    raw={"type": "failed", "error": "generation failed"},
+)
+STATUS_KWARGS: dict[str, Any] = {
+    "status_code": 429,
+    "error_type": "rate_limited",
+    "request_id": "r-1",
+    "body": {"error": "slow down", "nested": [1, {"a": None}]},
+    "headers": httpx.Headers({"Retry-After": "3", "X-Request-Id": "r-1"}),
+    "retry_after": 3.0,
+    "method": "POST",
+    "path": "/sonic/create",
+    "task_may_exist": True,
+}
+STATUS_CLASSES = [
+    APIStatusError,
+    BadRequestError,
+    AuthenticationError,
+    PermissionDeniedError,
+    InsufficientCreditsError,
+    NotFoundError,
+    GoneError,
+    RateLimitError,
+    ServerError,
+    UpstreamTimeoutError,
+]
+EVERY_ERROR: list[MusicAPIError] = [
+    MusicAPIError("base", method="GET", path="/get-credits"),
+    APIConnectionError("refused", method="POST", path="/sonic/create", task_may_exist=True),
+    APITimeoutError("read timeout", method="GET", path="/sonic/task/t-1"),
+    *(cls(f"{cls.__name__} message", **STATUS_KWARGS) for cls in STATUS_CLASSES),
+    ResponseValidationError(
+        "bad duration",
+        field_path="$.data[0].duration",
+        body={"code": 200, "data": [{"duration": "x"}]},
+        method="POST",
+        path="/sonic/create",
+        task_may_exist=True,
+    ),
+    ResultNotReadyError("still building", method="POST", path="/sonic/midi"),
+    TaskFailedError("sonic task t-1 failed", task=FAILED_TASK),
+    WaitTimeoutError(
+        "deadline", pending=(TaskRef("t-2", TaskFamily.PRODUCER),), completed=(FAILED_TASK,)
+    ),
+]
+
+
+@pytest.mark.parametrize("error", EVERY_ERROR, ids=lambda e: type(e).__name__)
+def test_every_sdk_exception_survives_pickling_with_its_attributes(error: MusicAPIError) -> None:
+    """Celery and multiprocessing pickle exceptions: class, message and attributes survive."""
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        copy = pickle.loads(pickle.dumps(error, protocol=protocol))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.args == error.args
+        assert vars(copy) == vars(error)
+        if isinstance(error, TaskFailedError):
+            assert isinstance(copy, TaskFailedError)
+            assert copy.task == error.task
+            assert copy.task.raw == error.task.raw
+            assert copy.task.clips[0].raw == error.task.clips[0].raw
+
+
+async def test_an_error_raised_by_a_call_pickles_and_keeps_its_headers() -> None:
+    transport = ScriptedTransport(
+        json_response(429, {"error": "slow down"}, headers={"Retry-After": "600"})
+    )
+    async with scripted_client(transport) as client:
+        with pytest.raises(RateLimitError) as caught:
+            await client.credits.get()
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert isinstance(copy, RateLimitError)
+    assert copy.retry_after == 600.0
+    assert copy.headers["Retry-After"] == "600"
+    assert copy.status_code == 429
+    assert copy.body == {"error": "slow down"}
+
+
+async def test_status_error_headers_are_case_insensitive() -> None:
+    """``error.headers["Retry-After"]`` works whatever case the server used."""
+    transport = ScriptedTransport(
+        json_response(503, {"error": "busy"}, headers={"retry-after": "7", "X-Vercel-Id": "v"})
+    )
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(ServerError) as caught:
+            await client.credits.get()
+    headers = caught.value.headers
+    assert headers["Retry-After"] == headers["retry-after"] == "7"
+    assert headers["x-vercel-id"] == "v"
+    assert "RETRY-AFTER" in headers
+
+
+def test_status_error_headers_from_a_plain_dict_are_case_insensitive_too() -> None:
+    error = APIStatusError("m", status_code=418, headers={"Retry-After": "1"})
+    assert error.headers["retry-after"] == "1"
 
 
 # --- secrets -------------------------------------------------------------------------------
