@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, final
 
-from attrs import asdict, frozen
+from attrs import asdict, field, frozen
 
 from ._constants import BATCH_MAX_ITEMS, NOT_READY_TIMEOUT
 from ._models import (
@@ -119,7 +119,8 @@ class SonicCreate:
     #: Seconds; documented only in secondary sources, sent only when set.
     duration: int | None = None
     webhook_url: str | None = None
-    webhook_secret: str | None = None
+    #: Kept out of ``repr`` (and so out of logs and tracebacks).
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def to_body(self) -> dict[str, Any]:
         """Check the fields (``ValueError`` names the bad one) and return the JSON body."""

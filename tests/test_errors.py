@@ -29,6 +29,7 @@ from musicapi_async import (
     RetryEvent,
     RetryPolicy,
     ServerError,
+    SonicCreate,
     Task,
     TaskFailedError,
     TaskFamily,
@@ -522,6 +523,21 @@ def assert_no_secret(*things: object) -> None:
     for thing in things:
         assert SECRET not in repr(thing)
         assert SECRET not in str(thing)
+
+
+def test_the_webhook_secret_is_absent_from_request_parameter_reprs() -> None:
+    """SonicCreate items end up in logs and tracebacks; their webhook_secret must not."""
+    item = SonicCreate(
+        mv="sonic-v5",
+        custom_mode=False,
+        gpt_description_prompt="lofi",
+        webhook_url="https://example.com/hook",
+        webhook_secret=SECRET,
+    )
+    assert_no_secret(item)
+    assert "https://example.com/hook" in repr(item)
+    assert item.webhook_secret == SECRET
+    assert item.to_body()["webhook_secret"] == SECRET
 
 
 async def test_the_api_key_is_absent_from_client_reprs() -> None:
