@@ -408,7 +408,8 @@ def parse_task(ref: TaskRef, http_status: int, body: Any) -> Task:
     has_data = "data" in obj and obj.get("data") is not None
     if kind == NOT_READY_TYPE:
         return task(TaskStatus.PENDING)
-    if kind is not None and not has_data:
+    # A failure type with an empty clip list is as final as one with none at all.
+    if kind is not None and (not has_data or obj.get("data") == []):
         return task(
             TaskStatus.FAILED,
             error=error_text(obj),

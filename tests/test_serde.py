@@ -747,6 +747,26 @@ def test_fields_typed_any_are_kept_exactly_as_sent() -> None:
     )
 
 
+@pytest.mark.parametrize("kind", ["failed", "timeout", "forbidden", "api_error", "brand_new"])
+@pytest.mark.parametrize("data", [[], None, "absent"], ids=["empty", "null", "absent"])
+@pytest.mark.parametrize("family", list(TaskFamily))
+def test_a_failure_type_without_clips_is_a_failed_task(
+    kind: str, data: object, family: TaskFamily
+) -> None:
+    """{"type": "failed", "data": []} is a failure, not an empty (pending) snapshot."""
+    body: dict[str, Any] = {"type": kind, "message": "generation failed"}
+    if data != "absent":
+        body["data"] = data
+    task = parse_task(TaskRef("t", family), 200, body)
+    assert task.status is TaskStatus.FAILED
+    assert task.error_type == kind
+    assert task.error == "generation failed"
+
+
+def test_an_empty_snapshot_without_a_failure_type_is_still_pending() -> None:
+    assert parse_task(SONIC, 200, {"code": 200, "data": []}).status is TaskStatus.PENDING
+
+
 def test_unreadable_created_at_names_its_field_path() -> None:
     """A created_at that is not ISO-8601 raises with its field path."""
     with pytest.raises(ResponseValidationError) as refused:
