@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, final
 
 import anyio
@@ -117,7 +118,7 @@ class HTTPCore:
         certainly did not act on it. Every attempt first takes a slot from the limiter at
         ``priority``, except the first when the caller already holds one (``token_held``).
         """
-        content = None if json_body is None else dumps(dict(json_body)).encode()
+        content = None if json_body is None else _encode(json_body)
         headers = dict(self._headers)
         if content is not None:
             headers["Content-Type"] = "application/json"
@@ -248,6 +249,34 @@ def _describe_transport_error(exc: httpx.RequestError) -> str:
     return (
         f"{text} ({type(exc).__name__}: {detail})" if detail else f"{text} ({type(exc).__name__})"
     )
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    try:
+        return dumps(dict(body)).encode()
+    except ValueError as exc:
+        # JSON has no NaN or infinity; name the argument rather than json's "out of range".
+        found = _non_finite(body, "")
+        if found is None:
+            raise
+        where, value = found
+        raise ValueError(f"{where} must be a finite number, got {value!r}") from exc
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """Where the first NaN or infinity sits in a request body (``items[0].style_weight``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    children: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, Mapping):
+        children = ((f"{path}.{key}" if path else str(key), v) for key, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        children = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    for child_path, child in children:
+        found = _non_finite(child, child_path)
+        if found is not None:
+            return found
+    return None
 
 
 def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any:

@@ -58,6 +58,9 @@ class Producer(TaskResource):
             raise ValueError("ends_at must be greater than starts_at")
         check_number(length, "length", low=1, high=240)
         check_number(strength, "strength", low=0, high=1)
+        check_number(extend_s, "extend_s")
+        if not isinstance(bpm, str):
+            check_number(bpm, "bpm")
         check_webhook(webhook_url)
         body = compact(
             task_type=task_type,

@@ -186,6 +186,7 @@ def check_sonic_create(params: SonicCreate) -> None:
     check_number(params.continue_at, "continue_at", low=0)
     check_number(params.overpainting_start_s, "overpainting_start_s", low=0)
     check_number(params.overpainting_end_s, "overpainting_end_s", low=0)
+    check_number(params.duration, "duration")
 
 
 def _check_generation(

@@ -1845,6 +1845,69 @@ async def test_weight_outside_0_1_is_refused(name: str, value: float) -> None:
     await assert_refused(lambda c: c.sonic.create(**kwargs), ValueError, name)
 
 
+#: Every number argument, with the call that takes it; the value is filled in by the test.
+NUMBER_ARGUMENTS: list[tuple[str, Callable[[MusicAPI, float], Awaitable[object]]]] = [
+    (
+        "style_weight",
+        lambda c, x: c.sonic.create(mv="v", gpt_description_prompt="d", style_weight=x),
+    ),
+    (
+        "weirdness_constraint",
+        lambda c, x: c.sonic.cover(CLIP, mv="v", weirdness_constraint=x),
+    ),
+    ("audio_weight", lambda c, x: c.sonic.upload_cover(SOURCE_MP3, mv="v", audio_weight=x)),
+    ("continue_at", lambda c, x: c.sonic.extend(CLIP, continue_at=x, mv="v")),
+    (
+        "overpainting_start_s",
+        lambda c, x: c.sonic.add_vocals(CLIP, prompt="p", mv="v", overpainting_start_s=x),
+    ),
+    ("duration", lambda c, x: c.sonic.create(mv="v", gpt_description_prompt="d", duration=x)),  # type: ignore[arg-type]
+    (
+        "chop_sample_end_s",
+        lambda c, x: c.sonic.sample(
+            url=SOURCE_MP3, mv="v", chop_sample_start_s=0, chop_sample_end_s=x
+        ),
+    ),
+    (
+        "infill_end_s",
+        lambda c, x: c.sonic.replace_section(CLIP, mv="v", infill_start_s=0, infill_end_s=x),
+    ),
+    ("vocal_start_s", lambda c, x: c.sonic.vox(CLIP, vocal_start_s=x)),
+    ("vocal_end_s", lambda c, x: c.sonic.create_persona(CLIP, name="n", vocal_end_s=x)),
+    ("starts_at", lambda c, x: c.producer.extend(CLIP, starts_at=x)),
+    ("length", lambda c, x: c.producer.create(sound="pop", length=x)),
+    ("strength", lambda c, x: c.producer.create(sound="pop", strength=x)),
+    ("extend_s", lambda c, x: c.producer.create(sound="pop", extend_s=x)),
+    ("bpm", lambda c, x: c.producer.create(sound="pop", bpm=x)),
+    ("duration", lambda c, x: c.nuro.create(type="bgm", description="d", duration=x)),  # type: ignore[arg-type]
+    (
+        "style_weight",
+        lambda c, x: c.sonic.batch(
+            [SonicCreate(mv="v", custom_mode=False, gpt_description_prompt="d", style_weight=x)]
+        ),
+    ),
+    # Unchecked fields still fail naming where the value sits in the body.
+    (
+        "segments[0].start",
+        lambda c, x: c.nuro.create(type="bgm", description="d", segments=[{"start": x}]),
+    ),
+]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    NUMBER_ARGUMENTS,
+    ids=[f"{i}-{name}" for i, (name, _) in enumerate(NUMBER_ARGUMENTS)],
+)
+async def test_a_non_finite_number_is_refused_naming_its_argument(
+    name: str, call: Callable[[MusicAPI, float], Awaitable[object]], value: float
+) -> None:
+    """NaN passes every range check and JSON cannot carry it: refused before sending."""
+    message = await assert_refused(lambda c: call(c, value), ValueError, name)
+    assert "finite" in message
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
