@@ -26,7 +26,7 @@ from ._constants import (
 )
 from ._credits import CreditsResource
 from ._exceptions import ResponseValidationError
-from ._http import PAID_ADVICE, CallOptions, HTTPCore
+from ._http import PAID_ADVICE, CallOptions, HTTPCore, check_default_headers
 from ._models import Task, TaskFamily, TaskRef
 from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
@@ -167,6 +167,20 @@ class MusicAPI:
             raise TypeError(
                 f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
             )
+        headers = dict(default_headers or {})
+        check_default_headers(headers)
+        if limiter is DEFAULT_LIMITER:
+            limiter = TokenBucket()
+        if limiter is not None and not isinstance(limiter, Limiter):
+            raise TypeError("limiter must be a TokenBucket (or implement the Limiter protocol)")
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        options = CallOptions(
+            timeout=_timeout(timeout, connect_timeout), retry=policy, on_retry=on_retry
+        )
+        # Every argument is checked: only now open a connection pool, which a later error
+        # would leave unclosed.
         self._owns_http_client = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
@@ -178,20 +192,13 @@ class MusicAPI:
             base_url=url,
             http_client=http_client,
             user_agent=_user_agent(),
-            default_headers=dict(default_headers or {}),
-            limiter=TokenBucket() if limiter is DEFAULT_LIMITER else limiter,
+            default_headers=headers,
+            limiter=limiter,
         )
-        if self._core.limiter is not None and not isinstance(self._core.limiter, Limiter):
-            raise TypeError("limiter must be a TokenBucket (or implement the Limiter protocol)")
         self._scheduler = Scheduler(self, self._core.limiter, min_poll_gap=min_poll_gap)
         self._exit_stack: AsyncExitStack | None = None
         self._is_view = False
-        policy = retry or RetryPolicy()
-        if max_retries is not None:
-            policy = attrs.evolve(policy, max_retries=max_retries)
-        self._options = CallOptions(
-            timeout=_timeout(timeout, connect_timeout), retry=policy, on_retry=on_retry
-        )
+        self._options = options
         self._closed = False
         self._bind_resources()
 

@@ -86,8 +86,7 @@ class HTTPCore:
         self._api_key = api_key
         self.base_url = base_url
         self.http_client = http_client
-        if any(name.lower() == "authorization" for name in default_headers):
-            raise ValueError("default_headers must not set Authorization: pass api_key= instead")
+        check_default_headers(default_headers)
         # httpx.Headers merges case-insensitively: a user's "user-agent" replaces ours.
         headers = httpx.Headers({"Accept": "application/json", "User-Agent": user_agent})
         headers.update(default_headers)
@@ -221,6 +220,13 @@ class HTTPCore:
         return cls(
             f"{method} {path}: {what}.{PAID_ADVICE}", method=method, path=path, task_may_exist=True
         )
+
+
+def check_default_headers(headers: Mapping[str, str]) -> None:
+    """Refuse extra headers that cannot or must not be sent (``MusicAPI(default_headers=)``)."""
+    if any(isinstance(name, str) and name.lower() == "authorization" for name in headers):
+        raise ValueError("default_headers must not set Authorization: pass api_key= instead")
+    httpx.Headers(headers)  # a name or value that is not text raises TypeError here
 
 
 class _Retryable(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -387,6 +388,33 @@ def test_default_headers_may_not_set_authorization_in_any_case() -> None:
     for name in ("Authorization", "authorization"):
         with pytest.raises(ValueError, match="api_key="):
             MusicAPI("test-key", default_headers={name: "Bearer other"})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"default_headers": {"Authorization": "Bearer other"}},
+        {"default_headers": {"X-Count": 3}},
+        {"limiter": "1 per 3 s"},
+        {"max_retries": -1},
+    ],
+    ids=["authorization-header", "non-text-header", "limiter-not-a-limiter", "negative-retries"],
+)
+def test_bad_arguments_are_refused_before_an_http_client_is_opened(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any]
+) -> None:
+    """A refused construction leaves no connection pool behind that nobody can close."""
+    opened: list[httpx.AsyncClient] = []
+
+    class RecordingAsyncClient(httpx.AsyncClient):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            super().__init__(*args, **options)
+            opened.append(self)
+
+    monkeypatch.setattr(httpx, "AsyncClient", RecordingAsyncClient)
+    with pytest.raises((ValueError, TypeError)):
+        MusicAPI("test-key", **kwargs)
+    assert opened == []
 
 
 @pytest.mark.anyio
