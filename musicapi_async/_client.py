@@ -199,7 +199,6 @@ class MusicAPI:
         self._exit_stack: AsyncExitStack | None = None
         self._is_view = False
         self._options = options
-        self._closed = False
         self._bind_resources()
 
     def _bind_resources(self) -> None:
@@ -243,7 +242,6 @@ class MusicAPI:
         clone._exit_stack = None
         clone._is_view = True
         clone._owns_http_client = False
-        clone._closed = False
         policy = retry or self._options.retry
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
@@ -398,7 +396,6 @@ class MusicAPI:
         of a ``with_options`` view's parent when the view is closed. Waiters still waiting
         get a RuntimeError.
         """
-        self._closed = True
         if self._is_view:
             return
         self._scheduler.close("the MusicAPI client was closed while waiting for tasks")
