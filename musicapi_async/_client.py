@@ -212,14 +212,17 @@ class MusicAPI:
 
     @property
     def base_url(self) -> str:
+        """The API root every request goes to, e.g. ``https://api.musicapi.ai/api/v1``."""
         return str(self._core.base_url)
 
     @property
     def retry(self) -> RetryPolicy:
+        """The retry policy of this client (or of this ``with_options`` view)."""
         return self._options.retry
 
     @property
     def timeout(self) -> httpx.Timeout:
+        """The timeouts of each HTTP attempt, seconds (connect, read, write, pool)."""
         return self._options.timeout
 
     def with_options(

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from ._models import Task
+    from ._models import Task, TaskRef
 
 __all__ = [
     "APIConnectionError",
@@ -67,6 +67,12 @@ class MusicAPIError(Exception):
     #: True when the call spends credits and the server may have acted on it before the
     #: error: do not blindly repeat it.
     task_may_exist: bool
+    #: Raised by ``await_task`` / ``as_completed`` because one task's poll failed for good
+    #: (401, 404, 410...): that task, the tasks that did finish, and those still unfinished,
+    #: so that one bad reference never hides the other results.
+    failed_task: TaskRef | None = None
+    completed: tuple[Task, ...] = ()
+    pending: tuple[TaskRef, ...] = ()
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ create cannot use. So instead of one poll loop per task, the client runs one sch
 from __future__ import annotations
 
 import bisect
+import copy
 import enum
 import inspect
 import logging
@@ -577,21 +578,30 @@ class Scheduler:
 
     async def _loop(self, polls: TaskGroup) -> None:
         while True:
-            if not self._tracked or self._in_flight >= MAX_POLLS_IN_FLIGHT:
-                await self._wait_for_change(None)
-                continue
-            now = anyio.current_time()
-            if self._pick(now) is None:
-                await self._wait_for_change(self._next_look(now))
-                continue
-            # One background request queued at most; user calls overtake it.
-            await self._limiter.acquire(Priority.BACKGROUND)
-            tracked = self._pick(anyio.current_time())
-            if tracked is None:
-                continue  # the candidate finished or left while we queued
-            tracked.in_flight = True
-            self._in_flight += 1
-            polls.start_soon(self._poll, tracked)
+            try:
+                await self._round(polls)
+            except Exception:
+                # The poller must never take the user's task group down with it (a limiter
+                # backend failing, a bug): log, breathe, go on. Cancellation still ends it.
+                logger.exception("the task scheduler hit an error; it goes on in a second")
+                await anyio.sleep(_IDLE_LOOK)
+
+    async def _round(self, polls: TaskGroup) -> None:
+        if not self._tracked or self._in_flight >= MAX_POLLS_IN_FLIGHT:
+            await self._wait_for_change(None)
+            return
+        now = anyio.current_time()
+        if self._pick(now) is None:
+            await self._wait_for_change(self._next_look(now))
+            return
+        # One background request queued at most; user calls overtake it.
+        await self._limiter.acquire(Priority.BACKGROUND)
+        tracked = self._pick(anyio.current_time())
+        if tracked is None:
+            return  # the candidate finished or left while we queued (a slot goes unused)
+        tracked.in_flight = True
+        self._in_flight += 1
+        polls.start_soon(self._poll, tracked)
 
     async def _wait_for_change(self, limit: float | None) -> None:
         with anyio.move_on_after(math.inf if limit is None else limit):
@@ -614,8 +624,8 @@ class Scheduler:
         except (APIConnectionError, ServerError, RateLimitError, ResponseValidationError) as exc:
             # Transient, or a body we could not read this time: poll again later.
             tracked.failures += 1
-            backoff = min(_MAX_POLL_BACKOFF, self.min_poll_gap * 2.0**tracked.failures)
-            tracked.retry_at = anyio.current_time() + max(backoff, _retry_after(exc))
+            backoff = max(self.min_poll_gap * 2.0**tracked.failures, _retry_after(exc))
+            tracked.retry_at = anyio.current_time() + min(_MAX_POLL_BACKOFF, backoff)
             logger.info(
                 "poll of %s task %s failed (%s); again in %.0f s",
                 ref.family.value,
@@ -635,6 +645,16 @@ class Scheduler:
             if not tracked.watchers and self._tracked.get(key) is tracked:
                 del self._tracked[key]  # everyone left while it was in flight
         tracked.failures = 0
+        try:
+            self._after_poll(key, tracked, task, started)
+        except Exception as exc:  # a bug here must not leave the waiters hanging
+            logger.exception("processing a poll of %s failed", ref.task_id)
+            if task.is_terminal:
+                self._finish(key, tracked, task)
+            else:
+                self._finish(key, tracked, exc)
+
+    def _after_poll(self, key: _Key, tracked: _Tracked, task: Task, started: float) -> None:
         age = started - tracked.created
         state = progress_state(task)
         if state in _STAGES and state not in tracked.stage_seen:
@@ -643,12 +663,12 @@ class Scheduler:
             tracked.last_state = state
             self._report(tracked, task, anyio.current_time())
         if task.is_terminal:
-            if tracked.known_age:
-                self._learn(tracked, age)
             self._done[key] = task
             while len(self._done) > _RESULT_CACHE:
                 self._done.popitem(last=False)
             self._finish(key, tracked, task)
+            if tracked.known_age:
+                self._learn(tracked, age)
         else:
             tracked.last_running_age = age
 
@@ -757,7 +777,7 @@ class AsCompleted:
             raise
         if isinstance(item, BaseException):
             self.close()
-            raise item
+            raise self._with_context(key, item)
         self._completed[key] = item
         return item
 
@@ -772,6 +792,18 @@ class AsCompleted:
                 await watch.event.wait()
             watch.event = anyio.Event()
         return watch.results.popleft()
+
+    def _with_context(self, key: _Key, error: BaseException) -> BaseException:
+        """The error of one task's poll, carrying what the wait had (the others' results)."""
+        if not isinstance(error, MusicAPIError):
+            return error
+        # A copy: other waiters on the same task get the same error with their own context.
+        own = copy.copy(error)
+        own.failed_task = self._refs[key]
+        own.completed = tuple(self._completed.values())
+        own.pending = tuple(ref for ref in self.pending if (ref.family, ref.task_id) != key)
+        own.__cause__ = error.__cause__
+        return own
 
     def _timeout_error(self) -> WaitTimeoutError:
         pending = self.pending

@@ -24,6 +24,7 @@ from ._constants import (
     DEFAULT_MARGIN_RECOVERY,
     DEFAULT_MARGIN_STEP,
     DEFAULT_MAX_MARGIN,
+    DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_RATE,
     DEFAULT_RATE_MARGIN,
     DEFAULT_RATE_PER,
@@ -116,8 +117,10 @@ class TokenBucket:
     ``per / rate`` apart would still draw 429s from a strict server: every interval is
     lengthened by ``margin`` seconds (0.1 s by default). Each 429 reported through
     :meth:`on_rate_limited` pauses the bucket for every user (for ``Retry-After``, or one
-    interval) and widens the margin by ``margin_step``, up to ``max_margin``; the extra
-    margin shrinks back after ``recover_after`` grants without a 429.
+    interval, at most ``max_pause`` seconds) and widens the margin by ``margin_step``, up to
+    ``max_margin``; the extra margin shrinks back after ``recover_after`` grants without a
+    429. A bucket may be reused across event loops (``anyio.run`` calls): when the clock it
+    reads goes back, it starts afresh.
 
     Only anyio's clock is used, so the bucket works on asyncio and trio and can be tested
     in virtual time.
@@ -133,6 +136,7 @@ class TokenBucket:
         margin_step: float = DEFAULT_MARGIN_STEP,
         max_margin: float = DEFAULT_MAX_MARGIN,
         recover_after: int = DEFAULT_MARGIN_RECOVERY,
+        max_pause: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         if not (_is_number(rate) and rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number of requests, got {rate!r}")
@@ -141,6 +145,7 @@ class TokenBucket:
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
             raise ValueError(f"burst must be a whole number of at least 1, got {burst!r}")
         for name, value in (
+            ("max_pause", max_pause),
             ("margin", margin),
             ("margin_step", margin_step),
             ("max_margin", max_margin),
@@ -160,6 +165,7 @@ class TokenBucket:
         self.margin_step = float(margin_step)
         self.max_margin = max(float(max_margin), self.margin)
         self.recover_after = recover_after
+        self.max_pause = float(max_pause)
         self._extra_margin = 0.0
         self._clean_grants = 0
         self._tokens = float(burst)
@@ -186,6 +192,12 @@ class TokenBucket:
     def _refill(self, now: float) -> None:
         if self._updated is None:
             self._updated = now
+            return
+        if now < self._updated:
+            # The clock went back: a new event loop (trio starts each run's clock at a random
+            # offset). Times measured on the old clock mean nothing on this one.
+            self._updated = now
+            self._paused_until = -math.inf
             return
         if now > self._updated:
             self._tokens = min(
@@ -275,8 +287,8 @@ class TokenBucket:
         """The server answered 429 to a request that went through this bucket.
 
         Every user of the bucket waits ``retry_after`` seconds (one interval if the server did
-        not say), and the safety margin grows by ``margin_step`` until ``recover_after``
-        clean grants pass.
+        not say; at most ``max_pause``), and the safety margin grows by ``margin_step`` until
+        ``recover_after`` clean grants pass.
         """
         now = anyio.current_time()
         self._rate_limited += 1
@@ -285,6 +297,9 @@ class TokenBucket:
         )
         self._clean_grants = 0
         wait = self.interval if retry_after is None else max(0.0, float(retry_after))
+        # A server asking for an hour must not freeze every user of the bucket for an hour:
+        # the call that got it raises (see RetryPolicy.max_retry_after), the others go on.
+        wait = min(wait, self.max_pause)
         until = now + wait + self.margin
         if until > self._paused_until:
             start = max(now, self._paused_until)

@@ -1,0 +1,121 @@
+"""The scheduler and the bucket under faults: what a review found, pinned."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+import trio
+import trio.testing
+
+from musicapi_async import (
+    BucketStatistics,
+    NotFoundError,
+    Priority,
+    RateLimitError,
+    TaskProgress,
+    TaskRef,
+    TokenBucket,
+)
+from musicapi_async.testing import FakeMusicAPI
+
+pytestmark = pytest.mark.anyio
+
+
+class FlakyLimiter:
+    """A limiter backend (think Redis) whose first background acquire fails."""
+
+    def __init__(self) -> None:
+        self.inner = TokenBucket()
+        self.failed = False
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        if priority is Priority.BACKGROUND and not self.failed:
+            self.failed = True
+            raise ConnectionError("limiter backend down")
+        await self.inner.acquire(priority)
+
+    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
+        self.inner.acquire_nowait(priority)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        self.inner.on_rate_limited(retry_after)
+
+    def statistics(self) -> BucketStatistics:
+        return self.inner.statistics()
+
+
+async def test_a_failing_limiter_backend_does_not_kill_the_wait_or_the_block() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    limiter = FlakyLimiter()
+    async with fake.client(limiter=limiter) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        task = await client.await_task(ref)
+    assert limiter.failed
+    assert task.succeeded
+
+
+async def test_a_huge_retry_after_does_not_freeze_the_other_users_of_the_bucket() -> None:
+    fake = FakeMusicAPI(rate_limit=None)
+    fake.inject("/get-credits", status=429, headers={"Retry-After": "3600"})
+    bucket = TokenBucket()
+    async with fake.client(limiter=bucket) as a, fake.client(limiter=bucket) as b:
+        with pytest.raises(RateLimitError):
+            await a.credits.get()
+        start = anyio.current_time()
+        await b.credits.get()
+        waited = anyio.current_time() - start
+    assert waited <= bucket.max_pause + bucket.interval + 1.0
+
+
+def test_a_bucket_reused_by_a_later_event_loop_with_an_earlier_clock_does_not_stall() -> None:
+    bucket = TokenBucket()
+
+    async def first() -> None:
+        await bucket.acquire()
+        await trio.sleep(50_000)
+        bucket.on_rate_limited(60.0)
+
+    async def second() -> None:
+        with trio.fail_after(10):
+            await bucket.acquire()
+
+    trio.run(first, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(second, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_one_unknown_task_raises_with_the_others_results_reachable() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    async with fake.client() as client:
+        good = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await anyio.sleep(200)
+        unknown = TaskRef("no-such-task")
+        with pytest.raises(NotFoundError) as caught:
+            await client.await_task([good, unknown])
+    error = caught.value
+    assert error.failed_task == unknown
+    assert [task.ref for task in error.completed] + list(error.pending) == [good]
+
+
+async def test_learned_durations_let_short_tasks_be_polled_before_the_prior_allows() -> None:
+    """The prior for Sonic says nothing ends before 60 s; tasks that take 30 s teach it."""
+    fake = FakeMusicAPI(sonic_duration=30.0)
+    async with fake.client() as client:
+        for _ in range(5):
+            ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+            await client.await_task(ref)
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="y")
+        created = anyio.current_time()
+        await client.await_task(ref)
+        seen = anyio.current_time() - created
+    assert seen < 45.0
+
+
+async def test_progress_elapsed_counts_from_submission_not_from_the_wait() -> None:
+    fake = FakeMusicAPI(sonic_duration=120.0)
+    events: list[TaskProgress] = []
+    async with fake.client() as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await anyio.sleep(50)
+        await client.await_task(ref, on_progress=events.append)
+    assert events
+    assert events[0].elapsed >= 50.0
