@@ -60,6 +60,7 @@ class TaskStatus(str, enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for ``SUCCEEDED`` and ``FAILED``: the task will not change any more."""
         return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
 
 
@@ -76,6 +77,7 @@ class ClipState(str, enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for ``SUCCEEDED`` and ``FAILED``: the clip will not change any more."""
         return self in (ClipState.SUCCEEDED, ClipState.FAILED)
 
 
@@ -101,6 +103,7 @@ class TaskRef:
         return {"task_id": self.task_id, "family": self.family.value}
 
     def to_json(self) -> str:
+        """``to_dict()`` as a JSON string, for a file, a queue or a database column."""
         from ._serde import dumps
 
         return dumps(self.to_dict())
@@ -114,6 +117,7 @@ class TaskRef:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> TaskRef:
+        """Read what ``to_json`` wrote; ``ValueError`` if it is not a valid reference."""
         from ._serde import task_ref_from_json
 
         return task_ref_from_json(text)
@@ -177,6 +181,7 @@ class Task:
 
     @property
     def task_id(self) -> str:
+        """The task's id (``task.ref.task_id``)."""
         return self.ref.task_id
 
     @property
@@ -186,6 +191,7 @@ class Task:
 
     @property
     def succeeded(self) -> bool:
+        """True once the task has finished well (``status`` is ``SUCCEEDED``)."""
         return self.status is TaskStatus.SUCCEEDED
 
     @property
@@ -223,6 +229,7 @@ class Credits:
 
     @property
     def total(self) -> float:
+        """Every credit the account can spend: ``credits + extra_credits``."""
         return self.credits + self.extra_credits
 
 
@@ -268,6 +275,8 @@ class Midi:
 @final
 @frozen
 class AlignedWord:
+    """One word of :class:`AlignedLyrics` and when it is sung."""
+
     word: str
     #: Seconds from the start of the clip.
     start_s: float | None = None

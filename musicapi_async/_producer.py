@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal, final
+from typing import Final, final
 
 from ._models import TaskFamily, TaskRef
 from ._resource import TaskResource, check_number, check_title, check_webhook, compact, require
 
 __all__ = ["Producer"]
+
+#: Known ``format`` values of :meth:`Producer.download`.
+PRODUCER_DOWNLOAD_FORMATS: Final = ("mp3", "wav")
 
 
 @final
@@ -142,11 +145,15 @@ class Producer(TaskResource):
         self,
         clip_id: str,
         *,
-        format: Literal["mp3", "wav"] = "mp3",
+        format: str = "mp3",
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> TaskRef:
-        """Prepare an MP3 or WAV of a Producer clip (async; the task's clip has the URL)."""
+        """Prepare an MP3 or WAV of a Producer clip (async; the task's clip has the URL).
+
+        ``format``: ``"mp3"`` or ``"wav"`` (``PRODUCER_DOWNLOAD_FORMATS``); a new format is
+        sent as given.
+        """
         require(clip_id, "clip_id", "for producer.download")
         check_webhook(webhook_url)
         body = compact(

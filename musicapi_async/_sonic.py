@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, cast, final
 
 from attrs import asdict, field, frozen
 
@@ -53,7 +53,12 @@ if TYPE_CHECKING:
 
 __all__ = ["GenerationOptions", "Sonic", "SonicCreate"]
 
-VocalGender = Literal["f", "m"]
+#: Known values of ``vocal_gender`` (female, male); the API may add others, sent as given.
+VOCAL_GENDERS: Final = ("f", "m")
+#: Known ``variation_category`` values of :meth:`Sonic.remaster` (documented for sonic-v5).
+VARIATION_CATEGORIES: Final = ("subtle", "normal", "high")
+#: Known ``formats`` of :meth:`Sonic.download`.
+DOWNLOAD_FORMATS: Final = ("mp3", "m4a", "wav")
 T = TypeVar("T")
 
 
@@ -73,8 +78,8 @@ class GenerationOptions(TypedDict, total=False):
     weirdness_constraint: float
     #: 0-1: weight of the source audio (covers, uploads).
     audio_weight: float
-    #: ``"f"`` or ``"m"`` (sonic-v4-5 and newer).
-    vocal_gender: VocalGender
+    #: ``"f"`` or ``"m"`` (sonic-v4-5 and newer); a new value is sent as given.
+    vocal_gender: str
     #: HTTPS URL that MusicAPI calls when the task finishes.
     webhook_url: str
     #: Secret MusicAPI signs its webhook calls with.
@@ -86,12 +91,13 @@ class GenerationOptions(TypedDict, total=False):
 class SonicCreate:
     """The body of one ``/sonic/create`` call; ``client.sonic.create`` builds one for you.
 
-    Build these yourself for :meth:`Sonic.batch`::
+    Build these yourself for :meth:`Sonic.batch`. As with ``create``, ``custom_mode`` may
+    be left out of a ``create_music`` item that has only one of ``prompt`` (lyrics: custom
+    mode) or ``gpt_description_prompt`` (description mode)::
 
-        >>> item = SonicCreate(custom_mode=False, mv="sonic-v5",
-        ...                    gpt_description_prompt="a sea shanty about rate limits")
-        >>> item.task_type
-        'create_music'
+        >>> item = SonicCreate(mv="sonic-v5", gpt_description_prompt="a sea shanty")
+        >>> item.task_type, item.custom_mode
+        ('create_music', False)
     """
 
     task_type: str = "create_music"
@@ -121,6 +127,11 @@ class SonicCreate:
     webhook_url: str | None = None
     #: Kept out of ``repr`` (and so out of logs and tracebacks).
     webhook_secret: str | None = field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.task_type == "create_music" and self.custom_mode is None:
+            derived = _mode(None, self.prompt, self.gpt_description_prompt)
+            object.__setattr__(self, "custom_mode", derived)  # frozen: set once, at creation
 
     def to_body(self) -> dict[str, Any]:
         """Check the fields (``ValueError`` names the bad one) and return the JSON body."""
@@ -269,8 +280,6 @@ class Sonic(TaskResource):
         >>> ref = await client.sonic.create(mv="sonic-v5",
         ...                                 gpt_description_prompt="lofi hip hop for studying")
         """
-        if task_type == "create_music":
-            custom_mode = _mode(custom_mode, prompt, gpt_description_prompt)
         params = SonicCreate(
             task_type=task_type,
             custom_mode=custom_mode,
@@ -434,11 +443,15 @@ class Sonic(TaskResource):
         clip_id: str,
         *,
         mv: str,
-        variation_category: Literal["subtle", "normal", "high"] | None = None,
+        variation_category: str | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> TaskRef:
-        """Remaster a clip (``remaster``; variation categories documented for sonic-v5)."""
+        """Remaster a clip (``remaster``).
+
+        ``variation_category``: ``"subtle"``, ``"normal"`` or ``"high"`` (documented for
+        sonic-v5, see ``VARIATION_CATEGORIES``); a new value is sent as given.
+        """
         return await self._create_from(
             "remaster",
             "clip_id",
@@ -724,7 +737,7 @@ class Sonic(TaskResource):
         negative_tags: str | None = None,
         style_weight: float | None = None,
         weirdness_constraint: float | None = None,
-        vocal_gender: VocalGender | None = None,
+        vocal_gender: str | None = None,
         auto_concat: bool | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
@@ -869,10 +882,14 @@ class Sonic(TaskResource):
         self,
         clip_id: str,
         *,
-        formats: Sequence[Literal["mp3", "m4a", "wav"]] = ("mp3",),
+        formats: Sequence[str] = ("mp3",),
         wait_timeout: float = NOT_READY_TIMEOUT,
     ) -> DownloadLinks:
-        """Download links of a clip in the given formats (repeats while not ready)."""
+        """Download links of a clip in the given formats (repeats while not ready).
+
+        ``formats``: any of ``"mp3"``, ``"m4a"``, ``"wav"`` (``DOWNLOAD_FORMATS``); a new
+        format is sent as given.
+        """
         require(clip_id, "clip_id", "for download")
         if isinstance(formats, str) or not formats:
             raise ValueError("formats must be a non-empty sequence such as ('mp3', 'wav')")

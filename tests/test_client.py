@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -424,6 +425,37 @@ async def test_a_default_user_agent_replaces_ours_case_insensitively() -> None:
     async with client:
         await client.credits.get()
     assert transport.sent[0].request.headers.get_list("user-agent") == ["my-app/1.0"]
+
+
+#: Modules whose public classes must document every public method and property.
+DOCUMENTED_MODULES = {
+    "musicapi_async._client",
+    "musicapi_async._exceptions",
+    "musicapi_async._models",
+    "musicapi_async._retry",
+    "musicapi_async._sonic",
+}
+
+
+def test_every_public_class_method_and_property_has_a_docstring() -> None:
+    """help(), IDEs and the docs show a summary for every public member."""
+    missing: list[str] = []
+    for name in musicapi_async.__all__:
+        cls = getattr(musicapi_async, name)
+        if not inspect.isclass(cls) or cls.__module__ not in DOCUMENTED_MODULES:
+            continue
+        if not (cls.__doc__ or "").strip():
+            missing.append(name)
+        for attr, value in vars(cls).items():
+            if attr.startswith("_"):
+                continue
+            if isinstance(value, (classmethod, staticmethod)):
+                value = value.__func__
+            if (isinstance(value, property) or inspect.isfunction(value)) and not (
+                value.__doc__ or ""
+            ).strip():
+                missing.append(f"{name}.{attr}")
+    assert missing == []
 
 
 def test_an_empty_base_url_is_refused_not_replaced_by_production() -> None:

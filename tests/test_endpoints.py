@@ -1946,6 +1946,49 @@ async def test_batch_of_10_items_is_sent() -> None:
     assert len(transport.last.json["items"]) == 10
 
 
+async def test_batch_items_derive_custom_mode_like_create() -> None:
+    """A description-only item is description mode, a lyrics-only item custom mode."""
+    items = [
+        SonicCreate(mv="v", gpt_description_prompt="a sea shanty"),
+        SonicCreate(mv="v", prompt="[Verse]\nla la", title="t", tags="pop"),
+    ]
+    assert [item.custom_mode for item in items] == [False, True]
+    client, transport = make_client(Reply(example("sonic-batch.response.json")))
+    await client.sonic.batch(items)
+    assert [body["custom_mode"] for body in transport.last.json["items"]] == [False, True]
+
+
+def test_sonic_create_keeps_an_explicit_or_undecidable_custom_mode() -> None:
+    """Given, it is kept; with both texts (or neither) it stays unset and to_body names it."""
+    assert SonicCreate(mv="v", custom_mode=True, gpt_description_prompt="d").custom_mode is True
+    both = SonicCreate(mv="v", prompt="p", gpt_description_prompt="d")
+    assert both.custom_mode is None
+    with pytest.raises(ValueError, match="custom_mode"):
+        both.to_body()
+    # Other task types keep the rule of create(task_type=...): custom_mode is required.
+    extend = SonicCreate(task_type="extend_music", mv="v", continue_clip_id=CLIP, continue_at=3)
+    assert extend.custom_mode is None
+
+
+async def test_open_enum_arguments_send_new_values_as_given() -> None:
+    """formats, format, variation_category, vocal_gender are open: a new value is sent as is."""
+    client, transport = make_client(Reply({"data": {"flac_url": "https://cdn1.suno.ai/x.flac"}}))
+    links = await client.sonic.download(CLIP, formats=["mp3", "flac"])
+    assert transport.last.json["formats"] == ["mp3", "flac"]
+    assert links.urls == {"flac": "https://cdn1.suno.ai/x.flac"}
+    client, transport = make_client(Reply(SUBMITTED))
+    await client.producer.download(CLIP, format="flac")
+    assert transport.last.json["format"] == "flac"
+    await client.sonic.remaster(CLIP, mv="sonic-v5", variation_category="extreme")
+    assert transport.last.json["variation_category"] == "extreme"
+    await client.sonic.cover(CLIP, mv="sonic-v5", vocal_gender="duet")
+    assert transport.last.json["vocal_gender"] == "duet"
+    await client.sonic.replace_section(
+        CLIP, mv="sonic-v5", infill_start_s=1, infill_end_s=2, vocal_gender="duet"
+    )
+    assert transport.last.json["vocal_gender"] == "duet"
+
+
 async def test_batch_item_missing_a_field_is_refused_with_its_index() -> None:
     items = [
         SonicCreate(custom_mode=False, mv="v", gpt_description_prompt="d"),
