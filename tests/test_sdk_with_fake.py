@@ -224,3 +224,18 @@ async def test_a_task_ref_saved_as_json_resumes_in_another_client() -> None:
         final = (await wait(second, TaskRef.from_json(saved)))[-1]
     assert final.succeeded
     assert final.task_id == TaskRef.from_json(saved).task_id
+
+
+async def test_the_fake_never_shows_a_webhook_secret_or_the_key_in_its_records() -> None:
+    fake = FakeMusicAPI(rate_limit=None)
+    async with fake.client(api_key=FakeMusicAPI.DEFAULT_KEY) as client:
+        await client.sonic.create(
+            mv="sonic-v5",
+            gpt_description_prompt="x",
+            webhook_url="https://example.com/hook",
+            webhook_secret="whsec-TOP-SECRET",
+        )
+    record = fake.requests_to("/sonic/create")[0]
+    assert record.json["webhook_secret"] == "whsec-TOP-SECRET"  # kept for assertions
+    assert "whsec-TOP-SECRET" not in repr(record)
+    assert FakeMusicAPI.DEFAULT_KEY not in repr(record)

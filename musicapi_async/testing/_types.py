@@ -55,6 +55,12 @@ def _redact_key(key: str | None) -> str:
     return "None" if key is None else _REDACTED
 
 
+def _redact_body(body: Any) -> str:
+    if isinstance(body, Mapping) and "webhook_secret" in body:
+        body = {**body, "webhook_secret": _REDACTED}
+    return repr(body)
+
+
 def _redact_headers(headers: Mapping[str, str]) -> str:
     shown = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in headers.items()}
     return repr(shown)
@@ -99,7 +105,8 @@ class Balance:
 class RequestRecord:
     """One request the fake saw, in arrival order (``FakeMusicAPI.requests``).
 
-    The API key and the ``Authorization`` header are stored but redacted in ``repr``.
+    The API key, the ``Authorization`` header and a body's ``webhook_secret`` are stored but
+    redacted in ``repr``.
     """
 
     #: ``anyio.current_time()`` when the request arrived.
@@ -109,8 +116,9 @@ class RequestRecord:
     path: str
     #: Raw query string (``batch_id=...``), without ``?``.
     query: str
-    #: The decoded JSON body, or ``None`` (no body, or not JSON).
-    json: Any
+    #: The decoded JSON body, or ``None`` (no body, or not JSON); a ``webhook_secret`` in it
+    #: is redacted in ``repr``.
+    json: Any = field(repr=_redact_body)
     #: Request headers, names in lower case.
     headers: Mapping[str, str] = field(repr=_redact_headers)
     #: The key sent as ``Bearer <key>``, valid or not; ``None`` without one.
