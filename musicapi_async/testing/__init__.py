@@ -95,10 +95,19 @@ What to expect on the wire (all routes relative to ``base_url``, default
   "task_id"} | {"index", "status", "error"}]}`` (refused items keep their place);
   ``GET /sonic/batch?batch_id=`` → ``{"batch_id", "submitted", "tasks": [{"task_id",
   "status"}]}`` with ``status`` in pending/running/succeeded/failed.
+* **Audio** (the fake CDN, ``serve_audio=True`` by default; in process, through
+  :meth:`FakeMusicAPI.transport`): a GET of a finished clip's ``audio_url`` / ``wav_url``
+  (``cdn1.suno.ai``, ``musicapi-cdn.b-cdn.net``, ``cdn.musicapi.ai``; a streaming clip's
+  ``audiopipe.suno.ai`` URL once it streams) answers 200 with a real WAV (16-bit mono
+  22050 Hz, ``audio_seconds`` long, made by :func:`synth_wav` from the prompt and the clip
+  id), ``Content-Type: audio/wav`` whatever the URL's extension, and ``Content-Length``.
+  No key needed; 404 for unknown, unfinished or failed clips; logged in
+  ``fake.downloads`` (:class:`DownloadRecord`), never in ``fake.requests``.
 """
 
 from __future__ import annotations
 
+from ._audio import DownloadRecord, synth_wav
 from ._defaults import DEFAULT_LENGTH_LIMITS, DEFAULT_PRICES
 from ._serve import ServedFake, serve, serving
 from ._server import DurationSpec, FakeMusicAPI, OutcomeSpec
@@ -122,6 +131,7 @@ __all__ = [
     "DEFAULT_LENGTH_LIMITS",
     "DEFAULT_PRICES",
     "Balance",
+    "DownloadRecord",
     "DurationSpec",
     "ErrorEnvelope",
     "Family",
@@ -140,4 +150,5 @@ __all__ = [
     "TaskStatusName",
     "serve",
     "serving",
+    "synth_wav",
 ]

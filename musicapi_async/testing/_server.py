@@ -23,6 +23,17 @@ import httpx
 from attrs import define, evolve, field
 
 from . import _defaults as d
+from ._audio import (
+    CDN_HOSTS,
+    DEFAULT_AUDIO_SECONDS,
+    AudioURLKind,
+    DownloadRecord,
+    audio_clip_id,
+    audio_response,
+    audio_seed,
+    check_seconds,
+    synth_wav,
+)
 from ._ratelimit import EPS, KeyRateLimiter, RateLimiter, StrictKeyRateLimiter
 from ._types import (
     Balance,
@@ -218,6 +229,16 @@ class FakeMusicAPI:
         no_credits_status: Route → HTTP status of the "not enough credits" refusal, merged
             over the default ``{"/sonic/create-voice": 402}`` ([spec]); other routes 403.
         epoch: Wall-clock time of the first request; ``created_at`` fields count from it.
+        serve_audio: Serve the clips' audio: through :meth:`transport`, a GET of a clip's
+            ``audio_url`` / ``wav_url`` (or of the links of ``/sonic/wav``,
+            ``/sonic/download``, ``/producer/download``) answers 200 with a real WAV file
+            synthesised from the prompt and the clip id (:func:`synth_wav`), once the clip
+            is finished (a streaming clip's live URL once it streams); 404 for clips the fake
+            does not know, has not finished, or failed. The audio is WAV whatever the URL's
+            extension says (``Content-Type: audio/wav``). These fetches are logged in
+            :attr:`downloads`, not :attr:`requests`. ``False``: the CDN hosts are unknown
+            hosts like any other (``httpx.ConnectError``).
+        audio_seconds: Length of that audio, seconds (not the clip's ``duration``).
     """
 
     #: The key a fake created with default arguments accepts.
@@ -253,6 +274,8 @@ class FakeMusicAPI:
         latency: Mapping[str, float] | None = None,
         no_credits_status: Mapping[str, int] | None = None,
         epoch: datetime = d.DEFAULT_EPOCH,
+        serve_audio: bool = True,
+        audio_seconds: float = DEFAULT_AUDIO_SECONDS,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -286,6 +309,9 @@ class FakeMusicAPI:
             **(no_credits_status or {}),
         }
         self.epoch = epoch
+        self.serve_audio = serve_audio
+        check_seconds(audio_seconds)  # refuse a bad length now, not at the first fetch
+        self.audio_seconds = audio_seconds
 
         self._accounts: dict[str, _Account] = {}
         self._throttled: Counter[str] = Counter()
@@ -303,6 +329,11 @@ class FakeMusicAPI:
         self._t0: float | None = None
         self._durations_handed = 0
         self._songs = 0
+        self._downloads: list[DownloadRecord] = []
+        #: Clip id -> the text its audio is made from; other known clips use their title.
+        self._audio_seeds: dict[str, str] = {}
+        #: Clip id -> the task producing it, to serve its audio only once it is finished.
+        self._clip_tasks: dict[str, _TaskState] = {}
         if default_key is not None:
             self.add_key(default_key, credits=credits, extra_credits=extra_credits)
 
@@ -589,6 +620,11 @@ class FakeMusicAPI:
         """Empty the request log."""
         self._requests.clear()
 
+    @property
+    def downloads(self) -> tuple[DownloadRecord, ...]:
+        """Every fetch of clip audio from the fake CDN so far, in arrival order."""
+        return tuple(self._downloads)
+
     # ------------------------------------------------------------------ wiring
 
     def transport(self) -> FakeTransport:
@@ -682,6 +718,56 @@ class FakeMusicAPI:
                 answer = injected
         record(answer, fault=fault, processed=True)
         return await self._finish(answer, fault, delay)
+
+    async def handle_cdn(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> FakeResponse | None:
+        """Answer a fetch of clip audio (the fake CDN); ``None`` when ``url`` is not on it.
+
+        ``None`` (the transport then raises ``httpx.ConnectError``) for hosts other than the
+        fake's audio hosts, and for every host when ``serve_audio`` is off. Otherwise the
+        fetch is logged in :attr:`downloads` and answered: 200 with the clip's WAV (GET) or
+        its headers (HEAD), 404 for an unknown, unfinished or failed clip, 405 for other
+        methods. No key is needed, as on a public CDN.
+        """
+        parsed = httpx.URL(url)
+        if not self.serve_audio or parsed.host.lower() not in CDN_HOSTS:
+            return None
+        now = anyio.current_time()
+        method = method.upper()
+        found = audio_clip_id(parsed)
+        audio = self._clip_audio(found[0], found[1], now) if found else None
+        size, answer = audio_response(method, audio)
+        self._downloads.append(
+            DownloadRecord(
+                time=now,
+                method=method,
+                url=url,
+                headers={k.lower(): v for k, v in headers.items()},
+                status=answer.status,
+                clip_id=found[0] if found else None,
+                size=size,
+            )
+        )
+        return answer
+
+    def _clip_audio(self, clip_id: str, kind: AudioURLKind, now: float) -> bytes | None:
+        seed = self._audio_seeds.get(clip_id)
+        if seed is None:
+            info = self._clips.get(clip_id)
+            if info is None:
+                return None
+            seed = audio_seed(clip_id, info.title)
+        state = self._clip_tasks.get(clip_id)
+        if state is not None:
+            task = state.public
+            if task.failed:
+                return None
+            spec = next((c for c in state.clips if c.clip_id == clip_id), state.clips[0])
+            phase = self._clip_state(task, spec, now)
+            if phase != "succeeded" and not (kind == "stream" and phase == "streaming"):
+                return None
+        return synth_wav(seed, self.audio_seconds)
 
     async def _finish(
         self, answer: _Answer | None, fault: Fault | None, delay: float
@@ -940,6 +1026,9 @@ class FakeMusicAPI:
         self._tasks[task.task_id] = state
         self._public_tasks[task.task_id] = task
         self._unsettled.append(state)
+        for spec in specs:
+            if spec.clip_id:
+                self._clip_tasks[spec.clip_id] = state
         return task
 
     def _submitted(self, task: FakeTask, **extra: Any) -> _Answer:
@@ -1017,6 +1106,8 @@ class FakeMusicAPI:
         }
         fields.update(extra or {})
         self._clips[clip_id] = _ClipInfo(title, lyrics, mv)
+        description = request.get("gpt_description_prompt") or prompt or title
+        self._audio_seeds[clip_id] = audio_seed(clip_id, description, request.get("tags"))
         return fields
 
     def _render_sonic_clip(self, spec: _ClipSpec, state: str) -> dict[str, Any]:
@@ -1499,6 +1590,7 @@ class FakeMusicAPI:
         title = title or f"Fake Track {self._songs}"
         cdn = f"https://musicapi-cdn.b-cdn.net/producer/{clip_id}"
         self._clips[clip_id] = _ClipInfo(title, lyrics if isinstance(lyrics, str) else None, None)
+        self._audio_seeds[clip_id] = audio_seed(clip_id, sound or lyrics or title)
         return {
             "clip_id": clip_id,
             "title": title,
@@ -1621,6 +1713,8 @@ class FakeMusicAPI:
         task = self._start_task(
             ctx, family="nuro", task_type=str(kind), price_key=ctx.route, clips=[fields]
         )
+        self._audio_seeds[clip_id] = audio_seed(clip_id, body.get("description") or lyrics)
+        self._clip_tasks[clip_id] = self._tasks[task.task_id]
         return self._submitted(task)
 
 

@@ -21,7 +21,9 @@ class FakeTransport(httpx.AsyncBaseTransport):
     """Hands each request to :meth:`FakeMusicAPI.handle` and turns faults into httpx errors.
 
     A request for another origin than the fake's ``base_url`` raises ``httpx.ConnectError``:
-    a client that ignores its configured base URL must not silently reach the fake.
+    a client that ignores its configured base URL must not silently reach the fake. The one
+    exception is the fake CDN: with ``serve_audio`` on, the hosts of the clips' audio URLs
+    (``cdn1.suno.ai``...) answer through :meth:`FakeMusicAPI.handle_cdn`.
     """
 
     def __init__(self, fake: FakeMusicAPI) -> None:
@@ -30,6 +32,11 @@ class FakeTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if _origin(request.url) != self._origin:
+            cdn = await self._fake.handle_cdn(request.method, str(request.url), request.headers)
+            if cdn is not None:
+                return httpx.Response(
+                    cdn.status, headers=dict(cdn.headers), content=cdn.body, request=request
+                )
             raise httpx.ConnectError(
                 f"FakeMusicAPI serves {self._fake.base_url}, not {request.url}", request=request
             )
