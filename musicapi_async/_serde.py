@@ -493,28 +493,28 @@ def _parse_flat(body: Any, cls: type[T], what: str, *, unwrap: bool) -> T:
     return attrs.evolve(result, raw=obj)  # type: ignore[misc]
 
 
+def _parse_required(body: Any, cls: type[T], what: str, required: str, *, unwrap: bool = True) -> T:
+    """A flat result whose ``required`` field must be a non-empty string."""
+    obj = _object(body, what)
+    fields, path = _data_or_top(obj) if unwrap else (obj, "$")
+    _required_str(fields, required, path, body)
+    return _parse_flat(body, cls, what, unwrap=unwrap)
+
+
 def parse_credits(body: Any) -> Credits:
     return _parse_flat(body, Credits, "the credit balance", unwrap=False)
 
 
 def parse_uploaded_clip(body: Any) -> UploadedClip:
-    obj = _object(body, "an upload result")
-    _required_str(obj, "clip_id", "$", body)
-    return _parse_flat(body, UploadedClip, "an upload result", unwrap=False)
+    return _parse_required(body, UploadedClip, "an upload result", "clip_id", unwrap=False)
 
 
 def parse_persona(body: Any) -> Persona:
-    obj = _object(body, "a persona")
-    fields, path = _data_or_top(obj)
-    _required_str(fields, "persona_id", path, body)
-    return _parse_flat(body, Persona, "a persona", unwrap=True)
+    return _parse_required(body, Persona, "a persona", "persona_id")
 
 
 def parse_wav(body: Any) -> WavFile:
-    obj = _object(body, "a WAV result")
-    fields, path = _data_or_top(obj)
-    _required_str(fields, "wav_url", path, body)
-    return _parse_flat(body, WavFile, "a WAV result", unwrap=True)
+    return _parse_required(body, WavFile, "a WAV result", "wav_url")
 
 
 def parse_midi(body: Any) -> Midi:
@@ -543,17 +543,11 @@ def parse_bpm(body: Any) -> Bpm:
 
 
 def parse_vox(body: Any) -> Vox:
-    obj = _object(body, "a vox result")
-    fields, path = _data_or_top(obj)
-    _required_str(fields, "vox_audio_id", path, body)
-    return _parse_flat(body, Vox, "a vox result", unwrap=True)
+    return _parse_required(body, Vox, "a vox result", "vox_audio_id")
 
 
 def parse_upsampled_tags(body: Any) -> UpsampledTags:
-    obj = _object(body, "upsampled tags")
-    fields, path = _data_or_top(obj)
-    _required_str(fields, "upsampled_tags", path, body)
-    return _parse_flat(body, UpsampledTags, "upsampled tags", unwrap=True)
+    return _parse_required(body, UpsampledTags, "upsampled tags", "upsampled_tags")
 
 
 def parse_aligned_lyrics(body: Any) -> AlignedLyrics:
