@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ._client import MusicAPI
 from ._constants import DEFAULT_BASE_URL, SONIC_MODELS, SONIC_TASK_TYPES, __version__
+from ._download import DownloadError, DownloadFormat, safe_filename
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -78,6 +79,8 @@ __all__ = [
     "Clip",
     "ClipState",
     "Credits",
+    "DownloadError",
+    "DownloadFormat",
     "DownloadLinks",
     "GeneratedLyrics",
     "GenerationOptions",
@@ -113,4 +116,5 @@ __all__ = [
     "WaitTimeoutError",
     "WavFile",
     "__version__",
+    "safe_filename",
 ]

@@ -7,6 +7,7 @@ import os
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, final, overload
 
@@ -25,9 +26,15 @@ from ._constants import (
     __version__,
 )
 from ._credits import CreditsResource
+from ._download import (
+    DEFAULT_DOWNLOAD_CHUNK_SIZE,
+    DownloadFormat,
+    ProgressCallback,
+    download_file,
+)
 from ._exceptions import ResponseValidationError
 from ._http import PAID_ADVICE, CallOptions, HTTPCore, check_default_headers
-from ._models import Task, TaskFamily, TaskRef
+from ._models import Clip, Task, TaskFamily, TaskRef
 from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
@@ -428,3 +435,76 @@ class MusicAPI:
         if stack is not None:
             # Exit the task group here, in the task that entered it, after the poller stopped.
             await stack.aclose()
+
+    # --- downloads ----------------------------------------------------------------------------
+
+    async def download(
+        self,
+        clip_or_url: Clip | str,
+        dest: str | os.PathLike[str],
+        *,
+        format: DownloadFormat = "audio",
+        filename: str | None = None,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+        chunk_size: int = DEFAULT_DOWNLOAD_CHUNK_SIZE,
+        timeout: float | httpx.Timeout | None = UNSET,
+    ) -> Path:
+        """Download a clip's audio (or any http(s) URL) to a file; return the file's path.
+
+        The body is streamed to a temporary file in the destination directory
+        (``.<name>.part-<random>``), synced, and renamed to its final name only once it is
+        complete and its size matches ``Content-Length``: on an error, a short body or a
+        cancellation the temporary file is removed and nothing exists under the final name.
+
+        Audio lives on public CDNs, not on the API: the request carries no API key (nor
+        ``default_headers``), does not pass through the client's rate limiter (it spends
+        none of the key's request budget), and costs no credits. Redirects are followed.
+
+        Args:
+            clip_or_url: A finished :class:`Clip` (its ``audio_url``, or ``wav_url`` with
+                ``format="wav"``), or an ``http://`` / ``https://`` URL.
+            dest: A directory, where the file is named from the clip's title and id
+                (see :func:`safe_filename`) with the extension of the answer's
+                ``Content-Type`` (else the URL's); or the path of the file to write. It is
+                a directory when it is one, ends with ``/``, comes with ``filename``, or
+                does not exist and has no extension (``"songs"``, created); otherwise a
+                file (``"songs/lofi.mp3"``, missing directories created).
+            format: ``"audio"`` (default) or ``"wav"``, for a Clip.
+            filename: The file's name inside the directory ``dest``, as given (no
+                directory part).
+            overwrite: Replace an existing file; by default :class:`FileExistsError`.
+            on_progress: Called as ``on_progress(received, total)`` after each chunk written
+                (and once with 0 first): bytes so far and the announced size, or ``None``
+                when unknown. May be a coroutine function.
+            chunk_size: Bytes read and written at a time.
+            timeout: Seconds allowed to connect and for each read (not for the whole
+                download: wrap the call in ``anyio.fail_after`` for that); default the
+                client's timeout.
+
+        Raises:
+            DownloadError: an error status, a failed connection, or a body whose size does
+                not match ``Content-Length``.
+            FileExistsError: the file exists and ``overwrite`` is false.
+            ValueError: not an http(s) URL, a clip without that URL (not finished, or still
+                streaming), or a ``filename`` with a directory part.
+
+        >>> task = await client.await_task(ref)
+        >>> for clip in task.clips:
+        ...     path = await client.download(clip, "songs/")
+        ...     print(path)  # songs/Three Seconds - 0f3c....mp3
+        """
+        return await download_file(
+            self._core.http_client,
+            clip_or_url,
+            dest,
+            format=format,
+            filename=filename,
+            overwrite=overwrite,
+            on_progress=on_progress,
+            chunk_size=chunk_size,
+            timeout=self._options.timeout
+            if timeout is UNSET
+            else _timeout(timeout, self._options.timeout.connect),
+            user_agent=_user_agent(),
+        )
