@@ -17,7 +17,9 @@ Every error the SDK raises for a failed call is a :class:`MusicAPIError`::
     │       └── UpstreamTimeoutError   504, credits refunded
     ├── ResponseValidationError        a 2xx answer the SDK cannot read, with the field path
     ├── ResultNotReadyError            a sync endpoint kept answering "not ready"
-    └── TaskFailedError                a task ended in failure (Task.raise_for_status)
+    ├── TaskFailedError                a task ended in failure (Task.raise_for_status)
+    ├── WaitTimeoutError               await_task / as_completed deadline (also TimeoutError)
+    └── DownloadError                  client.download failed: status, connection or size
 
 Misuse of the SDK itself raises ``ValueError``, ``TypeError`` or ``RuntimeError``.
 
