@@ -637,6 +637,8 @@ class Sonic(TaskResource):
         custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
         _check_generation(custom_mode=custom_mode, **_checked(options))
         check_number(extra.get("continue_at"), "continue_at", low=0)
+        if extra.get("continue_at") is not None:
+            extra["continue_at"] = float(extra["continue_at"])  # as to_body: send a float
         check_bool(extra.get("auto_concat"), "auto_concat")
         body = compact(
             url=url,

@@ -50,6 +50,7 @@ from musicapi_async import (
 from musicapi_async._constants import NOT_READY_DELAY, NOT_READY_TIMEOUT
 from musicapi_async._serde import parse_task
 from tests._recording import Recorded, Reply, make_client
+from tests._scripted import ScriptedTransport, json_response, scripted_client
 
 pytestmark = pytest.mark.anyio
 
@@ -1944,6 +1945,57 @@ async def test_batch_of_10_items_is_sent() -> None:
     client, transport = make_client(Reply(example("sonic-batch.response.json")))
     await client.sonic.batch(items)
     assert len(transport.last.json["items"]) == 10
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.sonic.extend(CLIP, continue_at=30, mv="v"), id="extend"),
+        pytest.param(
+            lambda c: c.sonic.extend_upload(CLIP, continue_at=30, mv="v"), id="extend_upload"
+        ),
+        pytest.param(
+            lambda c: c.sonic.create(
+                task_type="extend_music",
+                continue_clip_id=CLIP,
+                continue_at=30,
+                custom_mode=False,
+                mv="v",
+            ),
+            id="create extend_music",
+        ),
+        pytest.param(
+            lambda c: c.sonic.upload_extend(SOURCE_MP3, continue_at=30, mv="v"),
+            id="upload_extend",
+        ),
+        pytest.param(
+            lambda c: c.sonic.batch(
+                [
+                    SonicCreate(
+                        task_type="extend_music",
+                        continue_clip_id=CLIP,
+                        continue_at=30,
+                        custom_mode=False,
+                        mv="v",
+                    )
+                ]
+            ),
+            id="batch item",
+        ),
+    ],
+)
+async def test_continue_at_goes_over_the_wire_as_a_json_float(
+    call: Callable[[MusicAPI], Awaitable[object]],
+) -> None:
+    """An int continue_at is sent as 30.0 (CONTRACT: send a float), checked on the raw bytes.
+
+    Parsed JSON cannot tell: 30 == 30.0 in Python, so the other tests would not notice.
+    """
+    transport = ScriptedTransport(json_response(200, {**SUBMITTED, "tasks": [TASK_ID]}))
+    async with scripted_client(transport) as client:
+        await call(client)
+    [sent] = transport.sent
+    assert b'"continue_at":30.0' in sent.request.content
 
 
 async def test_batch_items_derive_custom_mode_like_create() -> None:
