@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -156,10 +157,12 @@ SPECIAL_TEXT = st.sampled_from(
         "200",
     ]
 )
+#: json.loads reads the literals NaN, Infinity and -Infinity, so answers may carry them.
 NUMBERS = st.one_of(
     st.integers(),
     st.sampled_from([0, -1, 200, 202, 2**63, 10**400, -(10**400)]),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.floats(),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, TEXT, SPECIAL_TEXT)
 KEYS = st.one_of(st.sampled_from(REAL_KEYS), TEXT)
@@ -472,6 +475,10 @@ def _check_every_reader(body: Any) -> None:
 @example(body={"code": 200, "data": [{"clip_id": "c", "duration": 10**400}]})
 @example(body={"code": 200, "data": [{"clip_id": "c", "created_at": "\ud800"}]})
 @example(body={"data": {"alignment": "not a list"}})
+@example(body=json.loads('{"task_id": "t", "status": "running", "progress": NaN}'))
+@example(body=json.loads('{"status": "RUNNING", "progress": -Infinity, "duration": Infinity}'))
+@example(body=json.loads('{"code": 200, "data": [{"clip_id": "c", "duration": NaN}]}'))
+@example(body=json.loads('{"credits": Infinity, "extra_credits": NaN, "submitted": NaN}'))
 def test_every_reader_returns_its_model_or_raises_on_arbitrary_json(body: Any) -> None:
     """Whatever the JSON, a reader returns its model or raises ResponseValidationError."""
     _check_every_reader(body)
@@ -765,6 +772,15 @@ def test_a_failure_type_without_clips_is_a_failed_task(
 
 def test_an_empty_snapshot_without_a_failure_type_is_still_pending() -> None:
     assert parse_task(SONIC, 200, {"code": 200, "data": []}).status is TaskStatus.PENDING
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_nuro_progress_reads_as_unknown(literal: str) -> None:
+    """json.loads accepts NaN and Infinity: a progress the SDK cannot use is None."""
+    body = json.loads(f'{{"task_id": "t", "status": "running", "progress": {literal}}}')
+    task = parse_task(TaskRef("t", TaskFamily.NURO), 200, body)
+    assert task.status is TaskStatus.RUNNING
+    assert task.progress is None
 
 
 def test_unreadable_created_at_names_its_field_path() -> None:
