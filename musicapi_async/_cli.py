@@ -1,0 +1,905 @@
+"""The ``musicapi`` command: generate, wait for and download songs from a shell.
+
+It needs the optional ``cli`` extra (click and rich), imported only when the command runs,
+so the SDK itself never depends on them. Results go to stdout (``--json`` for machines);
+progress goes to stderr: a live line per task on a terminal, plain lines otherwise (and
+under ``NO_COLOR``).
+
+``--sandbox`` (or ``MUSICAPI_SANDBOX=1``) runs every command against an in-process
+:class:`~musicapi_async.testing.FakeMusicAPI` with time running 20 times faster: no key, no
+network, no credits, and its clips are real WAV files synthesised by the fake. Two hidden
+environment variables help test scripts against it: ``MUSICAPI_SANDBOX_OUTCOME`` (``failed``,
+``partial``...: how the sandbox's tasks end) and ``MUSICAPI_SANDBOX_DURATION`` (seconds a
+sandbox generation takes).
+
+Exit codes: 0 success; 1 an API error or a failed task; 2 a usage error; 130 interrupted
+(Ctrl-C), after printing the ids of the tasks still running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, get_args
+
+import anyio
+import attrs
+import httpx
+
+from ._constants import API_KEY_ENV
+from ._exceptions import MusicAPIError, NotFoundError
+from ._models import Clip, ClipState, Task, TaskRef
+from ._poller import ProgressState, TaskProgress, WaitTimeoutError
+from ._ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    import click
+    from rich.console import Console, RenderableType
+
+    from ._client import MusicAPI
+
+__all__ = ["INSTALL_HINT", "build_cli", "main"]
+
+T = TypeVar("T")
+
+#: Printed (exit 2) when the ``cli`` extra is not installed.
+INSTALL_HINT: Final = (
+    "the musicapi command needs the optional 'cli' extra (click and rich):\n"
+    "    pip install 'musicapi-async[cli]'"
+)
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+#: 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED: Final = 130
+
+SANDBOX_ENV: Final = "MUSICAPI_SANDBOX"
+SANDBOX_OUTCOME_ENV: Final = "MUSICAPI_SANDBOX_OUTCOME"
+SANDBOX_DURATION_ENV: Final = "MUSICAPI_SANDBOX_DURATION"
+#: How much faster than the real service the sandbox runs: its rate limit (1 request / 3 s)
+#: and the client's TokenBucket are both scaled by it, so they stay consistent.
+SANDBOX_SPEEDUP: Final = 20.0
+#: Seconds a sandbox Sonic generation takes (about two minutes, compressed).
+SANDBOX_SONIC_DURATION: Final = 5.0
+SANDBOX_BANNER: Final = (
+    "musicapi: SANDBOX: an in-process fake MusicAPI (no key, no network, no credits spent); "
+    "time runs {speedup:g}x faster and the songs are synthesised test audio"
+)
+DEFAULT_MODEL: Final = "sonic-v5"
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``musicapi`` script; exits with the command's status."""
+    try:
+        import click  # noqa: F401
+        import rich  # noqa: F401
+    except ImportError:
+        print(f"musicapi: {INSTALL_HINT}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    build_cli().main(args=list(argv) if argv is not None else None, prog_name="musicapi")
+    sys.exit(EXIT_OK)  # click's standalone mode exits itself; this is never reached
+
+
+# --- settings and the client ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Settings:
+    """The global options, shared by every command."""
+
+    sandbox: bool
+    api_key: str | None
+    json: bool
+    #: How sandbox tasks end (``MUSICAPI_SANDBOX_OUTCOME``), and how long they take.
+    outcome: str = "success"
+    duration: float = SANDBOX_SONIC_DURATION
+
+
+@attrs.frozen
+class Session:
+    """The open clients of one command.
+
+    ``waiter`` awaits the tasks. Against the real service it is ``client`` itself. In the
+    sandbox it is a second client on the same fake and the same bucket: the scheduler's
+    prior for a task its own client submitted is a real Sonic duration (one to four
+    minutes), so it would not poll a time-compressed task for a minute; a client that did
+    not submit the task polls it at once, then every few seconds.
+    """
+
+    client: MusicAPI
+    waiter: MusicAPI
+    sandbox: bool
+
+
+def sandbox_settings(outcome: str | None, duration: str | None) -> tuple[str, float]:
+    """Check the sandbox's testing aids; ``ValueError`` names the bad one."""
+    from .testing import Outcome
+
+    chosen = outcome or "success"
+    if chosen not in get_args(Outcome):
+        raise ValueError(
+            f"{SANDBOX_OUTCOME_ENV}={chosen!r} is not one of {', '.join(get_args(Outcome))}"
+        )
+    seconds = SANDBOX_SONIC_DURATION
+    if duration:
+        try:
+            seconds = float(duration)
+        except ValueError:
+            seconds = -1.0
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            raise ValueError(f"{SANDBOX_DURATION_ENV}={duration!r} is not a number of seconds")
+    return chosen, seconds
+
+
+@asynccontextmanager
+async def open_session(settings: Settings) -> AsyncIterator[Session]:
+    """Open the clients a command needs: the real service, or the embedded sandbox."""
+    from ._client import MusicAPI
+
+    async with AsyncExitStack() as stack:
+        if not settings.sandbox:
+            client = await stack.enter_async_context(MusicAPI(settings.api_key))
+            yield Session(client, client, sandbox=False)
+            return
+        from .testing import FakeMusicAPI
+
+        per = 3.0 / SANDBOX_SPEEDUP
+        fake = FakeMusicAPI(
+            rate_limit=(1, per),
+            not_ready_style="200",  # snapshots show pending, running, streaming
+            initial_not_ready=0.0,
+            sonic_duration=settings.duration,
+            clip_spread=settings.duration / 10,
+            outcome=settings.outcome,  # type: ignore[arg-type]  # checked by sandbox_settings
+        )
+        bucket = TokenBucket(rate=1, per=per, margin=0.1 / SANDBOX_SPEEDUP)
+        http = await stack.enter_async_context(httpx.AsyncClient(transport=fake.transport()))
+        client = await stack.enter_async_context(fake.client(http_client=http, limiter=bucket))
+        waiter = await stack.enter_async_context(fake.client(http_client=http, limiter=bucket))
+        yield Session(client, waiter, sandbox=True)
+
+
+# --- progress on stderr -----------------------------------------------------------------------
+
+
+_STATE_STYLES: Final = {
+    "submitted": "cyan",
+    ProgressState.PENDING.value: "cyan",
+    ProgressState.RUNNING.value: "yellow",
+    ProgressState.STREAMING.value: "magenta",
+    ProgressState.SUCCEEDED.value: "green",
+    ProgressState.FAILED.value: "red",
+    "downloading": "blue",
+    "saved": "green",
+}
+
+
+@attrs.define
+class _Row:
+    task_id: str
+    state: str
+    #: ``time.monotonic()`` when this process started following the task.
+    started: float
+    #: Seconds since submission, as last reported (frozen once the task is terminal).
+    elapsed: float | None = None
+    detail: str = ""
+
+
+class Progress:
+    """Progress on stderr: a live line per task on a colour terminal, plain lines otherwise.
+
+    Also remembers which tasks are still running, for the Ctrl-C message.
+    """
+
+    def __init__(self, console: Console, *, live: bool) -> None:
+        self.console = console
+        self.live = live
+        self._rows: dict[str, _Row] = {}
+        self._live: Any = None
+
+    @classmethod
+    def for_stderr(cls) -> Progress:
+        """Plain lines unless stderr is a terminal and ``NO_COLOR`` is unset."""
+        from rich.console import Console
+
+        no_color = bool(os.environ.get("NO_COLOR"))
+        console = Console(
+            stderr=True,
+            highlight=False,
+            color_system=None if no_color else "auto",
+            no_color=no_color or None,
+        )
+        live = console.is_terminal and not console.is_dumb_terminal and not no_color
+        return cls(console, live=live)
+
+    def note(self, message: str, style: str = "") -> None:
+        """One line of information on stderr."""
+        self.console.print(
+            message, style=style or None, markup=False, highlight=False, soft_wrap=True
+        )
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            from rich.live import Live
+
+            self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._live is not None:
+            live, self._live = self._live, None
+            live.__exit__(None, None, None)
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the tasks followed and not finished, in the order they were seen."""
+        return [
+            r.task_id
+            for r in self._rows.values()
+            if r.state not in (ProgressState.SUCCEEDED.value, ProgressState.FAILED.value)
+            and r.state not in ("downloading", "saved")
+        ]
+
+    def follow(self, task_id: str, state: str = "submitted") -> None:
+        """Start showing a task (just submitted, or awaited)."""
+        if task_id not in self._rows:
+            self._rows[task_id] = _Row(task_id, state, time.monotonic())
+            self._show(self._rows[task_id])
+
+    def update(self, event: TaskProgress) -> None:
+        """``on_progress`` callback of ``await_task``: a task changed state."""
+        row = self._rows.setdefault(
+            event.ref.task_id, _Row(event.ref.task_id, "pending", time.monotonic())
+        )
+        row.state = event.state.value
+        row.elapsed = event.elapsed
+        row.started = time.monotonic() - event.elapsed
+        row.detail = ""
+        if event.state is ProgressState.FAILED:
+            row.detail = event.task.error or ""
+        self._show(row)
+
+    def finish(self, task: Task) -> None:
+        """A task's final state (from a result, not an event)."""
+        row = self._rows.setdefault(task.task_id, _Row(task.task_id, "", time.monotonic()))
+        row.state = ProgressState.SUCCEEDED.value if task.succeeded else "failed"
+        if row.elapsed is None:
+            row.elapsed = time.monotonic() - row.started
+        row.detail = "" if task.succeeded else (task.error or "")
+
+    def step(self, task_id: str, state: str, detail: str = "") -> None:
+        """A later step of a finished task (downloading, saved)."""
+        row = self._rows.setdefault(task_id, _Row(task_id, state, time.monotonic()))
+        row.state, row.detail = state, detail
+        self._show(row)
+
+    def _show(self, row: _Row) -> None:
+        if self.live:
+            return  # the live display redraws itself
+        self.note(_row_text(row, time.monotonic()))
+
+    def __rich__(self) -> RenderableType:
+        from rich.table import Table
+        from rich.text import Text
+
+        now = time.monotonic()
+        grid = Table.grid(padding=(0, 2))
+        for row in tuple(self._rows.values()):
+            style = _STATE_STYLES.get(row.state, "")
+            grid.add_row(
+                Text(row.task_id, style="bold"),
+                Text(row.state, style=style),
+                Text(_elapsed(row, now), style="dim"),
+                Text(row.detail),
+            )
+        return grid
+
+
+def _elapsed(row: _Row, now: float) -> str:
+    if row.state in ("submitted", "pending", "running", "streaming", "unknown"):
+        return f"{now - row.started:.1f} s"
+    return "" if row.elapsed is None else f"{row.elapsed:.1f} s"
+
+
+def _row_text(row: _Row, now: float) -> str:
+    parts = [f"musicapi: task {row.task_id}", row.state]
+    elapsed = _elapsed(row, now)
+    if elapsed:
+        parts.append(f"({elapsed})")
+    if row.detail:
+        parts.append(row.detail)
+    return " ".join(parts)
+
+
+# --- results on stdout ------------------------------------------------------------------------
+
+
+def clip_json(clip: Clip, path: Path | None = None) -> dict[str, Any]:
+    """The fields of a clip a script needs, plus where it was saved."""
+    return {
+        "clip_id": clip.clip_id,
+        "state": clip.state.value,
+        "title": clip.title,
+        "tags": clip.tags,
+        "duration": clip.duration,
+        "audio_url": clip.audio_url,
+        "path": None if path is None else str(path),
+    }
+
+
+def task_json(task: Task, paths: dict[str, Path] | None = None) -> dict[str, Any]:
+    """A task as printed by ``--json``: id, status, error and clips (with saved paths)."""
+    saved = paths or {}
+    return {
+        "task_id": task.task_id,
+        "family": task.ref.family.value,
+        "status": task.status.value,
+        "error": task.error,
+        "error_type": task.error_type,
+        "clips": [clip_json(c, saved.get(c.clip_id or "")) for c in task.clips],
+    }
+
+
+class CommandFailed(Exception):
+    """A command ran but something it did failed (exit status 1); the message says what."""
+
+
+class UsageProblem(Exception):
+    """A bad value the options parser could not catch (exit status 2)."""
+
+
+@attrs.define
+class Results:
+    """What a waiting command produced: terminal tasks and the files saved."""
+
+    tasks: list[Task] = attrs.field(factory=list)
+    paths: dict[str, Path] = attrs.field(factory=dict)
+    refs: list[TaskRef] = attrs.field(factory=list)
+
+
+# --- the work, shared by the commands ---------------------------------------------------------
+
+
+async def wait_and_download(
+    session: Session,
+    refs: list[TaskRef],
+    progress: Progress,
+    *,
+    out_dir: Path | None,
+    timeout: float | None,
+    overwrite: bool,
+) -> Results:
+    """Await tasks with live progress, then download their finished clips into ``out_dir``."""
+    outcome = Results(refs=refs)
+    for ref in refs:
+        progress.follow(ref.task_id, "pending")
+    with progress:
+        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        tasks = await session.waiter.await_task(refs, on_progress=progress.update, **kwargs)
+        outcome.tasks = tasks
+        for task in tasks:
+            progress.finish(task)
+        if out_dir is not None:
+            for task in tasks:
+                await _download_task(session, task, out_dir, progress, outcome, overwrite)
+    return outcome
+
+
+async def _download_task(
+    session: Session,
+    task: Task,
+    out_dir: Path,
+    progress: Progress,
+    outcome: Results,
+    overwrite: bool,
+) -> None:
+    clips = [c for c in task.clips if c.state is ClipState.SUCCEEDED and c.audio_url]
+    for number, clip in enumerate(clips, 1):
+        progress.step(task.task_id, "downloading", f"clip {number}/{len(clips)}")
+        try:
+            path = await session.client.download(clip, out_dir, overwrite=overwrite)
+        except FileExistsError as exc:
+            raise CommandFailed(f"{exc} (or pass --overwrite)") from exc
+        outcome.paths[clip.clip_id or str(path)] = path
+    if clips:
+        progress.step(task.task_id, "saved", f"{len(clips)} file(s) in {out_dir}")
+
+
+def print_outcome(settings: Settings, outcome: Results, *, downloaded: bool) -> None:
+    """Results on stdout: saved paths (or audio URLs), or JSON."""
+    if settings.json:
+        print(json.dumps({"tasks": [task_json(t, outcome.paths) for t in outcome.tasks]}))
+        return
+    for task in outcome.tasks:
+        for clip in task.clips:
+            path = outcome.paths.get(clip.clip_id or "")
+            if path is not None:
+                print(path)
+            elif not downloaded and clip.audio_url:
+                print(f"{task.task_id}\t{clip.clip_id}\t{clip.audio_url}")
+
+
+def check_tasks(tasks: Sequence[Task], progress: Progress) -> None:
+    """Raise CommandFailed when a task failed; note clips that failed inside good tasks."""
+    failed = [t for t in tasks if not t.succeeded]
+    for task in tasks:
+        bad = [c for c in task.clips if c.state is ClipState.FAILED]
+        if task.succeeded and bad:
+            progress.note(f"musicapi: task {task.task_id}: {len(bad)} clip(s) failed", "yellow")
+    if failed:
+        reasons = "; ".join(
+            f"task {t.task_id} {t.status.value}: {t.error or 'no reason given'}" for t in failed
+        )
+        raise CommandFailed(f"{reasons} (MusicAPI refunds the credits of failed tasks)")
+
+
+def run_command(
+    settings: Settings,
+    work: Callable[[Session, Progress], Awaitable[None]],
+) -> NoReturn:
+    """Run one command's coroutine under ``anyio.run`` and exit with its status."""
+    import click
+
+    progress = Progress.for_stderr()
+    if settings.sandbox:
+        progress.note(SANDBOX_BANNER.format(speedup=SANDBOX_SPEEDUP), "bold yellow")
+
+    async def body() -> None:
+        async with open_session(settings) as session:
+            await work(session, progress)
+
+    code = EXIT_OK
+    try:
+        anyio.run(body)
+    except KeyboardInterrupt:
+        progress.__exit__(None, None, None)
+        running = progress.running
+        progress.note("musicapi: interrupted", "bold red")
+        if running and settings.sandbox:
+            progress.note(
+                "musicapi: the sandbox's tasks lived in this process and are gone: "
+                + " ".join(running)
+            )
+        elif running:
+            progress.note("musicapi: still running: " + " ".join(running))
+            progress.note("musicapi: resume with: musicapi wait " + " ".join(running))
+        code = EXIT_INTERRUPTED
+    except UsageProblem as exc:
+        progress.note(f"musicapi: error: {exc}", "bold red")
+        code = EXIT_USAGE
+    except WaitTimeoutError as exc:
+        progress.note(f"musicapi: error: {exc}", "bold red")
+        pending = [ref.task_id for ref in exc.pending]
+        if pending:
+            progress.note("musicapi: resume with: musicapi wait " + " ".join(pending))
+        code = EXIT_FAILURE
+    except NotFoundError as exc:
+        hint = ""
+        if settings.sandbox:
+            hint = " (sandbox tasks live only as long as the command that created them)"
+        progress.note(f"musicapi: error: {exc}{hint}", "bold red")
+        code = EXIT_FAILURE
+    except (MusicAPIError, CommandFailed) as exc:
+        progress.note(f"musicapi: error: {exc}", "bold red")
+        code = EXIT_FAILURE
+    except ValueError as exc:
+        # The SDK refuses what the server certainly would (a missing key, a long title).
+        progress.note(f"musicapi: error: {exc}", "bold red")
+        code = EXIT_USAGE
+    click.get_current_context().exit(code)
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+def _read_text(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def build_cli() -> click.Group:
+    """The ``musicapi`` click group (click and rich must be importable)."""
+    import click
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+    def creation_options(function: F) -> F:
+        options = [
+            click.option("--mv", default=DEFAULT_MODEL, show_default=True, help="Model id."),
+            click.option(
+                "--lyrics",
+                "lyrics_file",
+                type=click.Path(exists=True, dir_okay=False),
+                help="Custom mode: a file with the lyrics ([Verse], [Chorus] tags).",
+            ),
+            click.option("--title", help="Song title (custom mode; at most 80 characters)."),
+            click.option("--tags", help='Styles, e.g. "lofi, chill, piano".'),
+            click.option("--instrumental", is_flag=True, help="No vocals."),
+        ]
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    def wait_options(function: F) -> F:
+        options = [
+            click.option(
+                "-o",
+                "--output",
+                "out_dir",
+                type=click.Path(file_okay=False),
+                default=".",
+                show_default=True,
+                help="Directory to save the audio in.",
+            ),
+            click.option("--no-wait", is_flag=True, help="Print the task ids and exit."),
+            click.option("--no-download", is_flag=True, help="Wait, print the audio URLs."),
+            click.option("--overwrite", is_flag=True, help="Replace files that exist."),
+            click.option(
+                "--timeout", type=click.FloatRange(min=0), help="Seconds to wait at most."
+            ),
+        ]
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    def settings_of(ctx: click.Context) -> Settings:
+        settings = ctx.find_object(Settings)
+        assert settings is not None  # the group made it
+        return settings
+
+    def submit_then_wait(
+        ctx: click.Context,
+        create: Callable[[MusicAPI], Awaitable[TaskRef]],
+        *,
+        out_dir: str,
+        no_wait: bool,
+        no_download: bool,
+        overwrite: bool,
+        timeout: float | None,
+    ) -> NoReturn:
+        settings = settings_of(ctx)
+
+        async def work(session: Session, progress: Progress) -> None:
+            ref = await create(session.client)
+            progress.follow(ref.task_id)
+            if no_wait:
+                if settings.json:
+                    print(json.dumps({"tasks": [{"task_id": ref.task_id, "status": "pending"}]}))
+                else:
+                    print(ref.task_id)
+                return
+            target = None if no_download else Path(out_dir)
+            outcome = await wait_and_download(
+                session, [ref], progress, out_dir=target, timeout=timeout, overwrite=overwrite
+            )
+            print_outcome(settings, outcome, downloaded=not no_download)
+            check_tasks(outcome.tasks, progress)
+
+        run_command(settings, work)
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option(
+        "--sandbox",
+        is_flag=True,
+        envvar=SANDBOX_ENV,
+        help="Run against an embedded fake MusicAPI: no key, no network, no credits.",
+    )
+    @click.option(
+        "--api-key",
+        envvar=API_KEY_ENV,
+        show_envvar=True,
+        help="Your MusicAPI key (never printed).",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
+    @click.version_option(package_name="musicapi-async", prog_name="musicapi")
+    @click.pass_context
+    def cli(ctx: click.Context, sandbox: bool, api_key: str | None, as_json: bool) -> None:
+        """Generate music with MusicAPI (musicapi.ai) from the shell.
+
+        Results go to stdout, progress to stderr. Try it with no key and no network:
+
+            musicapi --sandbox generate "lofi hip hop for studying" -o songs/
+        """
+        outcome, duration = "success", SANDBOX_SONIC_DURATION
+        if sandbox:
+            try:
+                outcome, duration = sandbox_settings(
+                    os.environ.get(SANDBOX_OUTCOME_ENV), os.environ.get(SANDBOX_DURATION_ENV)
+                )
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from exc
+        elif ctx.invoked_subcommand is not None and not (api_key and api_key.strip()):
+            raise click.UsageError(
+                f"no MusicAPI key: set {API_KEY_ENV} or pass --api-key "
+                "(or try it offline with --sandbox)"
+            )
+        ctx.obj = Settings(sandbox, api_key, as_json, outcome, duration)
+
+    @cli.command()
+    @click.argument("prompt", required=False)
+    @creation_options
+    @wait_options
+    @click.pass_context
+    def generate(
+        ctx: click.Context,
+        prompt: str | None,
+        mv: str,
+        lyrics_file: str | None,
+        title: str | None,
+        tags: str | None,
+        instrumental: bool,
+        out_dir: str,
+        no_wait: bool,
+        no_download: bool,
+        overwrite: bool,
+        timeout: float | None,
+    ) -> None:
+        """Generate a song from a description (PROMPT), or from lyrics with --lyrics.
+
+        Description mode by default: MusicAPI writes the song from PROMPT. With --lyrics
+        FILE (custom mode), PROMPT, when given, is the style unless --tags is.
+        """
+        lyrics = _read_text(lyrics_file)
+        if lyrics is None and not prompt:
+            raise click.UsageError("give a PROMPT (a description of the song) or --lyrics FILE")
+
+        async def create(client: MusicAPI) -> TaskRef:
+            if lyrics is not None:
+                return await client.sonic.create(
+                    custom_mode=True,
+                    mv=mv,
+                    prompt=lyrics,
+                    title=title,
+                    tags=tags or prompt,
+                    make_instrumental=instrumental or None,
+                )
+            return await client.sonic.create(
+                custom_mode=False,
+                mv=mv,
+                gpt_description_prompt=prompt,
+                title=title,
+                tags=tags,
+                make_instrumental=instrumental or None,
+            )
+
+        submit_then_wait(
+            ctx,
+            create,
+            out_dir=out_dir,
+            no_wait=no_wait,
+            no_download=no_download,
+            overwrite=overwrite,
+            timeout=timeout,
+        )
+
+    def derived_options(title: str | None, tags: str | None, instrumental: bool) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if title is not None:
+            options["title"] = title
+        if tags is not None:
+            options["tags"] = tags
+        if instrumental:
+            options["make_instrumental"] = True
+        return options
+
+    @cli.command()
+    @click.argument("clip_id")
+    @click.option("--at", "continue_at", type=float, required=True, help="Second to continue from.")
+    @click.option("--prompt", help="A description of the continuation.")
+    @creation_options
+    @wait_options
+    @click.pass_context
+    def extend(
+        ctx: click.Context,
+        clip_id: str,
+        continue_at: float,
+        prompt: str | None,
+        mv: str,
+        lyrics_file: str | None,
+        title: str | None,
+        tags: str | None,
+        instrumental: bool,
+        out_dir: str,
+        no_wait: bool,
+        no_download: bool,
+        overwrite: bool,
+        timeout: float | None,
+    ) -> None:
+        """Continue a generated clip from --at SECONDS (a new task)."""
+        lyrics = _read_text(lyrics_file)
+        options = derived_options(title, tags, instrumental)
+
+        async def create(client: MusicAPI) -> TaskRef:
+            return await client.sonic.extend(
+                clip_id,
+                continue_at=continue_at,
+                mv=mv,
+                prompt=lyrics,
+                gpt_description_prompt=prompt,
+                **options,
+            )
+
+        submit_then_wait(
+            ctx,
+            create,
+            out_dir=out_dir,
+            no_wait=no_wait,
+            no_download=no_download,
+            overwrite=overwrite,
+            timeout=timeout,
+        )
+
+    @cli.command()
+    @click.argument("clip_id")
+    @click.option("--prompt", help="A description of the new version.")
+    @creation_options
+    @wait_options
+    @click.pass_context
+    def cover(
+        ctx: click.Context,
+        clip_id: str,
+        prompt: str | None,
+        mv: str,
+        lyrics_file: str | None,
+        title: str | None,
+        tags: str | None,
+        instrumental: bool,
+        out_dir: str,
+        no_wait: bool,
+        no_download: bool,
+        overwrite: bool,
+        timeout: float | None,
+    ) -> None:
+        """A new style or arrangement of a generated clip (a new task)."""
+        lyrics = _read_text(lyrics_file)
+        options = derived_options(title, tags, instrumental)
+
+        async def create(client: MusicAPI) -> TaskRef:
+            return await client.sonic.cover(
+                clip_id, mv=mv, prompt=lyrics, gpt_description_prompt=prompt, **options
+            )
+
+        submit_then_wait(
+            ctx,
+            create,
+            out_dir=out_dir,
+            no_wait=no_wait,
+            no_download=no_download,
+            overwrite=overwrite,
+            timeout=timeout,
+        )
+
+    @cli.command()
+    @click.argument("task_ids", nargs=-1, required=True)
+    @click.pass_context
+    def status(ctx: click.Context, task_ids: tuple[str, ...]) -> None:
+        """Poll each TASK once and print its status (free)."""
+        settings = settings_of(ctx)
+
+        async def work(session: Session, progress: Progress) -> None:
+            tasks = [await session.client.sonic.get_task(task_id) for task_id in task_ids]
+            if settings.json:
+                print(json.dumps({"tasks": [task_json(t) for t in tasks]}))
+                return
+            for task in tasks:
+                states = ",".join(c.state.value for c in task.clips) or "-"
+                line = f"{task.task_id}\t{task.status.value}\tclips: {states}"
+                print(f"{line}\t{task.error}" if task.error else line)
+
+        run_command(settings, work)
+
+    @cli.command()
+    @click.argument("task_ids", nargs=-1, required=True)
+    @click.option(
+        "-o",
+        "--output",
+        "out_dir",
+        type=click.Path(file_okay=False),
+        help="Save the audio in this directory (default: print the audio URLs).",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace files that exist.")
+    @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait at most.")
+    @click.pass_context
+    def wait(
+        ctx: click.Context,
+        task_ids: tuple[str, ...],
+        out_dir: str | None,
+        overwrite: bool,
+        timeout: float | None,
+    ) -> None:
+        """Wait for tasks to finish (e.g. after --no-wait or Ctrl-C), optionally download."""
+        settings = settings_of(ctx)
+        refs = [TaskRef(task_id) for task_id in dict.fromkeys(task_ids)]
+
+        async def work(session: Session, progress: Progress) -> None:
+            target = None if out_dir is None else Path(out_dir)
+            outcome = await wait_and_download(
+                session, refs, progress, out_dir=target, timeout=timeout, overwrite=overwrite
+            )
+            print_outcome(settings, outcome, downloaded=target is not None)
+            check_tasks(outcome.tasks, progress)
+
+        run_command(settings, work)
+
+    @cli.command()
+    @click.argument("sources", nargs=-1, required=True)
+    @click.option(
+        "-o",
+        "--output",
+        "out_dir",
+        type=click.Path(file_okay=False),
+        required=True,
+        help="Directory to save the audio in.",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace files that exist.")
+    @click.pass_context
+    def download(
+        ctx: click.Context, sources: tuple[str, ...], out_dir: str, overwrite: bool
+    ) -> None:
+        """Download audio URLs, or the clips of finished tasks (by task id)."""
+        settings = settings_of(ctx)
+
+        async def work(session: Session, progress: Progress) -> None:
+            paths: list[Path] = []
+            for source in sources:
+                if source.startswith(("http://", "https://")):
+                    try:
+                        path = await session.client.download(
+                            source, Path(out_dir), overwrite=overwrite
+                        )
+                    except FileExistsError as exc:
+                        raise CommandFailed(f"{exc} (or pass --overwrite)") from exc
+                    paths.append(path)
+                    continue
+                task = await session.client.sonic.get_task(source)
+                if not task.is_terminal:
+                    raise CommandFailed(
+                        f"task {source} is {task.status.value}, not finished: "
+                        f"musicapi wait {source} -o {out_dir}"
+                    )
+                check_tasks([task], progress)
+                outcome = Results(tasks=[task])
+                await _download_task(session, task, Path(out_dir), progress, outcome, overwrite)
+                paths.extend(outcome.paths.values())
+            if settings.json:
+                print(json.dumps({"paths": [str(p) for p in paths]}))
+            else:
+                for path in paths:
+                    print(path)
+
+        run_command(settings, work)
+
+    @cli.command()
+    @click.pass_context
+    def credits(ctx: click.Context) -> None:
+        """Print the account's credits (free)."""
+        settings = settings_of(ctx)
+
+        async def work(session: Session, progress: Progress) -> None:
+            balance = await session.client.credits.get()
+            if settings.json:
+                fields = ("credits", "extra_credits", "total")
+                print(json.dumps({name: getattr(balance, name) for name in fields}))
+            else:
+                print(f"credits\t{balance.credits:g}")
+                print(f"extra_credits\t{balance.extra_credits:g}")
+                print(f"total\t{balance.total:g}")
+
+        run_command(settings, work)
+
+    return cli
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""The ``musicapi`` command, run in the sandbox (an embedded FakeMusicAPI) in real time.
+
+These are sync tests: click runs ``anyio.run`` itself. Most set ``MUSICAPI_SANDBOX_DURATION=0``
+so a sandbox task is finished at its first poll; the subprocess tests keep the default
+(a few seconds), as a newcomer would see it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import wave
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from musicapi_async._cli import INSTALL_HINT, build_cli
+
+#: Each CLI invocation has its own sandbox: these tasks finish at once.
+FAST = {"MUSICAPI_SANDBOX_DURATION": "0", "MUSICAPI_KEY": None, "NO_COLOR": None}
+
+
+def invoke(args: list[str], env: Mapping[str, str | None] | None = None) -> Result:
+    """Run ``musicapi ARGS`` in process, stdout and stderr kept apart."""
+    runner = CliRunner()
+    return runner.invoke(build_cli(), args, env={**FAST, **(env or {})}, catch_exceptions=False)
+
+
+def assert_wav(path: Path) -> None:
+    with wave.open(str(path), "rb") as audio:
+        assert audio.getnframes() > 0
+        assert audio.getframerate() > 0
+
+
+def test_sandbox_generate_saves_playable_wavs_and_prints_their_paths(tmp_path: Path) -> None:
+    result = invoke(["--sandbox", "generate", "lofi", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    paths = [Path(line) for line in result.stdout.splitlines()]
+    assert len(paths) == 2  # a Sonic task makes two clips
+    assert sorted(paths) == sorted(tmp_path.glob("*.wav"))
+    for path in paths:
+        assert_wav(path)
+    assert "SANDBOX" in result.stderr
+    assert "succeeded" in result.stderr
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_sandbox_is_also_switched_on_by_the_environment(tmp_path: Path) -> None:
+    result = invoke(["generate", "lofi", "-o", str(tmp_path)], env={"MUSICAPI_SANDBOX": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert "SANDBOX" in result.stderr
+    assert len(list(tmp_path.glob("*.wav"))) == 2
+
+
+def test_json_output_has_the_task_its_clips_and_the_saved_paths(tmp_path: Path) -> None:
+    result = invoke(["--sandbox", "--json", "generate", "surf rock", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    [task] = payload["tasks"]
+    assert task["status"] == "succeeded"
+    assert task["task_id"]
+    assert len(task["clips"]) == 2
+    for clip in task["clips"]:
+        assert clip["state"] == "succeeded"
+        assert_wav(Path(clip["path"]))
+
+
+def test_custom_mode_sends_the_lyrics_file(tmp_path: Path) -> None:
+    lyrics = tmp_path / "song.txt"
+    lyrics.write_text("[Verse]\nRate limits in the morning light\n", encoding="utf-8")
+    result = invoke(
+        [
+            "--sandbox",
+            "--json",
+            "generate",
+            "--lyrics",
+            str(lyrics),
+            "--title",
+            "Three Seconds",
+            "--tags",
+            "indie pop",
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    [task] = json.loads(result.stdout)["tasks"]
+    assert {clip["title"] for clip in task["clips"]} == {"Three Seconds"}
+    assert {clip["tags"] for clip in task["clips"]} == {"indie pop"}
+    assert len(list((tmp_path / "out").glob("Three Seconds - *.wav"))) == 2
+
+
+def test_no_wait_prints_the_task_id_and_no_download_the_audio_urls(tmp_path: Path) -> None:
+    result = invoke(["--sandbox", "generate", "lofi", "--no-wait", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.split()) == 1
+    result = invoke(["--sandbox", "generate", "lofi", "--no-download"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(line.split("\t")[2].startswith("https://") for line in lines)
+    assert not list(tmp_path.iterdir())
+
+
+def test_extend_and_cover_wait_and_download(tmp_path: Path) -> None:
+    result = invoke(["--sandbox", "extend", "some-clip", "--at", "30", "-o", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.stderr
+    assert len(list((tmp_path / "e").glob("*.wav"))) == 2
+    result = invoke(["--sandbox", "cover", "some-clip", "--prompt", "jazz", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert len(list(tmp_path.glob("*.wav"))) == 2
+
+
+def test_credits_in_the_sandbox() -> None:
+    result = invoke(["--sandbox", "--json", "credits"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"credits": 1000, "extra_credits": 0, "total": 1000}
+    plain = invoke(["--sandbox", "credits"])
+    assert plain.exit_code == 0
+    assert "total\t1000" in plain.stdout
+
+
+def test_status_and_wait_of_a_task_the_sandbox_does_not_know_exit_1() -> None:
+    for command in (["status", "no-such-task"], ["wait", "no-such-task"]):
+        result = invoke(["--sandbox", *command])
+        assert result.exit_code == 1, command
+        assert "not found" in result.stderr
+        assert "sandbox tasks live only as long as the command" in result.stderr
+        assert result.stdout == ""
+
+
+def test_a_failed_task_exits_1_with_its_reason(tmp_path: Path) -> None:
+    result = invoke(
+        ["--sandbox", "generate", "lofi", "-o", str(tmp_path)],
+        env={"MUSICAPI_SANDBOX_OUTCOME": "failed"},
+    )
+    assert result.exit_code == 1
+    assert "failed" in result.stderr
+    assert "refunds" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_partly_failed_task_saves_the_good_clip_and_exits_0(tmp_path: Path) -> None:
+    result = invoke(
+        ["--sandbox", "generate", "lofi", "-o", str(tmp_path)],
+        env={"MUSICAPI_SANDBOX_OUTCOME": "partial"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert "1 clip(s) failed" in result.stderr
+
+
+def test_download_of_an_unknown_task_exits_1(tmp_path: Path) -> None:
+    result = invoke(["--sandbox", "download", "no-such-task", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sandbox", "generate"],  # no prompt and no lyrics
+        ["--sandbox", "extend", "clip"],  # no --at
+        ["--sandbox", "status"],  # no task
+        ["--sandbox", "frobnicate"],
+        ["--sandbox", "generate", "x", "--lyrics", "/no/such/file"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = invoke(args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+
+
+def test_a_bad_sandbox_outcome_is_a_usage_error() -> None:
+    result = invoke(["--sandbox", "credits"], env={"MUSICAPI_SANDBOX_OUTCOME": "exploded"})
+    assert result.exit_code == 2
+    assert "MUSICAPI_SANDBOX_OUTCOME" in result.stderr
+
+
+def test_without_a_key_or_sandbox_it_says_how_to_get_going() -> None:
+    result = invoke(["credits"])
+    assert result.exit_code == 2
+    assert "MUSICAPI_KEY" in result.stderr
+    assert "--sandbox" in result.stderr
+
+
+def test_no_color_means_no_escape_codes_even_on_a_forced_terminal(tmp_path: Path) -> None:
+    # FORCE_COLOR makes rich treat stderr as a colour terminal: the control case.
+    coloured = invoke(
+        ["--sandbox", "generate", "lofi", "-o", str(tmp_path / "a")], env={"FORCE_COLOR": "1"}
+    )
+    assert coloured.exit_code == 0, coloured.stderr
+    assert "\x1b[" in coloured.stderr
+    plain = invoke(
+        ["--sandbox", "generate", "lofi", "-o", str(tmp_path / "b")],
+        env={"FORCE_COLOR": "1", "NO_COLOR": "1"},
+    )
+    assert plain.exit_code == 0, plain.stderr
+    assert "\x1b" not in plain.stderr
+    assert "succeeded" in plain.stderr
+
+
+def test_the_install_hint_names_the_extra() -> None:
+    assert "pip install 'musicapi-async[cli]'" in INSTALL_HINT
+
+
+def test_without_click_the_command_prints_the_install_hint_and_exits_2() -> None:
+    # A child interpreter where importing click fails, as it does without the extra.
+    code = (
+        "import sys; sys.modules['click'] = None; "
+        "from musicapi_async._cli import main; main(['--sandbox', 'credits'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "pip install 'musicapi-async[cli]'" in done.stderr
+    assert done.stdout == ""
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICAPI_")}
+    env.update(extra)
+    return env
+
+
+def test_the_readme_command_works_from_a_fresh_process(tmp_path: Path) -> None:
+    """Issue item 1: ``musicapi --sandbox generate "lofi hip hop for studying" -o songs/``."""
+    out = tmp_path / "songs"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "musicapi_async._cli",
+            "--sandbox",
+            "generate",
+            "lofi hip hop for studying",
+            "-o",
+            f"{out}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_child_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sandbox" in done.stderr.lower()
+    wavs = sorted(out.glob("*.wav"))
+    assert len(wavs) == 2
+    assert sorted(Path(line) for line in done.stdout.splitlines()) == wavs
+    for path in wavs:
+        assert_wav(path)
+
+
+def test_ctrl_c_stops_and_prints_the_running_task_ids(tmp_path: Path) -> None:
+    # The child restores Python's SIGINT handler, which a shell may have set to ignore.
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from musicapi_async._cli import main; main(sys.argv[1:])"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, "--sandbox", "generate", "lofi", "-o", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(MUSICAPI_SANDBOX_DURATION="600"),
+    )
+    try:
+        assert child.stderr is not None
+        seen = []
+        for line in child.stderr:
+            seen.append(line)
+            if "pending" in line:
+                break
+        task_id = seen[-1].split()[2]
+        child.send_signal(signal.SIGINT)
+        stdout, rest = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest
+    assert task_id in rest
+    assert stdout == ""
+    assert not list(tmp_path.iterdir())
