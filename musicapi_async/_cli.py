@@ -574,6 +574,11 @@ def build_cli() -> click.Group:
             ref = await create(session.client)
             progress.follow(ref.task_id)
             if no_wait:
+                if session.sandbox:
+                    progress.note(
+                        "musicapi: note: a sandbox task lives only as long as the command "
+                        "that created it"
+                    )
                 if settings.json:
                     print(json.dumps({"tasks": [{"task_id": ref.task_id, "status": "pending"}]}))
                 else:
@@ -593,6 +598,7 @@ def build_cli() -> click.Group:
         "--sandbox",
         is_flag=True,
         envvar=SANDBOX_ENV,
+        show_envvar=True,
         help="Run against an embedded fake MusicAPI: no key, no network, no credits.",
     )
     @click.option(
