@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -103,17 +105,9 @@ class Settings:
 
 @attrs.frozen
 class Session:
-    """The open clients of one command.
-
-    ``waiter`` awaits the tasks. Against the real service it is ``client`` itself. In the
-    sandbox it is a second client on the same fake and the same bucket: the scheduler's
-    prior for a task its own client submitted is a real Sonic duration (one to four
-    minutes), so it would not poll a time-compressed task for a minute; a client that did
-    not submit the task polls it at once, then every few seconds.
-    """
+    """The open client of one command, and whether it talks to the sandbox."""
 
     client: MusicAPI
-    waiter: MusicAPI
     sandbox: bool
 
 
@@ -145,7 +139,7 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
     async with AsyncExitStack() as stack:
         if not settings.sandbox:
             client = await stack.enter_async_context(MusicAPI(settings.api_key))
-            yield Session(client, client, sandbox=False)
+            yield Session(client, sandbox=False)
             return
         from .testing import FakeMusicAPI
 
@@ -160,9 +154,17 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
         )
         bucket = TokenBucket(rate=1, per=per, margin=0.1 / SANDBOX_SPEEDUP)
         http = await stack.enter_async_context(httpx.AsyncClient(transport=fake.transport()))
-        client = await stack.enter_async_context(fake.client(http_client=http, limiter=bucket))
-        waiter = await stack.enter_async_context(fake.client(http_client=http, limiter=bucket))
-        yield Session(client, waiter, sandbox=True)
+        # The scheduler's first guess of a Sonic task's length is a real one (two minutes):
+        # tell it the sandbox's, so it polls a time-compressed task in time.
+        client = await stack.enter_async_context(
+            fake.client(
+                http_client=http,
+                limiter=bucket,
+                min_poll_gap=1.0,
+                expected_durations={"sonic": max(settings.duration, 0.5)},
+            )
+        )
+        yield Session(client, sandbox=True)
 
 
 # --- progress on stderr -----------------------------------------------------------------------
@@ -184,7 +186,8 @@ _STATE_STYLES: Final = {
 class _Row:
     task_id: str
     state: str
-    #: ``time.monotonic()`` when this process started following the task.
+    #: ``time.monotonic()`` when this process started following the task. A display clock:
+    #: rich's refresh thread reads it, where anyio's clock is not available; nothing waits on it.
     started: float
     #: Seconds since submission, as last reported (frozen once the task is terminal).
     elapsed: float | None = None
@@ -382,7 +385,7 @@ async def wait_and_download(
         progress.follow(ref.task_id, "pending")
     with progress:
         kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        tasks = await session.waiter.await_task(refs, on_progress=progress.update, **kwargs)
+        tasks = await session.client.await_task(refs, on_progress=progress.update, **kwargs)
         outcome.tasks = tasks
         for task in tasks:
             progress.finish(task)
@@ -451,13 +454,41 @@ def run_command(
     if settings.sandbox:
         progress.note(SANDBOX_BANNER.format(speedup=SANDBOX_SPEEDUP), "bold yellow")
 
+    interrupted = False
+
     async def body() -> None:
-        async with open_session(settings) as session:
-            await work(session, progress)
+        nonlocal interrupted
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_ctrl_c() -> None:
+                # Ctrl-C as an event, on every backend and Python version: cancel the work
+                # cleanly (the client closes, background polls stop) instead of a
+                # KeyboardInterrupt tearing through the event loop.
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                    async for _ in signals:
+                        interrupted = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            if hasattr(signal, "SIGINT") and threading.current_thread() is threading.main_thread():
+                tg.start_soon(stop_on_ctrl_c)
+            failure: Exception | None = None
+            try:
+                async with open_session(settings) as session:
+                    await work(session, progress)
+            except Exception as exc:
+                failure = exc  # raised below, outside the task group's exception group
+            finally:
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     code = EXIT_OK
     try:
         anyio.run(body)
+        if interrupted:
+            raise KeyboardInterrupt  # noqa: TRY301 - one report path for both ways in
     except KeyboardInterrupt:
         progress.__exit__(None, None, None)
         running = progress.running

@@ -125,6 +125,9 @@ class MusicAPI:
             of one key, or pass ``None`` when the key's limit is enforced elsewhere (polls
             are then still paced by a private default bucket).
         min_poll_gap: Fewest seconds between two background polls of one task.
+        expected_durations: The scheduler's first guess of how long tasks take, seconds per
+            family (``{"sonic": 120, "producer": 30, "nuro": 30}`` by default), until it has
+            seen some finish; set it for a fake or a plan whose tasks are much faster.
 
     Raises:
         ValueError: no API key, or an unacceptable ``base_url``.
@@ -153,6 +156,7 @@ class MusicAPI:
         default_headers: Mapping[str, str] | None = None,
         limiter: Limiter | None = DEFAULT_LIMITER,
         min_poll_gap: float = DEFAULT_MIN_POLL_GAP,
+        expected_durations: Mapping[str, float] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key or not key.strip():
@@ -186,6 +190,10 @@ class MusicAPI:
         options = CallOptions(
             timeout=_timeout(timeout, connect_timeout), retry=policy, on_retry=on_retry
         )
+        # The scheduler checks min_poll_gap and expected_durations.
+        self._scheduler = Scheduler(
+            self, limiter, min_poll_gap=min_poll_gap, expected_durations=expected_durations
+        )
         # Every argument is checked: only now open a connection pool, which a later error
         # would leave unclosed.
         self._owns_http_client = http_client is None
@@ -202,7 +210,6 @@ class MusicAPI:
             default_headers=headers,
             limiter=limiter,
         )
-        self._scheduler = Scheduler(self, self._core.limiter, min_poll_gap=min_poll_gap)
         self._exit_stack: AsyncExitStack | None = None
         self._is_view = False
         self._options = options

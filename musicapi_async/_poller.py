@@ -23,7 +23,7 @@ import logging
 import math
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
@@ -281,7 +281,11 @@ class _Learner:
     stages (the "200" style), a task seen streaming is judged by that, far more precisely.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, expected: Mapping[str, float]) -> None:
+        self._expected = {
+            family: expected.get(family.value, EXPECTED_DURATION[family.value])
+            for family in TaskFamily
+        }
         self._models: dict[tuple[TaskFamily, str | None, ProgressState | None], DurationModel]
         self._models = {}
 
@@ -291,7 +295,7 @@ class _Learner:
         key = (family, model, stage)
         if key not in self._models:
             # Prior of a stage's remaining time: a quarter to all of the expected duration.
-            expected = EXPECTED_DURATION[family.value]
+            expected = self._expected[family]
             self._models[key] = DurationModel(expected if stage is None else expected / 2)
         return self._models[key]
 
@@ -322,6 +326,10 @@ class _Learner:
         if model is not None:
             same = (age for other, age in running if other == model)
             self._get(family, model, stage).add(low, high, same)
+
+    def expected(self, family: TaskFamily) -> float:
+        """The prior guess of a task's duration, seconds."""
+        return self._expected[family]
 
     def summary(self) -> dict[str, int]:
         return {
@@ -396,6 +404,7 @@ class Scheduler:
         *,
         min_poll_gap: float = DEFAULT_MIN_POLL_GAP,
         poll_threshold: float = DEFAULT_POLL_THRESHOLD,
+        expected_durations: Mapping[str, float] | None = None,
     ) -> None:
         if not (min_poll_gap >= 0 and math.isfinite(min_poll_gap)):
             raise ValueError("min_poll_gap must be a non-negative number of seconds")
@@ -406,7 +415,16 @@ class Scheduler:
         self._limiter: Limiter = limiter if limiter is not None else TokenBucket()
         self.min_poll_gap = min_poll_gap
         self.poll_threshold = poll_threshold
-        self._learner = _Learner()
+        expected = dict(expected_durations or {})
+        for family, seconds in expected.items():
+            if family not in EXPECTED_DURATION:
+                raise ValueError(
+                    f"expected_durations: unknown task family {family!r}; "
+                    f"use {', '.join(EXPECTED_DURATION)}"
+                )
+            if not (isinstance(seconds, (int, float)) and 0 < seconds < math.inf):
+                raise ValueError(f"expected_durations[{family!r}] must be seconds > 0")
+        self._learner = _Learner(expected)
         self._submitted: OrderedDict[_Key, tuple[float, str | None]] = OrderedDict()
         self._done: OrderedDict[_Key, Task] = OrderedDict()
         self._tracked: dict[_Key, _Tracked] = {}
@@ -521,7 +539,7 @@ class Scheduler:
                 return 1.0, math.inf  # never seen: one poll tells where it stands
             # Submitted elsewhere, age unknown: a constant chance per second of waiting.
             waited = now - tracked.last_poll
-            chance = min(1.0, waited / EXPECTED_DURATION[tracked.ref.family.value])
+            chance = min(1.0, waited / self._learner.expected(tracked.ref.family))
             return chance, chance * waited / 2
         age = now - tracked.created
         family, before = tracked.ref.family, tracked.last_running_age

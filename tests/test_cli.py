@@ -277,7 +277,7 @@ def test_ctrl_c_stops_and_prints_the_running_task_ids(tmp_path: Path) -> None:
         seen = []
         for line in child.stderr:
             seen.append(line)
-            if "pending" in line:
+            if "submitted" in line or "pending" in line:
                 break
         task_id = seen[-1].split()[2]
         child.send_signal(signal.SIGINT)

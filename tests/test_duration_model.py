@@ -70,7 +70,7 @@ def test_tasks_still_running_keep_the_estimate_from_being_biased_short() -> None
 
 
 def test_a_stage_model_is_used_only_once_it_has_enough_observations() -> None:
-    learner = _Learner()
+    learner = _Learner({})
     family = TaskFamily.SONIC
     assert learner.model(family, "sonic-v5", ProgressState.STREAMING) is None
     for _ in range(3):

@@ -119,3 +119,23 @@ async def test_progress_elapsed_counts_from_submission_not_from_the_wait() -> No
         await client.await_task(ref, on_progress=events.append)
     assert events
     assert events[0].elapsed >= 50.0
+
+
+async def test_expected_durations_let_a_fast_fake_be_polled_from_the_first_task() -> None:
+    """A client told that tasks take about 6 s polls the very first one early."""
+    fake = FakeMusicAPI(sonic_duration=6.0, rate_limit=None)
+    async with fake.client(expected_durations={"sonic": 6.0}) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        created = anyio.current_time()
+        await client.await_task(ref)
+        seen = anyio.current_time() - created
+    assert seen < 15.0
+
+
+def test_expected_durations_are_checked_before_anything_opens() -> None:
+    from musicapi_async import MusicAPI
+
+    with pytest.raises(ValueError, match="unknown task family"):
+        MusicAPI("k", expected_durations={"suno": 10.0})
+    with pytest.raises(ValueError, match="seconds > 0"):
+        MusicAPI("k", expected_durations={"sonic": 0.0})
