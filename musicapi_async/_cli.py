@@ -138,6 +138,12 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
 
     async with AsyncExitStack() as stack:
         if not settings.sandbox:
+            # Checked here, not when options are parsed, so `musicapi cover --help` needs no key.
+            if not (settings.api_key and settings.api_key.strip()):
+                raise UsageProblem(
+                    f"no MusicAPI key: set {API_KEY_ENV} or pass --api-key "
+                    "(or try it offline with --sandbox)"
+                )
             client = await stack.enter_async_context(MusicAPI(settings.api_key))
             yield Session(client, sandbox=False)
             return
@@ -656,11 +662,6 @@ def build_cli() -> click.Group:
                 )
             except ValueError as exc:
                 raise click.UsageError(str(exc)) from exc
-        elif ctx.invoked_subcommand is not None and not (api_key and api_key.strip()):
-            raise click.UsageError(
-                f"no MusicAPI key: set {API_KEY_ENV} or pass --api-key "
-                "(or try it offline with --sandbox)"
-            )
         ctx.obj = Settings(sandbox, api_key, as_json, outcome, duration)
 
     @cli.command()

@@ -291,3 +291,11 @@ def test_ctrl_c_stops_and_prints_the_running_task_ids(tmp_path: Path) -> None:
     assert task_id in rest
     assert stdout == ""
     assert not list(tmp_path.iterdir())
+
+
+def test_a_subcommands_help_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MUSICAPI_KEY", raising=False)
+    monkeypatch.delenv("MUSICAPI_SANDBOX", raising=False)
+    result = CliRunner().invoke(build_cli(), ["cover", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "CLIP_ID" in result.output
