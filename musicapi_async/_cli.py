@@ -24,7 +24,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -192,8 +191,7 @@ _STATE_STYLES: Final = {
 class _Row:
     task_id: str
     state: str
-    #: ``time.monotonic()`` when this process started following the task. A display clock:
-    #: rich's refresh thread reads it, where anyio's clock is not available; nothing waits on it.
+    #: ``anyio.current_time()`` when this process started following the task.
     started: float
     #: Seconds since submission, as last reported (frozen once the task is terminal).
     elapsed: float | None = None
@@ -211,6 +209,9 @@ class Progress:
         self.live = live
         self._rows: dict[str, _Row] = {}
         self._live: Any = None
+        #: anyio's clock at the last update: the live display is redrawn from the event loop
+        #: (see animate), so elapsed times come from anyio's clock like everything else.
+        self._now = 0.0
 
     @classmethod
     def for_stderr(cls) -> Progress:
@@ -237,9 +238,21 @@ class Progress:
         if self.live:
             from rich.live import Live
 
-            self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+            self._live = Live(self, console=self.console, auto_refresh=False, transient=False)
             self._live.__enter__()
         return self
+
+    async def animate(self) -> None:
+        """Redraw the live display 8 times a second, from the event loop, until cancelled."""
+        while True:
+            self._now = anyio.current_time()
+            if self._live is not None:
+                self._live.refresh()
+            await anyio.sleep(1 / 8)
+
+    def _clock(self) -> float:
+        self._now = anyio.current_time()
+        return self._now
 
     def __exit__(self, *exc_info: object) -> None:
         if self._live is not None:
@@ -259,17 +272,17 @@ class Progress:
     def follow(self, task_id: str, state: str = "submitted") -> None:
         """Start showing a task (just submitted, or awaited)."""
         if task_id not in self._rows:
-            self._rows[task_id] = _Row(task_id, state, time.monotonic())
+            self._rows[task_id] = _Row(task_id, state, self._clock())
             self._show(self._rows[task_id])
 
     def update(self, event: TaskProgress) -> None:
         """``on_progress`` callback of ``await_task``: a task changed state."""
         row = self._rows.setdefault(
-            event.ref.task_id, _Row(event.ref.task_id, "pending", time.monotonic())
+            event.ref.task_id, _Row(event.ref.task_id, "pending", self._clock())
         )
         row.state = event.state.value
         row.elapsed = event.elapsed
-        row.started = time.monotonic() - event.elapsed
+        row.started = self._clock() - event.elapsed
         row.detail = ""
         if event.state is ProgressState.FAILED:
             row.detail = event.task.error or ""
@@ -277,28 +290,28 @@ class Progress:
 
     def finish(self, task: Task) -> None:
         """A task's final state (from a result, not an event)."""
-        row = self._rows.setdefault(task.task_id, _Row(task.task_id, "", time.monotonic()))
+        row = self._rows.setdefault(task.task_id, _Row(task.task_id, "", self._clock()))
         row.state = ProgressState.SUCCEEDED.value if task.succeeded else "failed"
         if row.elapsed is None:
-            row.elapsed = time.monotonic() - row.started
+            row.elapsed = self._clock() - row.started
         row.detail = "" if task.succeeded else (task.error or "")
 
     def step(self, task_id: str, state: str, detail: str = "") -> None:
         """A later step of a finished task (downloading, saved)."""
-        row = self._rows.setdefault(task_id, _Row(task_id, state, time.monotonic()))
+        row = self._rows.setdefault(task_id, _Row(task_id, state, self._clock()))
         row.state, row.detail = state, detail
         self._show(row)
 
     def _show(self, row: _Row) -> None:
         if self.live:
             return  # the live display redraws itself
-        self.note(_row_text(row, time.monotonic()))
+        self.note(_row_text(row, self._clock()))
 
     def __rich__(self) -> RenderableType:
         from rich.table import Table
         from rich.text import Text
 
-        now = time.monotonic()
+        now = self._now
         grid = Table.grid(padding=(0, 2))
         for row in tuple(self._rows.values()):
             style = _STATE_STYLES.get(row.state, "")
@@ -479,6 +492,8 @@ def run_command(
 
             if hasattr(signal, "SIGINT") and threading.current_thread() is threading.main_thread():
                 tg.start_soon(stop_on_ctrl_c)
+            if progress.live:
+                tg.start_soon(progress.animate)
             failure: Exception | None = None
             try:
                 async with open_session(settings) as session:
