@@ -839,6 +839,7 @@ class AsCompleted:
             self._finalizer()
 
     async def aclose(self) -> None:
+        """Stop waiting, as :meth:`close` does (for ``contextlib.aclosing`` and friends)."""
         self.close()
 
     async def __aenter__(self) -> AsCompleted:
