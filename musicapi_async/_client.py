@@ -39,6 +39,7 @@ from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
 from ._ratelimit import Limiter, TokenBucket
+from ._resource import TaskResource
 from ._retry import RetryEvent, RetryPolicy
 from ._serde import reports_no_task
 from ._sonic import Sonic
@@ -279,12 +280,16 @@ class MusicAPI:
                 "client.get_task needs a TaskRef (its family says where to poll); for a bare "
                 "id use client.sonic.get_task(task_id) or client.producer.get_task(task_id)"
             )
-        resources = {
+        return await self._resource_for(task.family).get_task(task)
+
+    def _resource_for(self, family: TaskFamily) -> TaskResource:
+        """The namespace whose task endpoint polls tasks of ``family``."""
+        resources: dict[TaskFamily, TaskResource] = {
             TaskFamily.SONIC: self.sonic,
             TaskFamily.PRODUCER: self.producer,
             TaskFamily.NURO: self.nuro,
         }
-        return await resources[task.family].get_task(task)
+        return resources[family]
 
     def _read(self, parse: Callable[[Any], T], body: Any, method: str, path: str) -> T:
         """Run a response parser, adding the call to its validation errors."""

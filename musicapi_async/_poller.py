@@ -630,11 +630,7 @@ class Scheduler:
         ref = tracked.ref
         key = (ref.family, ref.task_id)
         started = anyio.current_time()
-        resource = {
-            TaskFamily.SONIC: self._client.sonic,
-            TaskFamily.PRODUCER: self._client.producer,
-            TaskFamily.NURO: self._client.nuro,
-        }[ref.family]
+        resource = self._client._resource_for(ref.family)
         # The scheduler retries by polling again later; the request path must not also retry.
         options = attrs.evolve(self._client._options, retry=RetryPolicy(max_retries=0))
         try:

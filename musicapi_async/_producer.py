@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Final, final
 
 from ._models import TaskFamily, TaskRef
-from ._resource import TaskResource, check_number, check_title, check_webhook, compact, require
+from ._resource import (
+    TaskResource,
+    check_number,
+    check_title,
+    check_url,
+    check_webhook,
+    compact,
+    require,
+)
 
 __all__ = ["Producer"]
 
@@ -135,8 +143,7 @@ class Producer(TaskResource):
         self, audio_url: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
     ) -> TaskRef:
         """Import a public audio URL as a Producer clip (async; poll the task)."""
-        if not isinstance(audio_url, str) or not audio_url.startswith(("https://", "http://")):
-            raise ValueError("audio_url must be a public http(s) URL that MusicAPI can fetch")
+        check_url(audio_url, "audio_url")
         check_webhook(webhook_url)
         body = compact(audio_url=audio_url, webhook_url=webhook_url, webhook_secret=webhook_secret)
         return await self._submit("/producer/upload", body)

@@ -245,10 +245,11 @@ class TokenBucket:
         """
         priority = Priority(priority)
         await anyio.lowlevel.checkpoint_if_cancelled()
-        if not self._ahead_of(priority) and self._wait_time(anyio.current_time()) == 0.0:
-            self._take()
-            # The next waiter (e.g. a background poll we overtook) must re-time its sleep.
-            self._wake_head()
+        try:
+            self.acquire_nowait(priority)
+        except anyio.WouldBlock:
+            pass
+        else:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         waiter = _Waiter(priority)
@@ -281,6 +282,7 @@ class TokenBucket:
         if self._ahead_of(priority) or self._wait_time(anyio.current_time()) > 0.0:
             raise anyio.WouldBlock
         self._take()
+        # The next waiter (e.g. a background poll we overtook) must re-time its sleep.
         self._wake_head()
 
     def on_rate_limited(self, retry_after: float | None) -> None:

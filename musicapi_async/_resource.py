@@ -177,6 +177,12 @@ def check_title(title: str | None) -> None:
         raise ValueError(f"title is {len(title)} characters; MusicAPI accepts at most {TITLE_MAX}")
 
 
+def check_url(url: str, field: str) -> None:
+    """A URL MusicAPI fetches itself (uploads, samples): public http(s) only."""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ValueError(f"{field} must be a public http(s) URL that MusicAPI can fetch")
+
+
 def check_webhook(url: str | None) -> None:
     if url is None:
         return

@@ -29,6 +29,7 @@ from ._resource import (
     check_bool,
     check_number,
     check_title,
+    check_url,
     check_webhook,
     compact,
     require,
@@ -567,7 +568,7 @@ class Sonic(TaskResource):
 
     async def upload(self, url: str) -> UploadedClip:
         """Import a public MP3/WAV URL as a clip (sync, about 20 s; 2 credits)."""
-        _check_url(url, "url")
+        check_url(url, "url")
         return await self._call("POST", "/sonic/upload", parse_uploaded_clip, body={"url": url})
 
     async def upload_extend(
@@ -632,7 +633,7 @@ class Sonic(TaskResource):
         options: GenerationOptions,
         **extra: Any,
     ) -> TaskRef:
-        _check_url(url, "url")
+        check_url(url, "url")
         require(mv, "mv", f"for {path}")
         custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
         _check_generation(custom_mode=custom_mode, **_checked(options))
@@ -673,7 +674,7 @@ class Sonic(TaskResource):
         if (url is None) == (sample_clip_id is None):
             raise ValueError("give exactly one of url= or sample_clip_id= as the sample source")
         if url is not None:
-            _check_url(url, "url")
+            check_url(url, "url")
         check_number(chop_sample_start_s, "chop_sample_start_s", low=0)
         check_number(chop_sample_end_s, "chop_sample_end_s", low=0)
         if chop_sample_end_s <= chop_sample_start_s:
@@ -781,7 +782,7 @@ class Sonic(TaskResource):
         self, audio_url: str, *, webhook_url: str | None = None, webhook_secret: str | None = None
     ) -> TaskRef:
         """Train a voice persona from a public recording (async; the task yields ``persona_id``)."""
-        _check_url(audio_url, "audio_url")
+        check_url(audio_url, "audio_url")
         check_webhook(webhook_url)
         body = compact(audio_url=audio_url, webhook_url=webhook_url, webhook_secret=webhook_secret)
         return await self._submit("/sonic/create-voice", body)
@@ -915,8 +916,3 @@ def _checked(options: GenerationOptions) -> dict[str, Any]:
         "webhook_url",
     )
     return {key: options[key] for key in keys if key in options}  # type: ignore[literal-required]
-
-
-def _check_url(url: str, field: str) -> None:
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise ValueError(f"{field} must be a public http(s) URL that MusicAPI can fetch")
