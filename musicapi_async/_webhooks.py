@@ -1,0 +1,604 @@
+"""MusicAPI's webhooks: verifying a delivery, reading it as a typed event, receiving it.
+
+MusicAPI POSTs a task's result to the ``webhook_url`` given with the create call (CONTRACT
+§12, §15 rule 5). Two signature schemes are in use:
+
+* current: ``X-Webhook-Signature: sha256=<hex>``, the HMAC-SHA256 keyed by the
+  ``webhook_secret`` of ``"{X-Webhook-Timestamp}.{raw body}"``, with ``X-Webhook-Id`` (also
+  sent as ``Idempotency-Key``) and ``X-Webhook-Event``;
+* legacy: ``X-Signature: <hex>``, the HMAC of the raw body alone (no timestamp, hence no
+  protection against a replayed delivery).
+
+:func:`verify_webhook` checks one delivery and returns a :class:`WebhookEvent` whose
+``task`` is the same :class:`~musicapi_async.Task` that ``get_task`` returns.
+:class:`WebhookReceiver` adds what an endpoint needs on top: de-duplication, callbacks and
+the HTTP answer to give; the framework adapters are in :mod:`musicapi_async.webhooks`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+import json
+import logging
+import re
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Final, Literal, Protocol, final, get_args
+from uuid import uuid4
+
+import anyio
+from attrs import field, frozen
+
+from ._exceptions import MusicAPIError, ResponseValidationError
+from ._models import Task, TaskFamily, TaskRef, TaskStatus
+from ._serde import parse_task
+
+__all__ = [
+    "HasHandle",
+    "VerificationFailure",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookResponse",
+    "WebhookStatistics",
+    "WebhookVerificationError",
+    "sign_webhook",
+    "verify_webhook",
+]
+
+logger = logging.getLogger("musicapi_async")
+
+#: Seconds a signed delivery's timestamp may be older or newer than the receiver's clock.
+DEFAULT_TOLERANCE: Final = 300.0
+#: Event ids a :class:`WebhookReceiver` remembers to recognise a re-delivery.
+DEFAULT_REMEMBER: Final = 10_000
+
+#: Which check a delivery failed (:attr:`WebhookVerificationError.reason`).
+VerificationFailure = Literal[
+    "missing_signature",
+    "bad_signature",
+    "missing_timestamp",
+    "bad_timestamp",
+    "stale_timestamp",
+    "future_timestamp",
+    "bad_body",
+]
+#: How a delivery was signed.
+Scheme = Literal["signature", "legacy"]
+#: Headers as a mapping, or as the (name, value) pairs of ASGI (bytes) or WSGI (str).
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
+
+#: Unix seconds, optionally with a fraction; ASCII digits only.
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+_PREFIX: Final = "sha256="
+_PLATFORMS: Final[Mapping[str, TaskFamily]] = {
+    "sonic": TaskFamily.SONIC,
+    "suno": TaskFamily.SONIC,
+    "producer": TaskFamily.PRODUCER,
+    "nuro": TaskFamily.NURO,
+}
+_KIND_BY_STATUS: Final[Mapping[TaskStatus, str]] = {
+    TaskStatus.SUCCEEDED: "song.completed",
+    TaskStatus.FAILED: "song.failed",
+}
+_STREAMING_KIND: Final = "song.streaming"
+
+
+class WebhookVerificationError(MusicAPIError):
+    """A webhook delivery failed verification: ``reason`` names the check.
+
+    The message says what failed and what to do; it never contains the secret nor the
+    signature the secret would give.
+    """
+
+    #: One of :data:`VerificationFailure`: ``missing_signature``, ``bad_signature``,
+    #: ``missing_timestamp``, ``bad_timestamp``, ``stale_timestamp``, ``future_timestamp``
+    #: or ``bad_body`` (signed correctly, but not a task payload the SDK can read).
+    reason: VerificationFailure
+
+    def __init__(self, message: str, *, reason: VerificationFailure) -> None:
+        super().__init__(f"webhook rejected ({reason}): {message}")
+        self.reason = reason
+
+
+@final
+@frozen
+class WebhookEvent:
+    """One verified delivery: which task, what happened, and the task as a poll would show it."""
+
+    #: ``X-Webhook-Id`` (or ``Idempotency-Key``): the same for every re-delivery of one
+    #: event. ``None`` when absent (the legacy scheme sends none).
+    id: str | None
+    #: ``X-Webhook-Event`` (``song.completed``, ``song.failed``...); when absent, inferred
+    #: from the task: ``song.completed``, ``song.failed`` or ``song.streaming``.
+    kind: str
+    task_id: str
+    #: Read with the parser of ``get_task``; ``task.ref.family`` is inferred from the payload.
+    task: Task
+    #: ``X-Webhook-Timestamp`` (UTC); ``None`` for the legacy scheme.
+    timestamp: datetime | None
+    scheme: Scheme
+    #: The decoded JSON body as received.
+    raw: Mapping[str, Any] = field(eq=False, repr=False)
+
+    @property
+    def ref(self) -> TaskRef:
+        """The task's reference (``task_id`` and family), for ``await_task`` and friends."""
+        return self.task.ref
+
+
+@final
+@frozen
+class WebhookResponse:
+    """The HTTP answer a webhook endpoint should give (:meth:`WebhookReceiver.handle`).
+
+    * 200 ``{"status": "accepted"}``: a new, verified event, passed to the callbacks;
+    * 200 ``{"status": "duplicate"}``: a re-delivery of an event already accepted;
+    * 400 ``{"error": "bad_body"}``: correctly signed but not a task payload;
+    * 401 ``{"error": <reason>}``: not authenticated: missing or wrong signature, missing,
+      malformed, stale or future timestamp. Nothing was called;
+    * 500 ``{"error": "callback_failed"}``: a callback raised; the event is not remembered,
+      so the sender's retry can succeed.
+    """
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    @property
+    def accepted(self) -> bool:
+        """True for a 2xx answer (new or duplicate event)."""
+        return 200 <= self.status < 300
+
+
+@final
+@frozen
+class WebhookStatistics:
+    """Counts of a :class:`WebhookReceiver`'s deliveries so far."""
+
+    #: New events passed to the callbacks.
+    accepted: int
+    #: Re-deliveries of events already accepted (answered 200, nothing called).
+    duplicate: int
+    #: Refused deliveries by :data:`VerificationFailure` reason.
+    rejected: Mapping[str, int]
+    #: Deliveries answered 500 because a callback raised.
+    failed: int
+    #: Event ids (or body hashes) currently remembered for de-duplication.
+    remembered: int
+
+    @property
+    def rejected_total(self) -> int:
+        """Every refused delivery, whatever the reason."""
+        return sum(self.rejected.values())
+
+
+class HasHandle(Protocol):
+    """Anything that answers a webhook delivery: a :class:`WebhookReceiver`, ``client.webhooks``."""
+
+    async def handle(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse: ...
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def _lower_headers(headers: HeadersLike) -> dict[str, str]:
+    """Header names in lower case; a repeated header's values joined with ``", "``."""
+    pairs: Iterable[tuple[Any, Any]] = headers.items() if isinstance(headers, Mapping) else headers
+    result: dict[str, str] = {}
+    for name, value in pairs:
+        key = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        result[key] = f"{result[key]}, {text}" if key in result else text
+    return result
+
+
+def _hmac_hex(secret: str, message: bytes) -> bytes:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _matches(expected: bytes, provided: str) -> bool:
+    """Constant-time comparison of a lowercase hex digest with a header's value."""
+    value = provided.strip()
+    if value[: len(_PREFIX)].lower() == _PREFIX:
+        value = value[len(_PREFIX) :]
+    return hmac.compare_digest(expected, value.lower().encode("utf-8", "replace"))
+
+
+def _check_arguments(body: object, secret: object, tolerance: float) -> bytes:
+    if isinstance(body, str):
+        raise TypeError(
+            "verify the raw body bytes exactly as received (request.body), not decoded text: "
+            "any re-encoding changes the signature"
+        )
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"body must be bytes, got {type(body).__name__}")
+    if not isinstance(secret, str):
+        raise TypeError(f"the webhook secret must be a string, got {type(secret).__name__}")
+    if not secret:
+        raise ValueError(
+            "the webhook secret is empty: pass the webhook_secret given with the create call"
+        )
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):  # NaN fails too
+        raise ValueError(f"tolerance must be a number of seconds >= 0, got {tolerance!r}")
+    return bytes(body)
+
+
+def _check_current(
+    raw: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    tolerance: float,
+    now: float | None,
+) -> datetime:
+    stamp = headers.get("x-webhook-timestamp")
+    if stamp is None or not stamp.strip():
+        raise WebhookVerificationError(
+            "X-Webhook-Signature is present but X-Webhook-Timestamp is missing; the signature "
+            "covers '{timestamp}.{body}', so the delivery cannot be checked",
+            reason="missing_timestamp",
+        )
+    stamp = stamp.strip()
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise WebhookVerificationError(
+            f"X-Webhook-Timestamp must be Unix seconds, got {stamp[:40]!r}",
+            reason="bad_timestamp",
+        )
+    # The signature first: only a genuine sender learns whether its timestamp was fresh.
+    expected = _hmac_hex(secret, stamp.encode("ascii") + b"." + raw)
+    if not _matches(expected, headers["x-webhook-signature"]):
+        raise WebhookVerificationError(
+            "X-Webhook-Signature does not match the body signed with your webhook secret: "
+            "check that the secret is the webhook_secret of the create call, and that the raw "
+            "body bytes are verified before any parsing or re-encoding",
+            reason="bad_signature",
+        )
+    sent = float(stamp)
+    clock = time.time() if now is None else now
+    age = clock - sent
+    if age > tolerance:
+        raise WebhookVerificationError(
+            f"X-Webhook-Timestamp is {age:.0f} s old, over the tolerance of {tolerance:g} s: "
+            "a replayed or long-delayed delivery (check this machine's clock, or raise "
+            "tolerance=)",
+            reason="stale_timestamp",
+        )
+    if -age > tolerance:
+        raise WebhookVerificationError(
+            f"X-Webhook-Timestamp is {-age:.0f} s in the future, over the tolerance of "
+            f"{tolerance:g} s (check this machine's clock, or raise tolerance=)",
+            reason="future_timestamp",
+        )
+    return datetime.fromtimestamp(sent, tz=timezone.utc)
+
+
+def _family(body: Mapping[str, Any]) -> TaskFamily:
+    platform = body.get("platform")
+    if isinstance(platform, str) and platform.strip().lower() in _PLATFORMS:
+        return _PLATFORMS[platform.strip().lower()]
+    status = body.get("status")
+    if isinstance(status, str) and status:
+        if status.isupper():  # Producer: PENDING, RUNNING, SUCCESS, FAILED (§9.4)
+            return TaskFamily.PRODUCER
+        if body.get("data") is None:  # Nuro: flat, lower-case status (§9.5)
+            return TaskFamily.NURO
+    return TaskFamily.SONIC
+
+
+def _task_id(body: Mapping[str, Any]) -> str | None:
+    found = body.get("task_id")
+    if isinstance(found, str) and found.strip():
+        return found.strip()
+    data = body.get("data")
+    items: list[Any] = (
+        [data] if isinstance(data, Mapping) else data if isinstance(data, list) else []
+    )
+    for item in items:
+        found = item.get("task_id") if isinstance(item, Mapping) else None
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+    return None
+
+
+def _read_event(
+    raw: bytes,
+    headers: Mapping[str, str],
+    scheme: Scheme,
+    timestamp: datetime | None,
+) -> WebhookEvent:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise WebhookVerificationError(
+            f"the signature is valid but the body is not JSON ({type(exc).__name__})",
+            reason="bad_body",
+        ) from exc
+    if not isinstance(body, dict):
+        raise WebhookVerificationError(
+            "the signature is valid but the body is not a JSON object", reason="bad_body"
+        )
+    task_id = _task_id(body)
+    if task_id is None:
+        raise WebhookVerificationError(
+            "the signature is valid but the payload names no task: no task_id at its top "
+            "level nor in its clips",
+            reason="bad_body",
+        )
+    ref = TaskRef(task_id, _family(body))
+    try:
+        task = parse_task(ref, 200, body)
+    except ResponseValidationError as exc:
+        raise WebhookVerificationError(
+            f"the signature is valid but the task payload cannot be read: {exc.message}",
+            reason="bad_body",
+        ) from exc
+    kind = headers.get("x-webhook-event", "").strip()
+    if not kind:
+        kind = _KIND_BY_STATUS.get(task.status, _STREAMING_KIND)
+    event_id = (headers.get("x-webhook-id") or headers.get("idempotency-key") or "").strip()
+    return WebhookEvent(
+        id=event_id or None,
+        kind=kind,
+        task_id=task_id,
+        task=task,
+        timestamp=timestamp,
+        scheme=scheme,
+        raw=body,
+    )
+
+
+def verify_webhook(
+    body: bytes,
+    headers: HeadersLike,
+    secret: str,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> WebhookEvent:
+    """Verify one webhook delivery and read it; usable from any web framework.
+
+    Give the raw body bytes exactly as received, the request's headers (any case; a mapping
+    or (name, value) pairs) and the ``webhook_secret`` sent with the create call. With an
+    ``X-Webhook-Signature`` only the current scheme is checked, and its timestamp must be
+    within ``tolerance`` seconds of ``now`` (Unix seconds; default: this machine's clock);
+    otherwise the legacy ``X-Signature`` (no timestamp, no replay protection). Signatures
+    are compared in constant time::
+
+        >>> from musicapi_async import sign_webhook, verify_webhook
+        >>> body = b'{"task_id": "t-1", "code": 200, "data": [{"state": "succeeded"}]}'
+        >>> event = verify_webhook(body, sign_webhook(body, "s3cret"), "s3cret")
+        >>> event.task_id, event.kind, event.task.succeeded
+        ('t-1', 'song.completed', True)
+
+    Raises:
+        WebhookVerificationError: a check failed; ``reason`` says which.
+        ValueError: ``secret`` is empty or ``tolerance`` negative.
+        TypeError: ``body`` is not bytes (a decoded ``str`` cannot be verified reliably).
+    """
+    raw = _check_arguments(body, secret, tolerance)
+    lowered = _lower_headers(headers)
+    if "x-webhook-signature" in lowered:
+        timestamp = _check_current(raw, lowered, secret, tolerance, now)
+        return _read_event(raw, lowered, "signature", timestamp)
+    legacy = lowered.get("x-signature")
+    if legacy is None:
+        raise WebhookVerificationError(
+            "neither X-Webhook-Signature nor X-Signature is present: only signed MusicAPI "
+            "deliveries are accepted (give webhook_secret with the create call)",
+            reason="missing_signature",
+        )
+    if not _matches(_hmac_hex(secret, raw), legacy):
+        raise WebhookVerificationError(
+            "X-Signature does not match the body signed with your webhook secret: check "
+            "that the secret is the webhook_secret of the create call, and that the raw body "
+            "bytes are verified before any parsing or re-encoding",
+            reason="bad_signature",
+        )
+    return _read_event(raw, lowered, "legacy", None)
+
+
+def sign_webhook(
+    body: bytes,
+    secret: str,
+    *,
+    timestamp: int | None = None,
+    event_id: str | None = None,
+    kind: str = "song.completed",
+    legacy: bool = False,
+) -> dict[str, str]:
+    """The headers MusicAPI would send with ``body``: for tests of a webhook endpoint.
+
+    Current scheme by default (``X-Webhook-Id`` = ``Idempotency-Key``, ``X-Webhook-Event``,
+    ``X-Webhook-Timestamp``: ``timestamp`` or now, ``X-Webhook-Signature``); ``legacy=True``
+    gives ``X-Signature`` alone (plus ``X-Webhook-Id`` if ``event_id`` is given)::
+
+        >>> headers = sign_webhook(b"{}", "s3cret", timestamp=1700000000, event_id="evt-1")
+        >>> headers["X-Webhook-Signature"][:7], headers["X-Webhook-Id"]
+        ('sha256=', 'evt-1')
+    """
+    raw = _check_arguments(body, secret, 0.0)
+    headers = {"Content-Type": "application/json"}
+    if legacy:
+        if event_id is not None:
+            headers["X-Webhook-Id"] = event_id
+        headers["X-Signature"] = _hmac_hex(secret, raw).decode("ascii")
+        return headers
+    stamp = str(int(time.time()) if timestamp is None else int(timestamp))
+    event_id = f"evt_{uuid4().hex}" if event_id is None else event_id
+    signature = _hmac_hex(secret, stamp.encode("ascii") + b"." + raw).decode("ascii")
+    headers.update(
+        {
+            "X-Webhook-Id": event_id,
+            "Idempotency-Key": event_id,
+            "X-Webhook-Event": kind,
+            "X-Webhook-Timestamp": stamp,
+            "X-Webhook-Signature": _PREFIX + signature,
+        }
+    )
+    return headers
+
+
+# --- the receiver ---------------------------------------------------------------------------
+
+Callback = Callable[[WebhookEvent], object]
+
+
+def _answer(status: int, payload: Mapping[str, str]) -> WebhookResponse:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return WebhookResponse(status, body, {"content-type": "application/json"})
+
+
+_ACCEPTED: Final = _answer(200, {"status": "accepted"})
+_DUPLICATE: Final = _answer(200, {"status": "duplicate"})
+_CALLBACK_FAILED: Final = _answer(500, {"error": "callback_failed"})
+_REJECTED: Final[Mapping[str, WebhookResponse]] = {
+    reason: _answer(400 if reason == "bad_body" else 401, {"error": reason})
+    for reason in get_args(VerificationFailure)
+}
+
+
+@final
+class WebhookReceiver:
+    """Verifies, de-duplicates and dispatches webhook deliveries; framework-agnostic.
+
+    Feed it each request's raw body and headers; it answers with the
+    :class:`WebhookResponse` to send back. A new event goes to ``on_event`` and to every
+    :meth:`subscribe`\\ d callback (a callback may be a coroutine function); a re-delivery
+    (same ``X-Webhook-Id``, or the same body for the legacy scheme without one) is answered
+    200 without calling anything; a delivery that fails verification is answered 4xx and
+    changes nothing. If a callback raises, the answer is 500 and the event is not
+    remembered, so the sender's retry calls every callback again: callbacks must tolerate
+    seeing an event twice (delivery is at least once anyway)::
+
+        import anyio
+        from musicapi_async import WebhookReceiver, sign_webhook
+
+        async def main() -> None:
+            receiver = WebhookReceiver("s3cret", on_event=lambda e: print(e.task_id, e.kind))
+            body = b'{"task_id": "t-1", "code": 200, "data": []}'
+            response = await receiver.handle(body, sign_webhook(body, "s3cret"))
+            assert response.status == 200
+
+        anyio.run(main)
+
+    Args:
+        secret: The ``webhook_secret`` given with the create calls. Never shown in a repr.
+        tolerance: Seconds a signed timestamp may differ from ``clock()``.
+        on_event: Called with each new :class:`WebhookEvent`.
+        remember: How many event ids to remember (least recently seen dropped first).
+        clock: Unix seconds now (default ``time.time``); for tests.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        tolerance: float = DEFAULT_TOLERANCE,
+        on_event: Callback | None = None,
+        remember: int = DEFAULT_REMEMBER,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        _check_arguments(b"", secret, tolerance)
+        if not isinstance(remember, int) or remember < 1:
+            raise ValueError(f"remember must be a positive number of events, got {remember!r}")
+        self._secret = secret
+        self._tolerance = float(tolerance)
+        self._remember = remember
+        self._clock = clock
+        self._sinks: list[Callback] = [] if on_event is None else [on_event]
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._in_flight: dict[str, anyio.Event] = {}
+        self._accepted = 0
+        self._duplicate = 0
+        self._failed = 0
+        self._rejected: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return (
+            f"WebhookReceiver(tolerance={self._tolerance:g}, callbacks={len(self._sinks)}, "
+            f"remembered={len(self._seen)})"
+        )
+
+    @property
+    def tolerance(self) -> float:
+        """Seconds a signed timestamp may differ from the receiver's clock."""
+        return self._tolerance
+
+    def verify(self, body: bytes, headers: HeadersLike) -> WebhookEvent:
+        """:func:`verify_webhook` with this receiver's secret, tolerance and clock."""
+        now = self._clock() if self._clock is not None else None
+        return verify_webhook(body, headers, self._secret, tolerance=self._tolerance, now=now)
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Also send new events to ``callback``; returns a function that unsubscribes it."""
+        self._sinks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._sinks:
+                self._sinks.remove(callback)
+
+        return unsubscribe
+
+    def statistics(self) -> WebhookStatistics:
+        """Counts of accepted, duplicate, rejected (by reason) and failed deliveries."""
+        return WebhookStatistics(
+            accepted=self._accepted,
+            duplicate=self._duplicate,
+            rejected=dict(self._rejected),
+            failed=self._failed,
+            remembered=len(self._seen),
+        )
+
+    async def handle(self, body: bytes, headers: HeadersLike) -> WebhookResponse:
+        """Verify one delivery, pass a new event to the callbacks, and say what to answer."""
+        try:
+            event = self.verify(body, headers)
+        except WebhookVerificationError as exc:
+            self._rejected[exc.reason] += 1
+            logger.warning("%s", exc.message)
+            return _REJECTED[exc.reason]
+        key = event.id if event.id is not None else "sha256:" + hashlib.sha256(body).hexdigest()
+        # A copy arriving while the first is being handled waits for its outcome: answering
+        # "duplicate" at once would lose the event if the first one's callbacks then fail.
+        while key in self._in_flight:
+            await self._in_flight[key].wait()
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            self._duplicate += 1
+            return _DUPLICATE
+        done = self._in_flight[key] = anyio.Event()
+        try:
+            ok = await self._dispatch(event)
+            if not ok:
+                self._failed += 1
+                return _CALLBACK_FAILED
+            self._seen[key] = None
+            while len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+            self._accepted += 1
+            return _ACCEPTED
+        finally:
+            del self._in_flight[key]
+            done.set()
+
+    async def _dispatch(self, event: WebhookEvent) -> bool:
+        """Call every callback (even after one fails); False if any raised."""
+        ok = True
+        for sink in list(self._sinks):
+            try:
+                result = sink(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                ok = False
+                logger.exception(
+                    "webhook callback %r failed on the %s event of task %s; answering 500 so "
+                    "that the sender retries",
+                    sink,
+                    event.kind,
+                    event.task_id,
+                )
+        return ok

@@ -1,0 +1,227 @@
+"""Receive MusicAPI's webhooks in a web framework: ASGI (Starlette, FastAPI), Django, aiohttp.
+
+Each adapter reads the raw body (the signature covers its exact bytes), hands it with the
+headers to a :class:`WebhookReceiver` (or ``client.webhooks``, or anything with the same
+``handle`` coroutine) and sends back its answer: 200 for a new or a duplicate event, 400
+for a signed body that is not a task payload, 401 for a delivery that fails verification,
+405 for another method than POST, 413 for a body over ``max_body`` bytes, 500 when a
+callback raised (the sender retries). Frameworks are imported only inside the adapter you
+call: the SDK depends on none of them.
+
+FastAPI or Starlette::
+
+    from fastapi import FastAPI
+    from musicapi_async.webhooks import WebhookReceiver, asgi_app
+
+    receiver = WebhookReceiver(secret, on_event=lambda event: print(event.task_id, event.kind))
+    app = FastAPI()
+    app.mount("/musicapi-webhook", asgi_app(receiver))
+
+Django (``urls.py``)::
+
+    path("musicapi-webhook", django_view(receiver))
+
+aiohttp::
+
+    app.router.add_post("/musicapi-webhook", aiohttp_handler(receiver))
+
+Any other framework: ``response = await receiver.handle(raw_body, headers)`` and answer
+``response.status``, ``response.headers`` and ``response.body``; or verify without a
+receiver with :func:`verify_webhook`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._webhooks import (
+    HasHandle,
+    VerificationFailure,
+    WebhookEvent,
+    WebhookReceiver,
+    WebhookResponse,
+    WebhookStatistics,
+    WebhookVerificationError,
+    _lower_headers,
+    sign_webhook,
+    verify_webhook,
+)
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = [
+    "ASGIApp",
+    "HasHandle",
+    "VerificationFailure",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookResponse",
+    "WebhookStatistics",
+    "WebhookVerificationError",
+    "aiohttp_handler",
+    "asgi_app",
+    "django_view",
+    "sign_webhook",
+    "verify_webhook",
+]
+
+#: Largest delivery body read, in bytes (a Sonic payload is a few kB); 413 beyond.
+DEFAULT_MAX_BODY: Final = 1024 * 1024
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+#: An ASGI 3 application, as Starlette and FastAPI mount them.
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON: Final = "application/json"
+
+
+def _plain(status: int, error: str) -> tuple[int, bytes, dict[str, str]]:
+    headers = {"content-type": _JSON}
+    if status == 405:
+        headers["allow"] = "POST"
+    return status, json.dumps({"error": error}).encode(), headers
+
+
+def _check_max_body(max_body: int) -> None:
+    if not isinstance(max_body, int) or max_body < 1:
+        raise ValueError(f"max_body must be a positive number of bytes, got {max_body!r}")
+
+
+def asgi_app(
+    receiver: HasHandle, *, path: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> ASGIApp:
+    """An ASGI application that answers webhook deliveries with ``receiver``.
+
+    Mount it (``app.mount("/musicapi-webhook", asgi_app(receiver))`` in Starlette or
+    FastAPI) or serve it alone (``uvicorn module:app``; it answers lifespan events). With
+    ``path`` only that path (below the mount point) is served, others get 404. POST only.
+    """
+    _check_max_body(max_body)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.close", "code": 1003})
+            return
+        result = await _http(receiver, scope, receive, path, max_body)
+        if result is None:  # the client went away
+            return
+        status, body, headers = result
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _relative_path(scope: Scope) -> str:
+    path = str(scope.get("path") or "/")
+    root = str(scope.get("root_path") or "")
+    # Starlette keeps the mount prefix in "path" and records it in "root_path".
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
+async def _http(
+    receiver: HasHandle, scope: Scope, receive: Receive, path: str | None, max_body: int
+) -> tuple[int, bytes, dict[str, str]] | None:
+    if path is not None and _relative_path(scope).rstrip("/") != path.rstrip("/"):
+        return _plain(404, "not_found")
+    if scope.get("method") != "POST":
+        return _plain(405, "method_not_allowed")
+    headers = _lower_headers(scope.get("headers") or [])
+    declared = headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > max_body:
+        return _plain(413, "body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = bytes(message.get("body") or b"")
+        size += len(chunk)
+        if size > max_body:
+            return _plain(413, "body_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    response = await receiver.handle(b"".join(chunks), headers)
+    return response.status, response.body, dict(response.headers)
+
+
+def django_view(receiver: HasHandle) -> Callable[[Any], Awaitable[Any]]:
+    """An async Django view (CSRF-exempt, POST only) that answers deliveries with ``receiver``.
+
+    ``path("musicapi-webhook", django_view(receiver))`` in ``urls.py``. It reads
+    ``request.body``, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bounds the body.
+    Needs Django 5 or newer (an async view under ``csrf_exempt``).
+    """
+    from django.http import HttpResponse
+    from django.views.decorators.csrf import csrf_exempt
+
+    async def musicapi_webhook(request: Any) -> Any:
+        if request.method != "POST":
+            status, body, headers = _plain(405, "method_not_allowed")
+            return HttpResponse(body, status=status, headers=headers)
+        response = await receiver.handle(request.body, _lower_headers(request.headers.items()))
+        return HttpResponse(response.body, status=response.status, headers=dict(response.headers))
+
+    view: Callable[[Any], Awaitable[Any]] = csrf_exempt(musicapi_webhook)
+    return view
+
+
+def aiohttp_handler(
+    receiver: HasHandle, *, max_body: int = DEFAULT_MAX_BODY
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler that answers deliveries with ``receiver`` (POST only).
+
+    ``app.router.add_post("/musicapi-webhook", aiohttp_handler(receiver))``; add it with
+    ``add_route("*", ...)`` to have other methods answered 405 by it rather than by aiohttp.
+    """
+    _check_max_body(max_body)
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.method != "POST":
+            status, body, headers = _plain(405, "method_not_allowed")
+            return web.Response(status=status, body=body, headers=headers)
+        if request.content_length is not None and request.content_length > max_body:
+            status, body, headers = _plain(413, "body_too_large")
+            return web.Response(status=status, body=body, headers=headers)
+        raw = await request.read()
+        if len(raw) > max_body:
+            status, body, headers = _plain(413, "body_too_large")
+            return web.Response(status=status, body=body, headers=headers)
+        response = await receiver.handle(raw, _lower_headers(request.headers.items()))
+        return web.Response(
+            status=response.status, body=response.body, headers=dict(response.headers)
+        )
+
+    return handler
