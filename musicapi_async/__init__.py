@@ -59,6 +59,14 @@ from ._poller import AsCompleted, ProgressState, TaskProgress, WaitTimeoutError
 from ._ratelimit import BucketStatistics, Limiter, Priority, TokenBucket
 from ._retry import RetryEvent, RetryPolicy
 from ._sonic import GenerationOptions, SonicCreate
+from ._webhooks import (
+    WebhookEvent,
+    WebhookReceiver,
+    WebhookResponse,
+    WebhookVerificationError,
+    sign_webhook,
+    verify_webhook,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -115,6 +123,12 @@ __all__ = [
     "Vox",
     "WaitTimeoutError",
     "WavFile",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookResponse",
+    "WebhookVerificationError",
     "__version__",
     "safe_filename",
+    "sign_webhook",
+    "verify_webhook",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import platform
 from collections.abc import Callable, Iterable, Mapping
@@ -22,7 +21,7 @@ from ._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MIN_POLL_GAP,
     DEFAULT_TIMEOUT,
-    LOOPBACK_HOSTS,
+    DEFAULT_WEBHOOK_TOLERANCE,
     __version__,
 )
 from ._credits import CreditsResource
@@ -39,10 +38,11 @@ from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
 from ._ratelimit import Limiter, TokenBucket
-from ._resource import TaskResource
+from ._resource import TaskResource, check_webhook, is_loopback_host
 from ._retry import RetryEvent, RetryPolicy
 from ._serde import reports_no_task
 from ._sonic import Sonic
+from ._webhooks import WebhookEvent, WebhookReceiver
 
 __all__ = ["MusicAPI"]
 
@@ -74,7 +74,7 @@ def _check_base_url(base_url: str) -> httpx.URL:
     host = url.host.lower()
     if url.scheme == "https" and host:
         return url
-    if url.scheme == "http" and _is_loopback(host):
+    if url.scheme == "http" and is_loopback_host(host):
         return url
     if url.scheme == "http":
         raise ValueError(
@@ -83,16 +83,6 @@ def _check_base_url(base_url: str) -> httpx.URL:
             "(localhost, 127.0.0.1, ::1), where fakes run."
         )
     raise ValueError(f"base_url {base_url!r} must be an absolute https:// URL")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    # Only a literal address: a DNS name such as "127.example.com" may resolve anywhere.
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _timeout(timeout: float | httpx.Timeout | None, connect: float | None) -> httpx.Timeout:
@@ -129,6 +119,14 @@ class MusicAPI:
         expected_durations: The scheduler's first guess of how long tasks take, seconds per
             family (``{"sonic": 120, "producer": 30, "nuro": 30}`` by default), until it has
             seen some finish; set it for a fake or a plan whose tasks are much faster.
+        webhook_url: Your HTTPS endpoint that receives MusicAPI's webhooks. Every create
+            call of this client then asks MusicAPI to call it (unless the call passes its own
+            ``webhook_url``), and :meth:`await_task` waits for the delivery instead of
+            polling, with rare polls as a safety net. Needs ``webhook_secret``.
+        webhook_secret: The secret MusicAPI signs deliveries with; ``client.webhooks``
+            verifies them with it. Keep it server-side; it never appears in logs or reprs.
+        webhook_tolerance: Seconds a delivery's signed timestamp may differ from this
+            machine's clock (replay protection); 5 minutes by default.
 
     Raises:
         ValueError: no API key, or an unacceptable ``base_url``.
@@ -158,6 +156,9 @@ class MusicAPI:
         limiter: Limiter | None = DEFAULT_LIMITER,
         min_poll_gap: float = DEFAULT_MIN_POLL_GAP,
         expected_durations: Mapping[str, float] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key or not key.strip():
@@ -181,6 +182,18 @@ class MusicAPI:
             )
         headers = dict(default_headers or {})
         check_default_headers(headers)
+        check_webhook(webhook_url)
+        if webhook_secret is not None and (
+            not isinstance(webhook_secret, str) or not webhook_secret.strip()
+        ):
+            raise ValueError("webhook_secret must be a non-empty string")
+        if webhook_url is not None and webhook_secret is None:
+            raise ValueError(
+                "webhook_url needs webhook_secret: without one MusicAPI signs deliveries with "
+                "a default secret, and they cannot be verified (anyone could forge a result)"
+            )
+        if not (isinstance(webhook_tolerance, (int, float)) and webhook_tolerance > 0):
+            raise ValueError("webhook_tolerance must be a number of seconds > 0")
         if limiter is DEFAULT_LIMITER:
             limiter = TokenBucket()
         if limiter is not None and not isinstance(limiter, Limiter):
@@ -214,6 +227,15 @@ class MusicAPI:
         self._exit_stack: AsyncExitStack | None = None
         self._is_view = False
         self._options = options
+        self._webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        self._webhooks: WebhookReceiver | None = None
+        if webhook_secret is not None:
+            self._webhooks = WebhookReceiver(
+                webhook_secret,
+                tolerance=float(webhook_tolerance),
+                on_event=self._on_webhook_event,
+            )
         self._bind_resources()
 
     def _bind_resources(self) -> None:
@@ -260,6 +282,9 @@ class MusicAPI:
         clone._exit_stack = None
         clone._is_view = True
         clone._owns_http_client = False
+        clone._webhook_url = self._webhook_url
+        clone._webhook_secret = self._webhook_secret
+        clone._webhooks = self._webhooks
         policy = retry or self._options.retry
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
@@ -304,6 +329,48 @@ class MusicAPI:
                 exc.task_may_exist = True
                 exc.message = f"{exc.message.rstrip('.')}.{PAID_ADVICE}"
             raise
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    @property
+    def webhooks(self) -> WebhookReceiver:
+        """The receiver for MusicAPI's webhook deliveries, bound to this client's waiters.
+
+        Hand it each delivery's raw body and headers (or mount an adapter from
+        :mod:`musicapi_async.webhooks` that does): a verified delivery resolves the
+        :meth:`await_task` / :meth:`as_completed` waiters of its task at once.
+
+        >>> response = await client.webhooks.handle(await request.body(), request.headers)
+
+        Raises:
+            RuntimeError: the client has no ``webhook_secret``.
+        """
+        if self._webhooks is None:
+            raise RuntimeError(
+                "this client has no webhook receiver: create it with "
+                "MusicAPI(webhook_url=..., webhook_secret=...)"
+            )
+        return self._webhooks
+
+    def _on_webhook_event(self, event: WebhookEvent) -> None:
+        self._scheduler.on_webhook(event.task)
+
+    def _with_webhook(self, body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
+        """``body`` with this client's webhook attached, and whether the result will be
+        delivered to this client (a call may name its own ``webhook_url``)."""
+        if self._webhook_url is None:
+            return body, False
+        if body.get("webhook_url") is None:
+            body = {
+                **body,
+                "webhook_url": self._webhook_url,
+                "webhook_secret": self._webhook_secret,
+            }
+        ours = (
+            body.get("webhook_url") == self._webhook_url
+            and body.get("webhook_secret") == self._webhook_secret
+        )
+        return body, ours
 
     @property
     def limiter(self) -> Limiter | None:

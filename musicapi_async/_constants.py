@@ -100,3 +100,18 @@ DEFAULT_POLL_THRESHOLD: Final = 0.05
 DURATION_MEMORY: Final = 200
 #: Polls that may be in flight at once (a slow answer does not stall the others).
 MAX_POLLS_IN_FLIGHT: Final = 4
+
+# --- webhooks -------------------------------------------------------------------------------
+#: Seconds a signed webhook may be older (or newer) than this machine's clock.
+DEFAULT_WEBHOOK_TOLERANCE: Final = 300.0
+#: A task whose result is due by webhook is polled only as a safety net: first when it has run
+#: this many times its family's expected duration (so never, when deliveries arrive)...
+WEBHOOK_FALLBACK_FACTOR: Final = 2.0
+#: ...then again after this many seconds, doubling each time...
+WEBHOOK_FALLBACK_EVERY: Final = 30.0
+#: ...up to this many seconds between two fallback polls.
+WEBHOOK_FALLBACK_MAX: Final = 300.0
+#: A delivery for a task no one awaits yet (it may come before the create returns) is kept
+#: this many seconds, at most WEBHOOK_EARLY_MAX of them.
+WEBHOOK_EARLY_KEEP: Final = 600.0
+WEBHOOK_EARLY_MAX: Final = 1024

@@ -38,6 +38,11 @@ from ._constants import (
     DURATION_MEMORY,
     EXPECTED_DURATION,
     MAX_POLLS_IN_FLIGHT,
+    WEBHOOK_EARLY_KEEP,
+    WEBHOOK_EARLY_MAX,
+    WEBHOOK_FALLBACK_EVERY,
+    WEBHOOK_FALLBACK_FACTOR,
+    WEBHOOK_FALLBACK_MAX,
 )
 from ._exceptions import (
     APIConnectionError,
@@ -347,6 +352,8 @@ class _Tracked:
     __slots__ = (
         "created",
         "failures",
+        "fallback_at",
+        "fallback_step",
         "in_flight",
         "known_age",
         "last_poll",
@@ -357,9 +364,17 @@ class _Tracked:
         "retry_at",
         "stage_seen",
         "watchers",
+        "webhook",
     )
 
-    def __init__(self, ref: TaskRef, created: float, known_age: bool, model: str | None) -> None:
+    def __init__(
+        self,
+        ref: TaskRef,
+        created: float,
+        known_age: bool,
+        model: str | None,
+        webhook: bool = False,
+    ) -> None:
         self.ref = ref
         self.created = created
         #: False for a task this client did not submit: its age is unknown until polled.
@@ -375,6 +390,10 @@ class _Tracked:
         self.retry_at = -math.inf
         self.in_flight = False
         self.watchers: set[_Watch] = set()
+        #: Its result is due by webhook: polled only as a safety net, from ``fallback_at``.
+        self.webhook = webhook
+        self.fallback_at = math.inf
+        self.fallback_step = WEBHOOK_FALLBACK_EVERY
 
 
 class _Watch:
@@ -425,8 +444,10 @@ class Scheduler:
             if not (isinstance(seconds, (int, float)) and 0 < seconds < math.inf):
                 raise ValueError(f"expected_durations[{family!r}] must be seconds > 0")
         self._learner = _Learner(expected)
-        self._submitted: OrderedDict[_Key, tuple[float, str | None]] = OrderedDict()
+        self._submitted: OrderedDict[_Key, tuple[float, str | None, bool]] = OrderedDict()
         self._done: OrderedDict[_Key, Task] = OrderedDict()
+        #: Webhook deliveries for tasks nobody awaited yet, by task id: (time received, task).
+        self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
         self._tracked: dict[_Key, _Tracked] = {}
         self._in_flight = 0
         self._changed = anyio.Event()
@@ -474,9 +495,10 @@ class Scheduler:
 
     # --- what the client tells it -------------------------------------------------------------
 
-    def note_submitted(self, ref: TaskRef, model: str | None) -> None:
+    def note_submitted(self, ref: TaskRef, model: str | None, *, webhook: bool = False) -> None:
+        """A create returned ``ref``; ``webhook``: its result will be delivered to this client."""
         key = (ref.family, ref.task_id)
-        self._submitted[key] = (anyio.current_time(), model)
+        self._submitted[key] = (anyio.current_time(), model, webhook)
         self._submitted.move_to_end(key)
         while len(self._submitted) > 10_000:
             self._submitted.popitem(last=False)
@@ -490,6 +512,73 @@ class Scheduler:
             "learned": self._learner.summary(),
         }
 
+    def on_webhook(self, task: Task) -> None:
+        """A verified webhook delivery: hand its task to the waiters at once.
+
+        A terminal task resolves everyone waiting on it, with no request. A delivery for a
+        task nobody awaits yet (it may arrive before the create call returns) is kept for
+        ``WEBHOOK_EARLY_KEEP`` seconds for the waiter still to come; a non-terminal one
+        (``streaming``) only reports progress. Deliveries arrive at least once and in any
+        order: a task already finished ignores them.
+        """
+        now = anyio.current_time()
+        key = self._key_of(task.ref)
+        if key in self._done:
+            return
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            if task.is_terminal:
+                self._early[task.ref.task_id] = (now, task)
+                self._early.move_to_end(task.ref.task_id)
+                self._prune_early(now)
+            return
+        task = _as_family(task, key[0])
+        age = now - tracked.created
+        state = progress_state(task)
+        if state in _STAGES and state not in tracked.stage_seen:
+            tracked.stage_seen[state] = age
+        if state is not tracked.last_state:
+            tracked.last_state = state
+            self._report(tracked, task, now)
+        if not task.is_terminal:
+            return
+        self._done[key] = task
+        while len(self._done) > _RESULT_CACHE:
+            self._done.popitem(last=False)
+        self._finish(key, tracked, task)
+        if tracked.known_age:
+            # Delivered when it finished: learn it as finished within the last second.
+            tracked.last_running_age = max(tracked.last_running_age, age - _IDLE_LOOK)
+            self._learn(tracked, age)
+        self._changed.set()
+
+    def _key_of(self, ref: TaskRef) -> _Key:
+        """The key of a delivered task: a delivery's family is guessed from its body, so a
+        task tracked under another family with the same id is the one meant."""
+        key = (ref.family, ref.task_id)
+        if key in self._tracked or key in self._done:
+            return key
+        for other in (*self._tracked, *self._submitted):
+            if other[1] == ref.task_id:
+                return other
+        return key
+
+    def _take_early(self, key: _Key, now: float) -> Task | None:
+        self._prune_early(now)
+        entry = self._early.pop(key[1], None)
+        if entry is None:
+            return None
+        task = _as_family(entry[1], key[0])
+        self._done[key] = task
+        return task
+
+    def _prune_early(self, now: float) -> None:
+        while self._early and (
+            len(self._early) > WEBHOOK_EARLY_MAX
+            or now - next(iter(self._early.values()))[0] > WEBHOOK_EARLY_KEEP
+        ):
+            self._early.popitem(last=False)
+
     # --- waiters ------------------------------------------------------------------------------
 
     def watch(
@@ -499,15 +588,18 @@ class Scheduler:
         watch = _Watch(refs, on_progress)
         now = anyio.current_time()
         for key, ref in refs.items():
-            done = self._done.get(key)
+            done = self._done.get(key) or self._take_early(key, now)
             if done is not None:
                 watch.deliver(key, done)
                 continue
             tracked = self._tracked.get(key)
             if tracked is None:
                 submitted = self._submitted.get(key)
-                created, model = submitted if submitted else (now, None)
-                tracked = _Tracked(ref, created, submitted is not None, model)
+                created, model, webhook = submitted if submitted else (now, None, False)
+                tracked = _Tracked(ref, created, submitted is not None, model, webhook)
+                if webhook:
+                    expected = self._learner.expected(ref.family)
+                    tracked.fallback_at = created + WEBHOOK_FALLBACK_FACTOR * expected
                 self._tracked[key] = tracked
             tracked.watchers.add(watch)
         self._changed.set()
@@ -562,7 +654,13 @@ class Scheduler:
                 continue
             if now - tracked.last_poll < self.min_poll_gap:
                 continue
-            chance, priority = self._score(tracked, now)
+            if tracked.webhook:
+                # Due by webhook: a poll only once the delivery is overdue (a safety net).
+                if now < tracked.fallback_at:
+                    continue
+                chance, priority = 1.0, now - tracked.fallback_at
+            else:
+                chance, priority = self._score(tracked, now)
             if chance < self.poll_threshold or chance <= 0.0:
                 continue
             # Ties go to the oldest task: it has waited longest.
@@ -576,7 +674,11 @@ class Scheduler:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s."""
         soonest = now + _IDLE_LOOK
         for tracked in self._tracked.values():
-            for at in (tracked.last_poll + self.min_poll_gap, tracked.retry_at):
+            for at in (
+                tracked.last_poll + self.min_poll_gap,
+                tracked.retry_at,
+                tracked.fallback_at,
+            ):
                 if now < at < soonest:
                     soonest = at
         return soonest - now
@@ -685,6 +787,10 @@ class Scheduler:
                 self._learn(tracked, age)
         else:
             tracked.last_running_age = age
+            if tracked.webhook:
+                # The delivery is late or lost: poll again later, less and less often.
+                tracked.fallback_at = started + tracked.fallback_step
+                tracked.fallback_step = min(WEBHOOK_FALLBACK_MAX, 2 * tracked.fallback_step)
 
     def _learn(self, tracked: _Tracked, age: float) -> None:
         """Record a finished task's duration, and its time to finish after each stage."""
@@ -725,6 +831,13 @@ class Scheduler:
                     self._polls.start_soon(_await, outcome)
             except Exception:
                 logger.exception("an on_progress callback raised; the wait goes on")
+
+
+def _as_family(task: Task, family: TaskFamily) -> Task:
+    """``task`` as a task of ``family`` (a webhook body does not always say which)."""
+    if task.ref.family is family:
+        return task
+    return attrs.evolve(task, ref=attrs.evolve(task.ref, family=family))
 
 
 async def _await(awaitable: Any) -> None:

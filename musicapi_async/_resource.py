@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 
-from ._constants import NOT_READY_DELAY, TITLE_MAX
+from ._constants import LOOPBACK_HOSTS, NOT_READY_DELAY, TITLE_MAX
 from ._exceptions import ResultNotReadyError
 from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
@@ -56,9 +57,10 @@ class Resource:
 
     async def _submit(self, path: str, body: Mapping[str, Any]) -> TaskRef:
         family = self._family
+        body, webhook = self._client._with_webhook(body)
         ref = await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
         # The scheduler learns durations per model, timed from this moment.
-        self._client._scheduler.note_submitted(ref, str(body.get("mv") or path))
+        self._client._scheduler.note_submitted(ref, str(body.get("mv") or path), webhook=webhook)
         return ref
 
     async def _call_until_ready(
@@ -183,10 +185,32 @@ def check_url(url: str, field: str) -> None:
         raise ValueError(f"{field} must be a public http(s) URL that MusicAPI can fetch")
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a literal loopback address (where fakes and tests run)."""
+    host = host.lower()
+    if host in LOOPBACK_HOSTS:
+        return True
+    # Only a literal address: a DNS name such as "127.example.com" may resolve anywhere.
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def check_webhook(url: str | None) -> None:
+    """A webhook URL MusicAPI can call: https:// (http:// only for a loopback fake)."""
     if url is None:
         return
-    if not url.startswith("https://"):
-        raise ValueError("webhook_url must be an https:// URL (MusicAPI only calls HTTPS)")
+    if not isinstance(url, str):
+        raise TypeError(f"webhook_url must be a string, got {type(url).__name__}")
+    parts = urlsplit(url)
+    if not (
+        (parts.scheme == "https" and parts.hostname)
+        or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
+    ):
+        raise ValueError(
+            f"webhook_url must be an https:// URL (MusicAPI only calls HTTPS; http:// is "
+            f"accepted for loopback hosts only, where fakes run), got {url[:80]!r}"
+        )
     if len(url) > 1024:
         raise ValueError(f"webhook_url is {len(url)} characters; MusicAPI accepts at most 1024")

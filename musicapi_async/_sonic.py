@@ -556,8 +556,17 @@ class Sonic(TaskResource):
             except ValueError as exc:
                 raise ValueError(f"items[{index}]: {exc}") from exc
         check_webhook(webhook_url)
-        body = compact(items=bodies, webhook_url=webhook_url, webhook_secret=webhook_secret)
-        return await self._call("POST", "/sonic/batch", parse_batch_submission, body=body)
+        body, webhook = self._client._with_webhook(
+            compact(items=bodies, webhook_url=webhook_url, webhook_secret=webhook_secret)
+        )
+        submission = await self._call("POST", "/sonic/batch", parse_batch_submission, body=body)
+        # Refused items leave no task, so tasks and items need not line up: a model is known
+        # only when every item names the same one.
+        models = {str(item.get("mv")) for item in bodies}
+        model = models.pop() if len(models) == 1 else None
+        for ref in submission.tasks:
+            self._client._scheduler.note_submitted(ref, model, webhook=webhook)
+        return submission
 
     async def get_batch(self, batch_id: str) -> Batch:
         """The state of a batch (``GET /sonic/batch?batch_id=...``)."""

@@ -1,0 +1,443 @@
+"""A client configured with a webhook: creates attach it, deliveries resolve waiters at once,
+polling is only a safety net.
+
+Deliveries are built here from what the fake decided for each task and signed with
+``sign_webhook``, then handed to ``client.webhooks.handle`` exactly as a web framework
+adapter would; the fake's own delivery machinery is tested in ``test_fake_webhooks.py``.
+Every test runs on asyncio and trio in virtual time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from typing import Any
+
+import anyio
+import pytest
+
+from musicapi_async import (
+    MusicAPI,
+    ProgressState,
+    Task,
+    TaskFamily,
+    TaskProgress,
+    TaskRef,
+    TaskStatus,
+    WebhookResponse,
+    sign_webhook,
+)
+from musicapi_async._constants import (
+    EXPECTED_DURATION,
+    WEBHOOK_EARLY_KEEP,
+    WEBHOOK_FALLBACK_EVERY,
+    WEBHOOK_FALLBACK_FACTOR,
+)
+from musicapi_async.testing import FakeMusicAPI, FakeTask
+
+pytestmark = pytest.mark.anyio
+
+HOOK = "https://example.com/musicapi-webhook"
+SECRET = "whsec-Zq81-do-not-print"
+#: When the scheduler first polls a webhook task whose delivery never came (sonic).
+FALLBACK = WEBHOOK_FALLBACK_FACTOR * EXPECTED_DURATION["sonic"]
+
+
+def make_fake(duration: float = 90.0) -> FakeMusicAPI:
+    return FakeMusicAPI(rate_limit=None, sonic_duration=duration)
+
+
+def hooked(fake: FakeMusicAPI, **kwargs: Any) -> MusicAPI:
+    return fake.client(webhook_url=HOOK, webhook_secret=SECRET, **kwargs)
+
+
+def body_of(task: FakeTask, *, state: str = "succeeded", top_level_id: bool = True) -> bytes:
+    """A Sonic webhook body for a task, like the poll answer once it is done."""
+    clips = [
+        {
+            "clip_id": clip_id,
+            "task_id": task.task_id,
+            "state": state,
+            "title": "Webhook song",
+            "audio_url": f"https://cdn1.suno.ai/{clip_id}.mp3",
+            "duration": "104.88",
+            "mv": "chirp-v5",
+        }
+        for clip_id in task.clip_ids
+    ]
+    body: dict[str, Any] = {"code": 200, "data": clips, "message": "success"}
+    if top_level_id:
+        body["task_id"] = task.task_id
+    return json.dumps(body).encode()
+
+
+async def deliver(
+    client: MusicAPI, task: FakeTask, *, secret: str = SECRET, **kwargs: Any
+) -> WebhookResponse:
+    body = body_of(task, **kwargs)
+    kind = "song.failed" if kwargs.get("state") == "failed" else "song.completed"
+    return await client.webhooks.handle(body, sign_webhook(body, secret, kind=kind))
+
+
+def polls(fake: FakeMusicAPI, ref: TaskRef) -> list[float]:
+    return [r.time for r in fake.requests_to(f"/sonic/task/{ref.task_id}")]
+
+
+async def create(client: MusicAPI, prompt: str = "lofi", **kwargs: Any) -> TaskRef:
+    return await client.sonic.create(mv="sonic-v5", gpt_description_prompt=prompt, **kwargs)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def test_a_webhook_url_needs_a_secret() -> None:
+    with pytest.raises(ValueError, match="webhook_secret"):
+        MusicAPI("k", webhook_url=HOOK)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/hook", "ftp://example.com/hook", "example.com/hook", "https://"],
+)
+def test_a_webhook_url_must_be_https(url: str) -> None:
+    with pytest.raises(ValueError, match="https://"):
+        MusicAPI("k", webhook_url=url, webhook_secret=SECRET)
+
+
+def test_plain_http_is_accepted_for_a_loopback_receiver() -> None:
+    MusicAPI("k", webhook_url="http://127.0.0.1:8000/hook", webhook_secret=SECRET)
+
+
+@pytest.mark.parametrize("secret", ["", "   ", 42])
+def test_the_secret_must_be_a_non_empty_string(secret: Any) -> None:
+    with pytest.raises(ValueError, match="webhook_secret"):
+        MusicAPI("k", webhook_secret=secret)
+
+
+@pytest.mark.parametrize("tolerance", [0, -1, "300"])
+def test_the_tolerance_must_be_positive_seconds(tolerance: Any) -> None:
+    with pytest.raises(ValueError, match="webhook_tolerance"):
+        MusicAPI("k", webhook_secret=SECRET, webhook_tolerance=tolerance)
+
+
+def test_the_secret_stays_out_of_reprs() -> None:
+    client = MusicAPI("k", webhook_url=HOOK, webhook_secret=SECRET)
+    assert SECRET not in repr(client)
+    assert SECRET not in repr(client.webhooks)
+    assert SECRET not in repr(client.with_options(timeout=5))
+
+
+def test_without_a_secret_client_webhooks_says_how_to_configure_it() -> None:
+    with pytest.raises(RuntimeError, match="webhook_secret"):
+        _ = MusicAPI("k").webhooks
+
+
+# --- creates attach the webhook ---------------------------------------------------------------
+
+
+async def test_every_create_of_the_client_attaches_its_webhook() -> None:
+    fake = make_fake()
+    async with hooked(fake) as client:
+        await create(client)
+        await client.producer.create(sound="warm analog synthwave")
+        await client.sonic.stems_basic(fake.last_task.clip_ids[0])
+    bodies = [r.json for r in fake.requests if r.method == "POST"]
+    assert bodies
+    assert all(b["webhook_url"] == HOOK for b in bodies)
+    assert all(b["webhook_secret"] == SECRET for b in bodies)
+
+
+async def test_a_call_naming_its_own_webhook_keeps_it_and_is_polled_as_usual() -> None:
+    fake = make_fake(duration=30.0)
+    async with hooked(fake) as client:
+        ref = await create(client, webhook_url="https://elsewhere.example/hook")
+        task = await client.await_task(ref)
+    assert task.succeeded
+    assert fake.last_task.request["webhook_url"] == "https://elsewhere.example/hook"
+    # Not this client's receiver: the scheduler polls it like any other task.
+    assert polls(fake, ref)
+    assert polls(fake, ref)[0] < FALLBACK
+
+
+async def test_a_client_without_a_webhook_attaches_nothing() -> None:
+    fake = make_fake()
+    async with fake.client() as client:
+        await create(client)
+    assert "webhook_url" not in fake.last_task.request
+
+
+async def test_batch_items_attach_the_webhook_once_for_the_batch() -> None:
+    from musicapi_async import SonicCreate
+
+    fake = make_fake()
+    async with hooked(fake) as client:
+        items = [SonicCreate(mv="sonic-v5", gpt_description_prompt=f"s{k}") for k in range(2)]
+        submission = await client.sonic.batch(items)
+    sent = fake.requests_to("/sonic/batch")[0].json
+    assert sent["webhook_url"] == HOOK
+    assert len(submission.tasks) == 2
+
+
+# --- deliveries resolve waiters -----------------------------------------------------------------
+
+
+async def test_a_delivery_resolves_await_task_at_once_without_a_single_poll() -> None:
+    fake = make_fake(duration=90.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        created = anyio.current_time()
+        got: list[Task] = []
+
+        async def wait() -> None:
+            got.append(await client.await_task(ref))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.sleep(90.0)
+            answer = await deliver(client, fake.tasks[ref.task_id])
+            assert answer.status == 200
+        assert anyio.current_time() - created == pytest.approx(90.0)
+    assert got[0].succeeded
+    assert got[0].ref == ref
+    assert [c.clip_id for c in got[0].clips] == list(fake.tasks[ref.task_id].clip_ids)
+    assert polls(fake, ref) == []
+
+
+async def test_a_delivery_before_anyone_waits_is_kept_for_the_waiter() -> None:
+    fake = make_fake(duration=10.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(10.0)
+        await deliver(client, fake.tasks[ref.task_id])
+        await anyio.sleep(WEBHOOK_EARLY_KEEP / 2)
+        with anyio.fail_after(0.001):
+            task = await client.await_task(ref)
+    assert task.succeeded
+    assert polls(fake, ref) == []
+
+
+async def test_a_delivery_for_a_task_this_client_has_not_seen_yet_is_kept() -> None:
+    # The webhook may beat the create's answer: known to nobody when it lands.
+    fake = make_fake(duration=10.0)
+    async with hooked(fake) as other, hooked(fake) as client:
+        ref = await create(other)
+        await anyio.sleep(10.0)
+        await deliver(client, fake.tasks[ref.task_id])
+        with anyio.fail_after(0.001):
+            task = await client.await_task(ref.task_id)
+    assert task.succeeded
+    assert polls(fake, ref) == []
+
+
+async def test_an_early_delivery_is_forgotten_after_a_while() -> None:
+    fake = make_fake(duration=10.0)
+    async with hooked(fake) as other, hooked(fake) as client:
+        ref = await create(other)
+        await anyio.sleep(10.0)
+        await deliver(client, fake.tasks[ref.task_id])
+        await anyio.sleep(WEBHOOK_EARLY_KEEP + 1)
+        task = await client.await_task(ref.task_id)
+    # Not from the kept delivery: a poll fetched it.
+    assert task.succeeded
+    assert len(polls(fake, ref)) == 1
+
+
+async def test_as_completed_yields_in_delivery_order() -> None:
+    fake = make_fake(duration=60.0)
+    async with hooked(fake) as client:
+        refs = [await create(client, f"song {k}") for k in range(3)]
+        order: list[str] = []
+
+        async def consume() -> None:
+            async with client.as_completed(refs) as stream:
+                async for task in stream:
+                    order.append(task.task_id)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.sleep(70.0)
+            for ref in (refs[2], refs[0], refs[1]):
+                await deliver(client, fake.tasks[ref.task_id])
+                await anyio.sleep(1.0)
+    assert order == [refs[2].task_id, refs[0].task_id, refs[1].task_id]
+    assert all(polls(fake, ref) == [] for ref in refs)
+
+
+async def test_a_failed_task_by_webhook_is_returned_as_data() -> None:
+    fake = make_fake(duration=30.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        async with anyio.create_task_group() as tg:
+            got: list[Task] = []
+
+            async def wait() -> None:
+                got.append(await client.await_task(ref))
+
+            tg.start_soon(wait)
+            await anyio.sleep(30.0)
+            await deliver(client, fake.tasks[ref.task_id], state="failed")
+    assert got[0].status is TaskStatus.FAILED
+
+
+async def test_a_streaming_delivery_reports_progress_and_waits_on() -> None:
+    fake = make_fake(duration=60.0)
+    events: list[TaskProgress] = []
+    async with hooked(fake) as client:
+        ref = await create(client)
+        async with anyio.create_task_group() as tg:
+            got: list[Task] = []
+
+            async def wait() -> None:
+                got.append(await client.await_task(ref, on_progress=events.append))
+
+            tg.start_soon(wait)
+            await anyio.sleep(30.0)
+            await deliver(client, fake.tasks[ref.task_id], state="streaming")
+            await anyio.sleep(1.0)
+            assert not got  # streaming is not the end
+            await anyio.sleep(29.0)
+            await deliver(client, fake.tasks[ref.task_id])
+    assert [e.state for e in events] == [ProgressState.STREAMING, ProgressState.SUCCEEDED]
+    assert events[0].elapsed == pytest.approx(30.0)
+    assert got[0].succeeded
+    assert polls(fake, ref) == []
+
+
+async def test_a_delivery_whose_body_names_another_family_still_finds_its_task() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        async with anyio.create_task_group() as tg:
+            got: list[Task] = []
+
+            async def wait() -> None:
+                got.append(await client.await_task(ref))
+
+            tg.start_soon(wait)
+            await anyio.sleep(20.0)
+            body = json.loads(body_of(fake.tasks[ref.task_id]))
+            body["platform"] = "nuro"  # a wrong hint: the id is what matters
+            raw = json.dumps(body).encode()
+            await client.webhooks.handle(raw, sign_webhook(raw, SECRET))
+    assert got[0].ref == ref
+    assert got[0].ref.family is TaskFamily.SONIC
+
+
+async def test_views_share_the_receiver() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        view = client.with_options(timeout=5)
+        assert view.webhooks is client.webhooks
+        ref = await create(view)
+        await anyio.sleep(20.0)
+        await deliver(view, fake.tasks[ref.task_id])
+        with anyio.fail_after(0.001):
+            assert (await client.await_task(ref)).succeeded
+
+
+# --- bad and repeated deliveries --------------------------------------------------------------
+
+
+async def test_a_bad_signature_changes_nothing() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(20.0)
+        answer = await deliver(client, fake.tasks[ref.task_id], secret="not-the-secret")
+        assert answer.status == 401
+        task = await client.await_task(ref)
+    # The forged delivery resolved nothing: the result came from the fallback poll.
+    assert task.succeeded
+    assert len(polls(fake, ref)) == 1
+
+
+async def test_a_repeated_delivery_is_a_duplicate_and_harmless() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(20.0)
+        body = body_of(fake.tasks[ref.task_id])
+        headers = sign_webhook(body, SECRET, event_id="evt-1")
+        first = await client.webhooks.handle(body, headers)
+        second = await client.webhooks.handle(body, headers)
+        assert (first.status, second.status) == (200, 200)
+        assert b"duplicate" in second.body
+        assert (await client.await_task(ref)).succeeded
+
+
+async def test_a_late_second_event_for_a_finished_task_is_ignored() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(20.0)
+        await deliver(client, fake.tasks[ref.task_id])
+        first = await client.await_task(ref)
+        # Reordered: a streaming event arrives after the end.
+        await deliver(client, fake.tasks[ref.task_id], state="streaming")
+        assert await client.await_task(ref) is first
+
+
+# --- polling as the safety net -----------------------------------------------------------------
+
+
+async def test_a_lost_delivery_delays_the_result_but_never_loses_it() -> None:
+    fake = make_fake(duration=90.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        created = anyio.current_time()
+        task = await client.await_task(ref)
+    assert task.succeeded
+    # Nothing before the fallback time; then one poll finds it done.
+    assert [t - created for t in polls(fake, ref)] == [pytest.approx(FALLBACK, abs=1.5)]
+
+
+async def test_fallback_polls_back_off_while_the_task_runs_on() -> None:
+    fake = make_fake(duration=FALLBACK + 200.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        created = anyio.current_time()
+        task = await client.await_task(ref, timeout=None)
+    assert task.succeeded
+    offsets = [t - created for t in polls(fake, ref)]
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert offsets[0] == pytest.approx(FALLBACK, abs=1.5)
+    assert gaps[0] == pytest.approx(WEBHOOK_FALLBACK_EVERY, abs=1.5)
+    assert all(later >= earlier for earlier, later in itertools.pairwise(gaps))
+    assert gaps[1] == pytest.approx(2 * WEBHOOK_FALLBACK_EVERY, abs=1.5)
+    assert len(offsets) <= 5
+
+
+async def test_a_task_without_a_webhook_is_polled_as_before(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="musicapi_async")
+    offsets: list[list[float]] = []
+    for kwargs in ({"webhook_secret": SECRET}, {}):  # a receiver but no URL to attach; none
+        fake = make_fake(duration=30.0)
+        async with fake.client(**kwargs) as client:
+            ref = await create(client)
+            created = anyio.current_time()
+            await client.await_task(ref)
+        offsets.append([t - created for t in polls(fake, ref)])
+    assert offsets[0] == offsets[1]
+    assert offsets[0][0] < FALLBACK / 2
+    assert SECRET not in caplog.text
+
+
+async def test_durations_learned_from_deliveries_guide_the_polling_of_other_tasks() -> None:
+    # Deliveries say when tasks finished: a later task of the same model, created with its own
+    # webhook elsewhere (so polled), is first polled near that duration, not the prior's.
+    fake = make_fake(duration=40.0)
+    async with hooked(fake) as client:
+        for k in range(6):
+            ref = await create(client, f"song {k}")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.await_task, ref)
+                await anyio.sleep(40.0)
+                await deliver(client, fake.tasks[ref.task_id])
+        polled = await create(client, "polled", webhook_url="https://elsewhere.example/h")
+        created = anyio.current_time()
+        await client.await_task(polled)
+    first = polls(fake, polled)[0] - created
+    assert 30.0 <= first <= 50.0
