@@ -771,6 +771,8 @@ class Scheduler:
                 self._finish(key, tracked, exc)
 
     def _after_poll(self, key: _Key, tracked: _Tracked, task: Task, started: float) -> None:
+        if key in self._done:
+            return  # a webhook delivered it while this poll was in flight: already handed out
         age = started - tracked.created
         state = progress_state(task)
         if state in _STAGES and state not in tracked.stage_seen:

@@ -441,3 +441,26 @@ async def test_durations_learned_from_deliveries_guide_the_polling_of_other_task
         await client.await_task(polled)
     first = polls(fake, polled)[0] - created
     assert 30.0 <= first <= 50.0
+
+
+async def test_a_delivery_during_a_fallback_poll_yields_the_task_once() -> None:
+    fake = make_fake(duration=FALLBACK - 10.0)
+    fake.latency["/sonic/task/*"] = 5.0  # the fallback poll is still in flight at +2 s
+    async with hooked(fake) as client:
+        created = anyio.current_time()
+        ref, other = await create(client), await create(client, "other")
+        seen: list[str] = []
+
+        async def consume() -> None:
+            async with client.as_completed([ref, other]) as stream:
+                async for task in stream:
+                    seen.append(task.task_id)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
+            assert polls(fake, ref)  # the poll reached the fake; its answer is on its way
+            await deliver(client, fake.tasks[ref.task_id])
+            await anyio.sleep(10.0)
+            await deliver(client, fake.tasks[other.task_id])
+    assert seen == [ref.task_id, other.task_id]
