@@ -149,10 +149,36 @@ def drive_django(ran: Ran) -> None:
         answer = await AsyncClient().get(f"/songs/{task_id}")
         return answer.status_code, answer.json()
 
+    async def under_asgi() -> None:
+        # One event loop serving concurrent requests: the module-level bucket paces them all.
+        task_ids: list[str] = []
+
+        async def submit_one() -> None:
+            task_ids.append(await submit())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(submit_one)
+        reports: list[tuple[int, dict[str, Any]]] = []
+
+        async def report_until_done(task_id: str) -> None:
+            for _ in range(20):
+                status, body = await report(task_id)
+                if status != 202:
+                    reports.append((status, body))
+                    return
+
+        async with anyio.create_task_group() as tg:
+            for task_id in task_ids:
+                tg.start_soon(report_until_done, task_id)
+        assert sorted(body["task_id"] for _, body in reports) == sorted(task_ids)
+        assert all(status == 200 and body["status"] == "succeeded" for status, body in reports)
+
     try:
         with override_settings(ROOT_URLCONF=urls.__name__, ALLOWED_HOSTS=["testserver"]):
-            # Each request in an event loop of its own, as under WSGI: nothing of a client
-            # survives from one loop to the next, only the module-level bucket.
+            ran.run(under_asgi)
+            # Each request in an event loop of its own, as under WSGI (one thread): nothing of
+            # a client survives from one loop to the next, only the module-level bucket.
             task_id = ran.run(submit)
             assert task_id in fake.tasks
             status, body = ran.run(report, task_id)
@@ -166,6 +192,8 @@ def drive_django(ran: Ran) -> None:
     finally:
         del sys.modules[urls.__name__]
     # The module-level bucket paced every request of every loop: the fake refused none.
+    times = [record.time for record in fake.requests]
+    assert all(later - earlier >= 3.0 for earlier, later in itertools.pairwise(times))
     assert all(record.status != 429 for record in fake.requests)
 
 
@@ -176,6 +204,7 @@ def drive_celery(ran: Ran) -> None:
     app = ran.namespace["app"]
     # Run tasks in process, as a worker would run them; no broker is contacted.
     app.conf.broker_url = "memory://"
+    app.conf.result_backend = "cache+memory://"
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
     generate_song = ran.namespace["generate_song"]
