@@ -386,7 +386,7 @@ def test_every_block_has_a_language_the_harness_knows() -> None:
 
 def test_markers_are_known_and_every_check_is_used() -> None:
     text = README.read_text(encoding="utf-8")
-    markers = re.findall(r"<!--\s*readme-test:\s*(\S+)\s*(.*?)\s*-->", text)
+    markers = re.findall(r"^<!--[ \t]*readme-test:[ \t]*(\S+)[ \t]*(.*?)[ \t]*-->", text, re.M)
     attached = [(b.marker, b.argument) for b in BLOCKS if b.marker]
     assert sorted(markers) == sorted(attached), "a marker must be right before a fence"
     assert {marker for marker, _ in markers} <= MARKERS
