@@ -36,6 +36,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -299,6 +300,8 @@ def run_fake_server(argv: list[str]) -> None:
     with subprocess.Popen(
         [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as server:
+        watchdog = threading.Timer(30, server.kill)  # a server that never prints must not hang
+        watchdog.start()
         try:
             assert server.stdout is not None
             first, second = server.stdout.readline(), server.stdout.readline()
@@ -311,6 +314,7 @@ def run_fake_server(argv: list[str]) -> None:
             assert answer.status_code == 200, answer.text
         finally:
             server.terminate()
+            watchdog.cancel()
         assert server.wait(timeout=10) == 0
 
 
