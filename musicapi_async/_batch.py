@@ -1,0 +1,1171 @@
+"""Resumable batches: create many songs, wait for them, download them, survive a crash.
+
+:func:`run_batch` submits every job (one ``/sonic/create`` each, one after the other, under
+the client's shared rate limiter), awaits them all with the client's scheduler, downloads
+the finished clips and writes ``results.jsonl``, all in one output directory. A journal in
+that directory (``.musicapi-batch.sqlite3``, the standard library's SQLite, WAL, each
+change committed and synced before the next network step) records where every job stands,
+so that running the same batch again after a crash, a ``kill -9`` or Ctrl-C resumes it:
+
+* a job whose task was created is awaited, never created again;
+* a finished task's result is read from the journal, not polled again;
+* a file already downloaded (and still there) is not fetched again.
+
+A job moves through these states (:class:`BatchJobState`)::
+
+    planned -> submitting -> sending -> created -> done -> downloaded
+                   |            |           \\-> failed
+                   |            \\-> uncertain
+                   \\-> planned (certainly not sent), failed (refused: 400, 403...)
+
+``submitting`` is written before the create call, ``sending`` by an httpx request hook at
+the moment the request is handed to the network (after the rate limiter granted it), and
+``created``, with the task reference, as soon as the answer arrives. MusicAPI has no way to
+list tasks, so an interrupted create is reconciled from those marks alone:
+
+* ``submitting`` (the request never left): safe, created on the next run;
+* ``sending`` (it may have reached the server), and every create error that says the task
+  may exist (``task_may_exist``: a read timeout, a dropped connection, a 5xx): the job is
+  **uncertain** and is *not* created again, since that could pay twice; it is reported,
+  and ``resubmit_uncertain=True`` (``musicapi batch --resubmit-uncertain``) creates it again
+  after you checked (the dashboard's history, a webhook, the credits);
+* errors that prove nothing was created (a connection refused, 429 after the retries, 401,
+  insufficient credits) put the job back to ``planned`` and stop the submissions (the jobs
+  already created are still awaited); a refusal of the job itself (400, another 403) marks
+  it ``failed``. Failed tasks are recorded and not retried (MusicAPI refunds them).
+
+On Ctrl-C (cancellation) a create request already on the wire is let finish (its answer
+is the only record of the task id) while one still waiting for the rate limiter is dropped,
+so an interrupted run leaves no uncertain job behind.
+
+Job ids come from the input (``"id"``) or from the job's content: the first 12 hex digits
+of the SHA-256 of its request body, with ``-2``, ``-3``... for repeats of the same body, so
+the same file (even reordered, or with lines added) maps to the same jobs. The journal
+refuses a batch that reuses an id with different content once that job may have reached
+the server, or that shares no job with the batch already in the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import enum
+import hashlib
+import inspect
+import json
+import math
+import os
+import sqlite3
+import sys
+import types
+import typing
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, final
+
+import anyio
+import anyio.lowlevel
+import attrs
+import httpx
+from anyio.abc import TaskGroup
+from attrs import frozen
+
+from ._download import DownloadError, safe_filename
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    InsufficientCreditsError,
+    MusicAPIError,
+    NotFoundError,
+    RateLimitError,
+)
+from ._models import ClipState, Task, TaskRef
+from ._poller import ProgressState, TaskProgress, WaitTimeoutError
+from ._serde import parse_task
+from ._sonic import SonicCreate
+
+if TYPE_CHECKING:
+    from ._client import MusicAPI
+
+__all__ = [
+    "BATCH_JOURNAL",
+    "BATCH_RESULTS",
+    "BatchConflictError",
+    "BatchEvent",
+    "BatchInputError",
+    "BatchJob",
+    "BatchJobResult",
+    "BatchJobState",
+    "BatchReport",
+    "read_batch_jobs",
+    "run_batch",
+]
+
+#: The journal's file name, in the output directory.
+BATCH_JOURNAL: Final = ".musicapi-batch.sqlite3"
+#: The lock that keeps two runs off one output directory (an advisory lock on POSIX).
+BATCH_LOCK: Final = ".musicapi-batch.lock"
+#: The results file's name, in the output directory (one JSON object per job).
+BATCH_RESULTS: Final = "results.jsonl"
+#: The model of input lines that name none.
+DEFAULT_BATCH_MODEL: Final = "sonic-v5"
+#: Downloads running at once (they do not use the API's request budget).
+BATCH_DOWNLOADS: Final = 4
+#: Hex digits of a content-derived job id.
+DERIVED_ID_DIGITS: Final = 12
+#: Version of the journal's tables.
+JOURNAL_SCHEMA: Final = 1
+
+_TIMEOUT_UNSET: Any = object()
+
+
+class BatchJobState(str, enum.Enum):
+    """Where a job of a batch stands, as the journal records it."""
+
+    #: Not submitted yet.
+    PLANNED = "planned"
+    #: About to be created; the request has not left (safe to create after a crash).
+    SUBMITTING = "submitting"
+    #: The create request was handed to the network; it may have reached the server.
+    SENDING = "sending"
+    #: A create may have started a task whose id never arrived: not created again unless
+    #: asked (``resubmit_uncertain``).
+    UNCERTAIN = "uncertain"
+    #: The task exists; its reference is recorded.
+    CREATED = "created"
+    #: The task succeeded; its final snapshot is recorded.
+    DONE = "done"
+    #: The task failed, or MusicAPI refused to create it; not retried.
+    FAILED = "failed"
+    #: The finished clips' audio is saved; the files are recorded.
+    DOWNLOADED = "downloaded"
+
+
+# --- jobs and their input ---------------------------------------------------------------------
+
+
+@final
+@frozen
+class BatchJob:
+    """One job of a batch: an id and the ``/sonic/create`` call it makes."""
+
+    #: Stable across runs: the input's ``"id"``, or derived from the content.
+    job_id: str
+    create: SonicCreate
+    #: The input line it came from (1-based), when read from a file.
+    line: int | None = None
+
+
+class BatchInputError(ValueError):
+    """The batch's input is unusable; nothing was sent. ``problems`` lists (line, message)."""
+
+    problems: tuple[tuple[int | None, str], ...]
+
+    def __init__(self, message: str, problems: Sequence[tuple[int | None, str]]) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+class BatchConflictError(ValueError):
+    """The output directory's journal belongs to another batch (or another run holds it)."""
+
+
+#: Input keys that are not SonicCreate fields.
+_ALIASES: Final = {
+    "id": "the job's id",
+    "lyrics": "custom mode: the lyrics (sent as prompt)",
+    "instrumental": "make_instrumental",
+}
+
+
+def _field_kinds() -> dict[str, str]:
+    """SonicCreate's fields and the JSON type each takes: str, bool, number or int."""
+    hints = typing.get_type_hints(SonicCreate)
+    kinds: dict[str, str] = {}
+    for field in attrs.fields(SonicCreate):
+        hint = hints[field.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            hint = args[0]
+        kinds[field.name] = {bool: "bool", int: "int", float: "number"}.get(hint, "str")
+    return kinds
+
+
+_KINDS: Final = _field_kinds()
+_KIND_CHECKS: Final[Mapping[str, tuple[str, Callable[[object], bool]]]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "number": (
+        "a number",
+        lambda v: (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        ),
+    ),
+}
+
+
+def read_batch_jobs(
+    path: str | os.PathLike[str], *, default_mv: str = DEFAULT_BATCH_MODEL
+) -> list[BatchJob]:
+    """Read a JSONL file of jobs, one JSON object per line; check every line first.
+
+    A line is a ``/sonic/create`` body (any field of :class:`SonicCreate`), with shortcuts:
+
+    * ``{"prompt": "a sea shanty"}`` alone is description mode (MusicAPI writes the song);
+    * ``{"lyrics": "[Verse] ...", "title": ..., "tags": ...}`` is custom mode (``prompt``
+      next to ``lyrics`` is the style when ``tags`` is not given);
+    * ``"instrumental": true`` is ``make_instrumental``; ``"mv"`` defaults to ``default_mv``;
+    * ``"id"`` names the job (unique); without it the id is derived from the content.
+
+    Blank lines are skipped. Every problem of every line is collected and raised together.
+
+    Raises:
+        BatchInputError: a line is not a JSON object, has an unknown key or a value of the
+            wrong type, lacks what its mode needs, or repeats an id; or the file is empty.
+        OSError: the file cannot be read.
+    """
+    source = os.fspath(path)
+    data = Path(source).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BatchInputError(
+            f"{source}: not UTF-8 text (byte {exc.start}); a batch is a JSONL file",
+            [(None, "not UTF-8 text")],
+        ) from exc
+    return _parse_lines(text.splitlines(), source=source, default_mv=default_mv)
+
+
+def _parse_lines(lines: Sequence[str], *, source: str, default_mv: str) -> list[BatchJob]:
+    problems: list[tuple[int | None, str]] = []
+    parsed: list[tuple[int, str | None, SonicCreate]] = []
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        try:
+            job_id, create = _parse_line(text, default_mv)
+        except ValueError as exc:
+            problems.append((number, str(exc)))
+            continue
+        parsed.append((number, job_id, create))
+    if not parsed and not problems:
+        problems.append((None, "no jobs: the file has no JSON lines"))
+    jobs = _assign_ids(parsed, problems)
+    if problems:
+        shown = [f"line {n}: {m}" if n is not None else m for n, m in problems[:20]]
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise BatchInputError(
+            f"{source}: {len(problems)} problem(s), nothing was sent:\n  "
+            + "\n  ".join(shown)
+            + more,
+            problems,
+        )
+    return jobs
+
+
+def _parse_line(text: str, default_mv: str) -> tuple[str | None, SonicCreate]:
+    try:
+        item = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(item, dict):
+        shown = text.strip()[:60]
+        raise ValueError(f"expected a JSON object, got {type(item).__name__}: {shown}")  # noqa: TRY004 - a problem of the input, reported per line
+    job_id = _read_id(item.pop("id", None))
+    for key, value in item.items():
+        kind = _KINDS.get(key) or {"lyrics": "str", "instrumental": "bool"}.get(key)
+        if kind is None:
+            known = sorted({*_KINDS, *_ALIASES})
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown field {key!r}{hint}")
+        wanted, check = _KIND_CHECKS[kind]
+        if value is not None and not check(value):
+            raise ValueError(f"{key!r} must be {wanted}, got {json.dumps(value)[:60]}")
+    fields = {k: v for k, v in item.items() if v is not None}
+    _apply_shortcuts(fields)
+    if fields.get("task_type") != "concat_music":  # the one task type without a model
+        fields.setdefault("mv", default_mv)
+    create = SonicCreate(**fields)
+    create.to_body()  # the SDK's own checks: required fields, title length, weights...
+    return job_id, create
+
+
+def _read_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"'id' must be a string, got {json.dumps(value)[:60]}")  # noqa: TRY004 - as above
+    text = str(value)
+    if not text.strip() or not text.isprintable():
+        raise ValueError(f"'id' must be non-empty printable text, got {text!r}")
+    return text
+
+
+def _apply_shortcuts(fields: dict[str, Any]) -> None:
+    """Turn the input's shortcuts into SonicCreate fields (see :func:`read_batch_jobs`)."""
+    if "instrumental" in fields:
+        value = fields.pop("instrumental")
+        if fields.setdefault("make_instrumental", value) != value:
+            raise ValueError("'instrumental' and 'make_instrumental' disagree")
+    if "lyrics" in fields:
+        lyrics = fields.pop("lyrics")
+        if "prompt" in fields:
+            if "tags" in fields:
+                raise ValueError(
+                    "with 'lyrics', 'prompt' is the style: give 'prompt' or 'tags', not both"
+                )
+            fields["tags"] = fields.pop("prompt")
+        if fields.get("custom_mode") is False:
+            raise ValueError("'lyrics' is custom mode: drop custom_mode=false")
+        fields["prompt"] = lyrics
+        fields.setdefault("custom_mode", True)
+        return
+    explicit = ("custom_mode", "gpt_description_prompt", "task_type")
+    if "prompt" in fields and not any(key in fields for key in explicit):
+        fields["gpt_description_prompt"] = fields.pop("prompt")
+        fields["custom_mode"] = False
+    if not any(k in fields for k in ("prompt", "gpt_description_prompt", "task_type")):
+        raise ValueError(
+            "give 'prompt' (a description of the song) or 'lyrics' (custom mode), "
+            "or the API's own fields"
+        )
+
+
+def _canonical(create: SonicCreate) -> str:
+    """The request body as canonical JSON, without the webhook secret (kept out of files)."""
+    body = create.to_body()
+    body.pop("webhook_secret", None)
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _assign_ids(
+    parsed: Sequence[tuple[int | None, str | None, SonicCreate]],
+    problems: list[tuple[int | None, str]],
+) -> list[BatchJob]:
+    """Derive the missing ids (content, then occurrence) and refuse duplicates."""
+    repeats: Counter[str] = Counter()
+    seen: dict[str, int | None] = {}
+    jobs: list[BatchJob] = []
+    for line, given, create in parsed:
+        job_id = given
+        if job_id is None:
+            digest = _digest(_canonical(create))[:DERIVED_ID_DIGITS]
+            repeats[digest] += 1
+            job_id = digest if repeats[digest] == 1 else f"{digest}-{repeats[digest]}"
+        if job_id in seen:
+            where = f"line {seen[job_id]}" if seen[job_id] is not None else "another job"
+            problems.append((line, f"duplicate id {job_id!r} (also on {where})"))
+            continue
+        seen[job_id] = line
+        jobs.append(BatchJob(job_id, create, line))
+    return jobs
+
+
+def _as_jobs(jobs: Iterable[BatchJob | SonicCreate]) -> list[BatchJob]:
+    problems: list[tuple[int | None, str]] = []
+    parsed: list[tuple[int | None, str | None, SonicCreate]] = []
+    for number, job in enumerate(jobs, 1):
+        if isinstance(job, SonicCreate):
+            job = BatchJob("", job)
+        if not isinstance(job, BatchJob):
+            raise TypeError(
+                f"jobs must be BatchJob or SonicCreate objects, got {type(job).__name__}"
+            )
+        label = job.line if job.line is not None else number
+        try:
+            job.create.to_body()
+        except ValueError as exc:
+            problems.append((label, f"job {job.job_id or number}: {exc}"))
+            continue
+        parsed.append((job.line, job.job_id or None, job.create))
+    result = _assign_ids(parsed, problems)
+    if not result and not problems:
+        problems.append((None, "no jobs"))
+    if problems:
+        lines = [f"line {n}: {m}" if n is not None else m for n, m in problems]
+        raise BatchInputError(
+            "bad batch jobs, nothing was sent:\n  " + "\n  ".join(lines), problems
+        )
+    return result
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@final
+@frozen
+class BatchEvent:
+    """A job changed state, for ``run_batch(on_progress=...)``.
+
+    ``state`` is a :class:`BatchJobState` value (``planned``, ``submitting``, ``created``,
+    ``done``, ``failed``, ``uncertain``, ``downloaded``...) or, while its task runs, the
+    task's ``pending``, ``running`` or ``streaming``, and ``downloading`` while its audio
+    is fetched.
+    """
+
+    job_id: str
+    state: str
+    task_id: str | None = None
+    #: Seconds since the task was submitted (or since this run began waiting for it).
+    elapsed: float | None = None
+    #: A short explanation: an error, a file count.
+    detail: str = ""
+
+
+@final
+@frozen
+class BatchJobResult:
+    """Where one job ended up after a run."""
+
+    job_id: str
+    state: BatchJobState
+    #: True when the job has nothing left to do: downloaded (or done, without downloads).
+    complete: bool
+    line: int | None = None
+    task_id: str | None = None
+    #: The terminal snapshot, once the task finished.
+    task: Task | None = None
+    files: tuple[Path, ...] = ()
+    error: str | None = None
+    #: Create calls that may have reached MusicAPI for this job: 1 normally, 2 after an
+    #: uncertain job was created again.
+    attempts: int = 0
+
+
+@final
+@frozen
+class BatchReport:
+    """What :func:`run_batch` did, job by job, in input order."""
+
+    jobs: tuple[BatchJobResult, ...]
+    out_dir: Path
+    #: ``results.jsonl``: one JSON object per job (written atomically at every run's end).
+    results_path: Path
+    journal_path: Path
+    #: Why submitting stopped early (401, no credits, the network...), if it did.
+    stopped: str | None = None
+    #: Ids of jobs in the journal that this run's input does not have (left alone).
+    other_jobs: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when every job is complete (rerunning would do nothing)."""
+        return all(job.complete for job in self.jobs)
+
+    def by_state(self, *states: BatchJobState) -> list[BatchJobResult]:
+        """The jobs in any of ``states``."""
+        return [job for job in self.jobs if job.state in states]
+
+
+# --- the journal ------------------------------------------------------------------------------
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task TEXT,
+    result TEXT,
+    files TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+@attrs.define
+class _Row:
+    id: str
+    position: int
+    fingerprint: str
+    state: BatchJobState
+    task: str | None = None
+    result: str | None = None
+    files: str | None = None
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def ref(self) -> TaskRef | None:
+        return None if self.task is None else TaskRef.from_json(self.task)
+
+    @property
+    def file_names(self) -> list[str]:
+        return [] if self.files is None else [str(f) for f in json.loads(self.files)]
+
+    def snapshot(self) -> Task | None:
+        ref = self.ref
+        if self.result is None or ref is None:
+            return None
+        stored = json.loads(self.result)
+        return parse_task(ref, int(stored["http_status"]), stored["body"])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class _Journal:
+    """The SQLite journal of one output directory; every write is its own durable commit.
+
+    Writes are synchronous on purpose: each is a few hundred bytes, and a write must be on
+    disk before the network step it records (a thread would let the step overtake it).
+    """
+
+    def __init__(self, out_dir: Path, lock: Any) -> None:
+        self.path = out_dir / BATCH_JOURNAL
+        self._lock = lock
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self.close()
+            raise
+        self.rows: dict[str, _Row] = {}
+        columns = "id, position, fingerprint, state, task, result, files, error, attempts"
+        for values in self._db.execute(f"SELECT {columns} FROM jobs"):
+            row = _Row(*values)
+            row.state = _state(values[3])
+            self.rows[row.id] = row
+
+    @classmethod
+    def open(cls, out_dir: Path) -> _Journal:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock(out_dir / BATCH_LOCK)
+        try:
+            return cls(out_dir, lock)
+        except BaseException:
+            lock.close()
+            raise
+
+    def meta(self, key: str) -> str | None:
+        found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def insert(self, job: BatchJob, position: int, canonical: str) -> None:
+        row = _Row(job.job_id, position, _digest(canonical), BatchJobState.PLANNED)
+        self._db.execute(
+            "INSERT OR REPLACE INTO jobs (id, position, fingerprint, request, state, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (row.id, position, row.fingerprint, canonical, row.state.value, _now()),
+        )
+        self.rows[row.id] = row
+
+    def update(self, job_id: str, **changes: Any) -> _Row:
+        """Change a job's columns in one committed, synced transaction."""
+        row = self.rows[job_id]
+        columns = []
+        values: list[Any] = []
+        for name, value in changes.items():
+            setattr(row, name, value)
+            columns.append(f"{name} = ?")
+            values.append(value.value if isinstance(value, BatchJobState) else value)
+        self._db.execute(
+            f"UPDATE jobs SET {', '.join(columns)}, updated_at = ? WHERE id = ?",
+            (*values, _now(), job_id),
+        )
+        return row
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+        self._lock.close()
+
+
+def _state(value: str) -> BatchJobState:
+    try:
+        return BatchJobState(value)
+    except ValueError:
+        # A state written by a newer version: the careful reading is "may have been sent".
+        return BatchJobState.UNCERTAIN
+
+
+class _Lock:
+    """An exclusive advisory lock on a file, released by the system if the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = open(path, "a+b")  # noqa: SIM115 - held for the whole run
+        if sys.platform != "win32":
+            import fcntl
+
+            try:
+                fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                self._handle.close()
+                raise BatchConflictError(
+                    f"another batch is running in {path.parent} (it holds {path.name}); "
+                    "wait for it to finish or stop it"
+                ) from exc
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _lock(path: Path) -> _Lock:
+    return _Lock(path)
+
+
+# --- running a batch --------------------------------------------------------------------------
+
+
+class _SendMark:
+    """Set by the request hook when the create request of ``job_id`` goes to the network."""
+
+    def __init__(self, run: _Run, job_id: str) -> None:
+        self.run = run
+        self.job_id = job_id
+        self.sent = False
+
+
+#: The create in progress in this task, for the request hook (polls run in other tasks).
+_CREATING: ContextVar[_SendMark | None] = ContextVar("musicapi_batch_creating", default=None)
+
+
+async def run_batch(
+    client: MusicAPI,
+    jobs: Iterable[BatchJob | SonicCreate],
+    out_dir: str | os.PathLike[str],
+    *,
+    download: bool = True,
+    resubmit_uncertain: bool = False,
+    wait_timeout: float | None = _TIMEOUT_UNSET,
+    on_progress: Callable[[BatchEvent], object] | None = None,
+) -> BatchReport:
+    """Create every job, wait for all, download the audio: resumably, into ``out_dir``.
+
+    Run it again with the same jobs and ``out_dir`` after a crash, a kill or Ctrl-C and it
+    carries on: created tasks are awaited (never created twice), finished results are not
+    polled again, saved files are not downloaded again. A create that may have reached
+    MusicAPI without its answer arriving leaves the job *uncertain*: it is not created again
+    unless ``resubmit_uncertain=True`` (check the dashboard first: that may pay twice). The
+    module docstring of ``musicapi_async._batch`` details the journal.
+
+    Creates are sent one after the other under the client's rate limiter, while the
+    client's scheduler polls the created tasks with the spare budget. Failed tasks are
+    recorded, never retried. ``results.jsonl`` in ``out_dir`` lists every job (id, state,
+    task id, clips, files, error) and is rewritten atomically at the end of every run,
+    including an interrupted one.
+
+    Args:
+        client: An open client (``async with MusicAPI() as client``).
+        jobs: :class:`BatchJob` objects (e.g. from :func:`read_batch_jobs`) or bare
+            :class:`SonicCreate` bodies (their ids are then derived from their content).
+        out_dir: Where the journal, the audio files and ``results.jsonl`` go (created).
+        download: Save each succeeded clip's audio (``<title> - <clip id>.<ext>``).
+        resubmit_uncertain: Create the uncertain jobs again.
+        wait_timeout: Seconds to wait for each task (default: the client's, 10 min for
+            Sonic; ``None``: no limit). A task still running then is left for the next run.
+        on_progress: Called with a :class:`BatchEvent` at every change (a coroutine
+            function is awaited).
+
+    Raises:
+        BatchInputError: a job is invalid or two share an id (nothing was sent).
+        BatchConflictError: ``out_dir`` holds another batch's journal, gives one of these
+            ids to other content, or another run is using it.
+
+    >>> jobs = [SonicCreate(mv="sonic-v5", gpt_description_prompt=p) for p in prompts]
+    >>> report = await run_batch(client, jobs, "songs/")
+    >>> report.complete, [job.files for job in report.jobs]
+    """
+    checked = _as_jobs(jobs)
+    out = Path(out_dir)
+    journal = _Journal.open(out)
+    try:
+        run = _Run(client, journal, checked, out, download, resubmit_uncertain, on_progress)
+        run.prepare()
+    except BaseException:
+        journal.close()
+        raise
+    kwargs = {} if wait_timeout is _TIMEOUT_UNSET else {"timeout": wait_timeout}
+    try:
+        await run.go(kwargs)
+    finally:
+        try:
+            run.write_results()
+        finally:
+            journal.close()
+    return run.report()
+
+
+class _Run:
+    def __init__(
+        self,
+        client: MusicAPI,
+        journal: _Journal,
+        jobs: list[BatchJob],
+        out: Path,
+        download: bool,
+        resubmit_uncertain: bool,
+        on_progress: Callable[[BatchEvent], object] | None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.jobs = jobs
+        self.by_id = {job.job_id: job for job in jobs}
+        self.out = out
+        self.download = download
+        self.resubmit_uncertain = resubmit_uncertain
+        self.on_progress = on_progress
+        self.stopped: str | None = None
+        self.failure: BaseException | None = None
+        self.other_jobs: tuple[str, ...] = ()
+        self.slots = anyio.CapacityLimiter(BATCH_DOWNLOADS)
+        self._files: dict[str, Path] | None = None
+        self._hooked: httpx.AsyncClient | None = None
+        self._tg: TaskGroup | None = None
+        self._wait_kwargs: dict[str, Any] = {}
+
+    # --- before anything is sent ----------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Check the journal against the jobs, add the new jobs, reconcile interruptions."""
+        journal = self.journal
+        api = _shown_url(self.client.base_url)
+        canonical = {job.job_id: _canonical(job.create) for job in self.jobs}
+        rows = journal.rows
+        ours = set(self.by_id)
+        if rows and not ours & set(rows):
+            raise BatchConflictError(
+                f"{self.out} holds another batch ({len(rows)} job(s), none of them in this "
+                "input): use another output directory (deleting its "
+                f"{BATCH_JOURNAL} would create its jobs again)"
+            )
+        recorded_api = journal.meta("api")
+        if recorded_api not in (None, api) and any(r.task for r in rows.values()):
+            raise BatchConflictError(
+                f"{self.out} holds a batch whose tasks were created on {recorded_api}, not on "
+                f"{api}: use another output directory"
+            )
+        conflicts = []
+        for job in self.jobs:
+            row = rows.get(job.job_id)
+            if row is None or row.fingerprint == _digest(canonical[job.job_id]):
+                continue
+            # Content may change while nothing can exist on the server for the old one.
+            unsent = (BatchJobState.PLANNED, BatchJobState.SUBMITTING, BatchJobState.FAILED)
+            if row.task is not None or row.state not in unsent:
+                where = f" (line {job.line})" if job.line is not None else ""
+                conflicts.append(f"{job.job_id!r}{where}, {row.state.value} in the journal")
+        if conflicts:
+            raise BatchConflictError(
+                f"{len(conflicts)} job id(s) have other content than the jobs of the same id "
+                f"already sent from {self.out}: "
+                + "; ".join(conflicts[:5])
+                + (" ..." if len(conflicts) > 5 else "")
+                + ". A different input file? Use another output directory, or give the "
+                "changed jobs new ids."
+            )
+        with journal.transaction():
+            journal.set_meta("schema", str(JOURNAL_SCHEMA))
+            journal.set_meta("api", api)
+            for position, job in enumerate(self.jobs):
+                row = rows.get(job.job_id)
+                if row is None or row.fingerprint != _digest(canonical[job.job_id]):
+                    journal.insert(job, position, canonical[job.job_id])
+                elif row.position != position:
+                    journal.update(job.job_id, position=position)
+                self._reconcile(job.job_id)
+        self.other_jobs = tuple(sorted(set(rows) - ours))
+
+    def _reconcile(self, job_id: str) -> None:
+        """Settle what an interrupted run left: see the module docstring."""
+        journal = self.journal
+        row = journal.rows[job_id]
+        if row.state is BatchJobState.SUBMITTING:
+            journal.update(job_id, state=BatchJobState.PLANNED)
+        elif row.state is BatchJobState.SENDING:
+            journal.update(
+                job_id,
+                state=BatchJobState.UNCERTAIN,
+                error="the run stopped while the create request was on its way: MusicAPI may "
+                "have created the task (and charged for it) without the answer arriving",
+            )
+        if row.state is BatchJobState.UNCERTAIN and self.resubmit_uncertain:
+            journal.update(job_id, state=BatchJobState.PLANNED)
+        if row.state is BatchJobState.DOWNLOADED and not all(
+            (self.out / name).is_file() for name in row.file_names
+        ):
+            journal.update(job_id, state=BatchJobState.DONE, files=None)
+
+    # --- the run ------------------------------------------------------------------------
+
+    async def go(self, wait_kwargs: dict[str, Any]) -> None:
+        self._wait_kwargs = wait_kwargs
+        self._hook()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for job in self.jobs:
+                    row = self.journal.rows[job.job_id]
+                    ref = row.ref
+                    await self._emit(job.job_id, row.state.value, detail=row.error or "")
+                    if row.state is BatchJobState.CREATED and ref is not None:
+                        self._start(self._follow, job.job_id, ref)
+                    elif row.state is BatchJobState.DONE and self.download:
+                        task = row.snapshot()
+                        if task is not None:
+                            self._start(self._download, job.job_id, task)
+                self._start(self._submit_all)
+        finally:
+            self._unhook()
+        if self.failure is not None:
+            raise self.failure
+
+    def _start(self, function: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run a child; the first unexpected error stops the run and is raised by it."""
+        tg = self._tg
+        assert tg is not None  # go() set it
+
+        async def guarded() -> None:
+            try:
+                await function(*args)
+            except Exception as exc:
+                if self.failure is None:
+                    self.failure = exc
+                tg.cancel_scope.cancel()
+
+        tg.start_soon(guarded)
+
+    async def _emit(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        task_id: str | None = None,
+        elapsed: float | None = None,
+        detail: str = "",
+    ) -> None:
+        if self.on_progress is None:
+            return
+        if task_id is None:
+            ref = self.journal.rows[job_id].ref
+            task_id = None if ref is None else ref.task_id
+        outcome = self.on_progress(BatchEvent(job_id, state, task_id, elapsed, detail))
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    # --- creating -----------------------------------------------------------------------
+
+    async def _submit_all(self) -> None:
+        for job in self.jobs:
+            if self.stopped is not None:
+                return
+            if self.journal.rows[job.job_id].state is BatchJobState.PLANNED:
+                await self._submit(job)
+
+    async def _submit(self, job: BatchJob) -> None:
+        """Create one job's task and record the outcome (see the module docstring)."""
+        # A cancellation that arrived while the previous create was shielded stops us here.
+        await anyio.lowlevel.checkpoint()
+        journal = self.journal
+        hooked = self._hooked is not None
+        mark = _SendMark(self, job.job_id)
+        row = journal.rows[job.job_id]
+        if hooked:
+            journal.update(job.job_id, state=BatchJobState.SUBMITTING, error=None)
+        else:
+            # Without the request hook, "about to send" is all that can be known.
+            mark.sent = True
+            journal.update(
+                job.job_id, state=BatchJobState.SENDING, error=None, attempts=row.attempts + 1
+            )
+        await self._emit(job.job_id, BatchJobState.SUBMITTING.value)
+        ref, error = await self._create(job, mark)
+        if error is not None:
+            await self._create_failed(job, error)
+        elif ref is None:  # cancelled before the request left; the journal says planned
+            await anyio.lowlevel.checkpoint()  # raises that cancellation
+        else:
+            await self._emit(job.job_id, BatchJobState.CREATED.value, task_id=ref.task_id)
+            self._start(self._follow, job.job_id, ref)
+
+    async def _create(
+        self, job: BatchJob, mark: _SendMark
+    ) -> tuple[TaskRef | None, MusicAPIError | None]:
+        """The create call; on cancellation it is dropped only if the request has not left.
+
+        Once the request is on its way its answer is awaited even under cancellation
+        (within the client's timeout): it is the only record of the task's id. Returns the
+        reference, or the error, or ``(None, None)`` when cancelled before sending.
+        """
+        unsent = anyio.CancelScope()
+        ref: TaskRef | None = None
+        error: MusicAPIError | None = None
+        unexpected: Exception | None = None
+
+        async def drop_if_unsent() -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                if not mark.sent:
+                    unsent.cancel()
+
+        async with anyio.create_task_group() as watcher:
+            watcher.start_soon(drop_if_unsent)
+            with anyio.CancelScope(shield=True):
+                token = _CREATING.set(mark)
+                try:
+                    with unsent:
+                        ref = await self.client.sonic.create(**attrs.asdict(job.create))
+                except MusicAPIError as exc:
+                    error = exc
+                except Exception as exc:  # raised below, not as an exception group
+                    unexpected = exc
+                finally:
+                    _CREATING.reset(token)
+                    watcher.cancel_scope.cancel()
+                # Recorded inside the shield: a cancellation must not lose the task's id.
+                if ref is not None:
+                    self.journal.update(
+                        job.job_id, state=BatchJobState.CREATED, task=ref.to_json(), error=None
+                    )
+                elif error is None and unexpected is None:
+                    self.journal.update(job.job_id, state=BatchJobState.PLANNED)
+        if unexpected is not None:
+            raise unexpected
+        return ref, error
+
+    def on_request(self, mark: _SendMark) -> None:
+        """The request hook saw this run's create leave: record that it may arrive."""
+        if mark.sent:
+            return  # a retry of the same call (after a 429 or a connection refused)
+        mark.sent = True
+        row = self.journal.rows[mark.job_id]
+        self.journal.update(mark.job_id, state=BatchJobState.SENDING, attempts=row.attempts + 1)
+
+    async def _create_failed(self, job: BatchJob, exc: MusicAPIError) -> None:
+        journal = self.journal
+        message = str(exc)
+        if exc.task_may_exist:
+            journal.update(job.job_id, state=BatchJobState.UNCERTAIN, error=message)
+            await self._emit(job.job_id, BatchJobState.UNCERTAIN.value, detail=message)
+            return
+        certainly_not_made = (
+            AuthenticationError,
+            InsufficientCreditsError,
+            RateLimitError,
+            APIConnectionError,
+        )
+        if isinstance(exc, certainly_not_made) or (
+            isinstance(exc, APIStatusError) and exc.status_code >= 500
+        ):
+            # Nothing was created, and the next jobs would fare no better: stop submitting.
+            journal.update(job.job_id, state=BatchJobState.PLANNED, error=message)
+            self.stopped = message
+            await self._emit(job.job_id, BatchJobState.PLANNED.value, detail=message)
+            return
+        # MusicAPI refused this job (400, a 403 on its content...): nothing was made.
+        journal.update(job.job_id, state=BatchJobState.FAILED, error=f"refused: {message}")
+        await self._emit(job.job_id, BatchJobState.FAILED.value, detail=message)
+
+    # --- waiting and downloading ---------------------------------------------------------
+
+    async def _follow(self, job_id: str, ref: TaskRef) -> None:
+        async def progress(event: TaskProgress) -> None:
+            if event.state not in (ProgressState.SUCCEEDED, ProgressState.FAILED):
+                await self._emit(
+                    job_id, event.state.value, task_id=ref.task_id, elapsed=event.elapsed
+                )
+
+        try:
+            task = await self.client.await_task(ref, on_progress=progress, **self._wait_kwargs)
+        except WaitTimeoutError as exc:
+            self.journal.update(job_id, error=str(exc))
+            await self._emit(job_id, "created", detail="still running; rerun to keep waiting")
+            return
+        except NotFoundError as exc:
+            self.journal.update(job_id, state=BatchJobState.FAILED, error=f"task not found: {exc}")
+            await self._emit(job_id, BatchJobState.FAILED.value, detail=str(exc))
+            return
+        except MusicAPIError as exc:
+            self.journal.update(job_id, error=str(exc))
+            await self._emit(job_id, "created", detail=str(exc))
+            return
+        state = BatchJobState.DONE if task.succeeded else BatchJobState.FAILED
+        result = json.dumps({"http_status": task.http_status, "body": task.raw})
+        self.journal.update(job_id, state=state, result=result, error=task.error)
+        await self._emit(job_id, state.value, task_id=ref.task_id, detail=task.error or "")
+        if task.succeeded and self.download:
+            self._start(self._download, job_id, task)
+
+    async def _download(self, job_id: str, task: Task) -> None:
+        clips = [c for c in task.clips if c.state is ClipState.SUCCEEDED and c.audio_url]
+        names: list[str] = []
+        async with self.slots:
+            await self._emit(job_id, "downloading", detail=f"{len(clips)} clip(s)")
+            for clip in clips:
+                path = self._saved(clip.clip_id)
+                if path is None:
+                    try:
+                        path = await self.client.download(clip, self.out)
+                    except DownloadError as exc:
+                        self.journal.update(job_id, error=f"download failed: {exc}")
+                        await self._emit(job_id, BatchJobState.DONE.value, detail=str(exc))
+                        return
+                    except FileExistsError:
+                        path = self._saved(clip.clip_id, rescan=True)
+                        if path is None:
+                            raise
+                names.append(path.name)
+        self.journal.update(
+            job_id, state=BatchJobState.DOWNLOADED, files=json.dumps(names), error=None
+        )
+        await self._emit(job_id, BatchJobState.DOWNLOADED.value, detail=f"{len(names)} file(s)")
+
+    def _saved(self, clip_id: str | None, *, rescan: bool = False) -> Path | None:
+        """A complete file of this clip already in the directory (a run that died after
+        saving it and before recording it), found by the clip id in its name."""
+        if not clip_id:
+            return None
+        if self._files is None or rescan:
+            self._files = {}
+            for path in self.out.iterdir():
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                self._files[path.stem.rpartition(" - ")[2]] = path
+        ident = safe_filename(None, clip_id)
+        return self._files.get(ident)
+
+    # --- the hook -------------------------------------------------------------------------
+
+    def _hook(self) -> None:
+        http = getattr(getattr(self.client, "_core", None), "http_client", None)
+        if not isinstance(http, httpx.AsyncClient):
+            return
+        hooks = http.event_hooks
+        http.event_hooks = {
+            "request": [*hooks.get("request", []), self._request_hook],
+            "response": list(hooks.get("response", [])),
+        }
+        self._hooked = http
+
+    def _unhook(self) -> None:
+        http, self._hooked = self._hooked, None
+        if http is None:
+            return
+        hooks = http.event_hooks
+        http.event_hooks = {
+            "request": [h for h in hooks.get("request", []) if h != self._request_hook],
+            "response": list(hooks.get("response", [])),
+        }
+
+    async def _request_hook(self, request: httpx.Request) -> None:
+        mark = _CREATING.get()
+        if mark is not None and mark.run is self and request.method == "POST":
+            self.on_request(mark)
+
+    # --- the end --------------------------------------------------------------------------
+
+    def report(self) -> BatchReport:
+        results = []
+        for job in self.jobs:
+            row = self.journal.rows[job.job_id]
+            ref = row.ref
+            complete = row.state is BatchJobState.DOWNLOADED or (
+                row.state is BatchJobState.DONE and not self.download
+            )
+            results.append(
+                BatchJobResult(
+                    job_id=job.job_id,
+                    state=row.state,
+                    complete=complete,
+                    line=job.line,
+                    task_id=None if ref is None else ref.task_id,
+                    task=row.snapshot(),
+                    files=tuple(self.out / name for name in row.file_names),
+                    error=row.error,
+                    attempts=row.attempts,
+                )
+            )
+        return BatchReport(
+            jobs=tuple(results),
+            out_dir=self.out,
+            results_path=self.out / BATCH_RESULTS,
+            journal_path=self.journal.path,
+            stopped=self.stopped,
+            other_jobs=self.other_jobs,
+        )
+
+    def write_results(self) -> None:
+        """``results.jsonl``, written to a temporary file and renamed over the old one."""
+        lines = [json.dumps(result_json(job), ensure_ascii=False) for job in self.report().jobs]
+        _write_atomically(self.out / BATCH_RESULTS, "".join(f"{line}\n" for line in lines))
+
+
+def result_json(job: BatchJobResult) -> dict[str, Any]:
+    """One line of ``results.jsonl``: the job, its task and clips, its files (by name)."""
+    task = job.task
+    files = {path.stem.rpartition(" - ")[2]: path.name for path in job.files}
+    clips = []
+    for clip in task.clips if task is not None else ():
+        clips.append(
+            {
+                "clip_id": clip.clip_id,
+                "state": clip.state.value,
+                "title": clip.title,
+                "duration": clip.duration,
+                "audio_url": clip.audio_url,
+                "file": files.get(safe_filename(None, clip.clip_id)) if clip.clip_id else None,
+            }
+        )
+    return {
+        "id": job.job_id,
+        "line": job.line,
+        "state": job.state.value,
+        "complete": job.complete,
+        "task_id": job.task_id,
+        "status": None if task is None else task.status.value,
+        "clips": clips,
+        "files": [path.name for path in job.files],
+        "error": job.error,
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    part = path.with_name(f".{path.name}.part-{os.getpid()}")
+    with open(part, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(part, path)
+    if os.name != "nt":
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _shown_url(url: str) -> str:
+    """The API URL without credentials or query, as recorded in the journal."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))

@@ -1,0 +1,748 @@
+"""Resumable batches (``run_batch``): journal states, resuming, uncertain creates, inputs.
+
+Every test runs on asyncio and trio in virtual time against the in-process fake. A crash is
+simulated by a ``Crash`` (a ``BaseException``, like the death of the process: nothing in the
+SDK catches it) raised from a progress callback or from a transport wrapped around the
+fake's, which leaves the journal exactly as a ``kill -9`` at that point would; a new client
+(a new process) then runs the same batch again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import wave
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from musicapi_async import MusicAPI, SonicCreate
+from musicapi_async._batch import (
+    BATCH_JOURNAL,
+    BATCH_RESULTS,
+    BatchConflictError,
+    BatchEvent,
+    BatchInputError,
+    BatchJob,
+    BatchJobState,
+    BatchReport,
+    read_batch_jobs,
+    run_batch,
+)
+from musicapi_async.testing import FakeMusicAPI
+
+pytestmark = pytest.mark.anyio
+
+S = BatchJobState
+DURATION = 30.0
+
+
+class Crash(BaseException):
+    """The process dies here (nothing catches a BaseException that is not a cancellation)."""
+
+
+def make_fake(**kwargs: Any) -> FakeMusicAPI:
+    kwargs.setdefault("sonic_duration", DURATION)
+    kwargs.setdefault("audio_seconds", 0.5)  # short audio: synthesising it is quick
+    return FakeMusicAPI(**kwargs)
+
+
+def client_of(fake: FakeMusicAPI, transport: httpx.AsyncBaseTransport | None = None) -> MusicAPI:
+    """A new client (a new process, as far as the batch can tell)."""
+    http = httpx.AsyncClient(transport=transport or fake.transport())
+    return fake.client(http_client=http, expected_durations={"sonic": DURATION})
+
+
+def jobs_of(*prompts: str) -> list[SonicCreate]:
+    return [SonicCreate(mv="sonic-v5", gpt_description_prompt=p) for p in prompts]
+
+
+async def run(
+    fake: FakeMusicAPI,
+    jobs: list[Any],
+    out: Path,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **kwargs: Any,
+) -> BatchReport:
+    async with client_of(fake, transport) as client:
+        return await run_batch(client, jobs, out, **kwargs)
+
+
+async def crash_run(
+    fake: FakeMusicAPI,
+    jobs: list[Any],
+    out: Path,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **kwargs: Any,
+) -> None:
+    """Run until something raises Crash; check that it did."""
+    with pytest.RaisesGroup(Crash, allow_unwrapped=True, flatten_subgroups=True):
+        await run(fake, jobs, out, transport, **kwargs)
+
+
+def crash_at(job_index: int, state: str, jobs: list[SonicCreate]) -> Callable[[BatchEvent], None]:
+    """An on_progress callback that dies when the job reaches ``state``."""
+    wanted = derived_id(jobs, job_index)
+
+    def callback(event: BatchEvent) -> None:
+        if event.job_id == wanted and event.state == state:
+            raise Crash
+
+    return callback
+
+
+def derived_id(jobs: list[SonicCreate], index: int) -> str:
+    return ids_of(jobs)[index]
+
+
+def ids_of(jobs: list[SonicCreate]) -> list[str]:
+    """The ids run_batch gives bare SonicCreate jobs (derived from their content)."""
+    from musicapi_async._batch import _as_jobs
+
+    return [job.job_id for job in _as_jobs(jobs)]
+
+
+def creates_by_prompt(fake: FakeMusicAPI) -> Counter[str]:
+    """How many tasks the server created, per prompt (a 429 created none)."""
+    return Counter(
+        r.json["gpt_description_prompt"]
+        for r in fake.requests_to("/sonic/create", method="POST")
+        if r.task_ids
+    )
+
+
+def journal_states(out: Path) -> dict[str, str]:
+    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+        return dict(db.execute("SELECT id, state FROM jobs").fetchall())
+
+
+def results(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / BATCH_RESULTS).read_text().splitlines()]
+
+
+def listing(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir())
+
+
+def contents(directory: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in listing(directory)}
+
+
+def assert_wav(path: Path) -> None:
+    with wave.open(str(path), "rb") as audio:
+        assert audio.getnframes() > 0
+
+
+def assert_complete(report: BatchReport, fake: FakeMusicAPI) -> None:
+    assert report.complete, [(j.job_id, j.state, j.error) for j in report.jobs]
+    for job in report.jobs:
+        assert job.state is S.DOWNLOADED
+        assert job.task_id in fake.tasks
+        assert len(job.files) == 2
+        for path in job.files:
+            assert_wav(path)
+
+
+class CrashingTransport(httpx.AsyncBaseTransport):
+    """The fake's transport, with the process dying around the n-th matching request."""
+
+    def __init__(
+        self,
+        fake: FakeMusicAPI,
+        *,
+        method: str,
+        path_part: str,
+        nth: int,
+        after_server: bool,
+    ) -> None:
+        self._inner = fake.transport()
+        self._method, self._part, self._nth = method, path_part, nth
+        self._after = after_server
+        self._seen = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == self._method and self._part in str(request.url):
+            self._seen += 1
+            if self._seen == self._nth:
+                if self._after:
+                    await self._inner.handle_async_request(request)  # the server acts
+                raise Crash
+        return await self._inner.handle_async_request(request)
+
+
+# --- the happy path ---------------------------------------------------------------------------
+
+
+async def test_a_batch_creates_each_job_once_waits_downloads_and_writes_results(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("lofi", "surf rock", "sea shanty")
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"lofi": 1, "surf rock": 1, "sea shanty": 1}
+    assert fake.rate_limited() == 0
+    rows = results(tmp_path)
+    assert [r["id"] for r in rows] == [j.job_id for j in report.jobs]
+    for row, job in zip(rows, report.jobs, strict=True):
+        assert row["state"] == "downloaded"
+        assert row["complete"] is True
+        assert row["task_id"] == job.task_id
+        assert row["status"] == "succeeded"
+        assert sorted(row["files"]) == sorted(p.name for p in job.files)
+        assert {c["file"] for c in row["clips"]} == set(row["files"])
+        assert row["error"] is None
+    # Only the audio, the results and the (hidden) journal and lock: no temporary files.
+    visible = {p.name for p in listing(tmp_path) if not p.name.startswith(".")}
+    assert visible == {BATCH_RESULTS} | {p.name for j in report.jobs for p in j.files}
+
+
+async def test_creates_go_first_in_input_order_and_the_key_draws_no_429(tmp_path: Path) -> None:
+    fake = make_fake(rate_limit_rule="strict")
+    jobs = jobs_of(*(f"song {i}" for i in range(6)))
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    created = [r.json["gpt_description_prompt"] for r in fake.requests_to("/sonic/create")]
+    assert created == [f"song {i}" for i in range(6)]
+    assert fake.rate_limited() == 0
+
+
+async def test_rerunning_a_finished_batch_sends_and_downloads_nothing(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = jobs_of("lofi", "surf rock")
+    first = await run(fake, jobs, tmp_path)
+    requests, downloads = len(fake.requests), len(fake.downloads)
+    again = await run(fake, jobs, tmp_path)
+    assert again.complete
+    assert len(fake.requests) == requests
+    assert len(fake.downloads) == downloads
+    assert [j.files for j in again.jobs] == [j.files for j in first.jobs]
+
+
+async def test_progress_events_follow_a_job_through_its_states(tmp_path: Path) -> None:
+    fake = make_fake(not_ready_style="200", initial_not_ready=0.0)
+    seen: list[BatchEvent] = []
+
+    async def on_progress(event: BatchEvent) -> None:  # a coroutine function is awaited
+        seen.append(event)
+
+    report = await run(fake, jobs_of("lofi"), tmp_path, on_progress=on_progress)
+    states = [e.state for e in seen]
+    assert states[:3] == ["planned", "submitting", "created"]
+    assert states[-3:] == ["done", "downloading", "downloaded"]
+    assert {e.task_id for e in seen[2:]} == {report.jobs[0].task_id}
+    running = [e for e in seen if e.state in ("pending", "running", "streaming")]
+    assert running, states  # the 200 style shows the task on its way
+    assert running[0].elapsed is not None
+    assert 0 < running[0].elapsed < DURATION
+
+
+async def test_without_download_a_done_job_is_complete_and_a_later_run_downloads(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("lofi")
+    report = await run(fake, jobs, tmp_path, download=False)
+    assert report.complete
+    assert report.jobs[0].state is S.DONE
+    assert not report.jobs[0].files
+    assert not fake.downloads
+    polls = len(fake.requests_to("/sonic/task/*"))
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert len(fake.requests_to("/sonic/task/*")) == polls  # the result came from the journal
+
+
+# --- resuming after a crash at each journal state -------------------------------------------
+
+
+async def test_a_crash_before_the_create_left_resumes_by_creating_it(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    await crash_run(fake, jobs, tmp_path, on_progress=crash_at(1, "submitting", jobs))
+    assert journal_states(tmp_path)[derived_id(jobs, 1)] == "submitting"
+    assert creates_by_prompt(fake) == {"a": 1}
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_crash_after_the_server_created_the_task_leaves_the_job_uncertain(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    dying = CrashingTransport(
+        fake, method="POST", path_part="/sonic/create", nth=2, after_server=True
+    )
+    await crash_run(fake, jobs, tmp_path, dying)
+    assert journal_states(tmp_path)[derived_id(jobs, 1)] == "sending"
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}  # the server did create "b"
+
+    report = await run(fake, jobs, tmp_path)
+    assert not report.complete
+    [uncertain] = report.by_state(S.UNCERTAIN)
+    assert uncertain.job_id == derived_id(jobs, 1)
+    assert uncertain.task_id is None
+    assert "may have created the task" in (uncertain.error or "")
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}  # "b" not created twice
+    assert [j.state for j in report.jobs] == [S.DOWNLOADED, S.UNCERTAIN, S.DOWNLOADED]
+    assert results(tmp_path)[1]["state"] == "uncertain"
+
+    again = await run(fake, jobs, tmp_path)  # still not created without being asked
+    assert again.by_state(S.UNCERTAIN)
+    assert creates_by_prompt(fake)["b"] == 1
+
+    report = await run(fake, jobs, tmp_path, resubmit_uncertain=True)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 2, "c": 1}  # as documented: maybe twice
+    assert report.jobs[1].attempts == 2
+
+
+async def test_a_crash_while_the_request_was_leaving_is_uncertain_too(tmp_path: Path) -> None:
+    """The hook fired but the server never saw it: the SDK cannot tell, so it does not guess."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    dying = CrashingTransport(
+        fake, method="POST", path_part="/sonic/create", nth=1, after_server=False
+    )
+    await crash_run(fake, jobs, tmp_path, dying)
+    assert not fake.requests
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.UNCERTAIN, S.DOWNLOADED]
+    report = await run(fake, jobs, tmp_path, resubmit_uncertain=True)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
+async def test_a_crash_after_created_awaits_the_task_without_creating_it_again(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    await crash_run(fake, jobs, tmp_path, on_progress=crash_at(1, "created", jobs))
+    states = journal_states(tmp_path)
+    assert states[derived_id(jobs, 1)] == "created"
+    assert states[derived_id(jobs, 2)] == "planned"
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_crash_after_the_result_does_not_poll_the_finished_task_again(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    await crash_run(fake, jobs, tmp_path, on_progress=crash_at(0, "downloading", jobs))
+    assert journal_states(tmp_path)[derived_id(jobs, 0)] == "done"
+    task_id = fake.requests_to("/sonic/create")[0].response["task_id"]
+    polls = len(fake.requests_to(f"/sonic/task/{task_id}"))
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert len(fake.requests_to(f"/sonic/task/{task_id}")) == polls
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
+async def test_a_crash_mid_download_keeps_the_saved_file_and_fetches_only_the_rest(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    dying = CrashingTransport(
+        fake, method="GET", path_part="cdn1.suno.ai", nth=2, after_server=False
+    )
+    await crash_run(fake, jobs, tmp_path, dying)
+    assert journal_states(tmp_path)[derived_id(jobs, 0)] == "done"
+    saved = [p for p in listing(tmp_path) if p.suffix == ".wav"]
+    assert len(saved) == 1  # the first clip was saved (atomically) before the crash
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    fetched = Counter(d.clip_id for d in fake.downloads)
+    assert sorted(fetched.values()) == [1, 1]  # each clip fetched once over both runs
+    assert saved[0] in report.jobs[0].files
+    assert not [p for p in listing(tmp_path) if ".part-" in p.name]
+
+
+async def test_a_deleted_file_is_downloaded_again(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    report = await run(fake, jobs, tmp_path)
+    gone = report.jobs[0].files[0]
+    gone.unlink()
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert gone.exists()
+    assert len(fake.downloads) == 3
+
+
+# --- create errors: uncertain, certainly not created, refused ----------------------------------
+
+
+async def test_a_read_timeout_on_create_is_uncertain_and_the_others_go_on(tmp_path: Path) -> None:
+    fake = make_fake()
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)
+    jobs = jobs_of("a", "b")
+    seen: list[BatchEvent] = []
+    report = await run(fake, jobs, tmp_path, on_progress=seen.append)
+    assert [j.state for j in report.jobs] == [S.UNCERTAIN, S.DOWNLOADED]
+    assert "task_may_exist" not in (report.jobs[0].error or "")
+    assert "may already have started the task" in (report.jobs[0].error or "")
+    assert any(e.state == "uncertain" for e in seen)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+    assert report.stopped is None
+    report = await run(fake, jobs, tmp_path, resubmit_uncertain=True)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 2, "b": 1}
+
+
+async def test_errors_that_prove_nothing_was_created_stop_submitting_and_resume_later(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    fake.set_credits(credits=20)  # one create (15 credits), then "not enough"
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.DOWNLOADED, S.PLANNED, S.PLANNED]
+    assert report.stopped is not None
+    assert "not enough" in report.stopped
+    assert len(fake.requests_to("/sonic/create")) == 2  # "c" was not even tried
+    fake.set_credits(credits=1000)
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_connect_errors_leave_the_job_planned(tmp_path: Path) -> None:
+    fake = make_fake()
+    fake.inject("/sonic/create", fault="connect_error", times=None)
+    jobs = jobs_of("a", "b")
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.PLANNED, S.PLANNED]
+    assert report.stopped is not None
+    fake.clear_injections()
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
+async def test_a_refused_job_fails_without_stopping_the_others_and_is_not_retried(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake(refused_models={"sonic-old"})
+    jobs = [SonicCreate(mv="sonic-old", gpt_description_prompt="a"), *jobs_of("b")]
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.FAILED, S.DOWNLOADED]
+    assert (report.jobs[0].error or "").startswith("refused: ")
+    assert report.stopped is None
+    requests = len(fake.requests)
+    report = await run(fake, jobs, tmp_path)
+    assert report.jobs[0].state is S.FAILED
+    assert len(fake.requests) == requests
+
+
+async def test_failed_and_partly_failed_tasks(tmp_path: Path) -> None:
+    fake = make_fake()
+    fake.plan(outcome="failed", failure_message="the model had a bad day")
+    fake.plan(outcome="partial")
+    jobs = jobs_of("a", "b", "c")
+    report = await run(fake, jobs, tmp_path)
+    failed, partial, good = report.jobs
+    assert failed.state is S.FAILED
+    assert not failed.complete
+    assert "bad day" in (failed.error or "")
+    assert failed.task is not None
+    assert not failed.task.succeeded
+    assert partial.state is S.DOWNLOADED
+    assert len(partial.files) == 1
+    assert good.state is S.DOWNLOADED
+    assert len(good.files) == 2
+    assert results(tmp_path)[0]["status"] == "failed"
+    requests = len(fake.requests)
+    await run(fake, jobs, tmp_path)  # a failed task is neither polled nor created again
+    assert len(fake.requests) == requests
+
+
+async def test_a_task_still_running_at_the_wait_timeout_is_left_for_the_next_run(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    report = await run(fake, jobs, tmp_path, wait_timeout=5.0)
+    assert report.jobs[0].state is S.CREATED
+    assert not report.complete
+    assert report.jobs[0].task_id is not None
+    report = await run(fake, jobs, tmp_path, wait_timeout=None)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1}
+
+
+# --- cancellation -----------------------------------------------------------------------------
+
+
+async def test_cancelling_leaves_a_consistent_journal_and_results_then_resumes(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of(*(f"song {i}" for i in range(5)))
+    with anyio.move_on_after(8.0):  # two or three creates in
+        await run(fake, jobs, tmp_path)
+    states = journal_states(tmp_path)
+    assert set(states.values()) <= {"planned", "created"}, states
+    assert 1 <= list(states.values()).count("created") < 5
+    assert [r["state"] for r in results(tmp_path)] == [states[j] for j in ids_of(jobs)]
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert set(creates_by_prompt(fake).values()) == {1}
+
+
+async def test_a_create_on_the_wire_when_cancelled_is_awaited_and_recorded(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake(latency={"/sonic/create": 4.0})
+    jobs = jobs_of("a", "b")
+    with anyio.move_on_after(2.0):  # "a" has been sent; its answer comes at 4 s
+        await run(fake, jobs, tmp_path)
+    assert journal_states(tmp_path) == {
+        derived_id(jobs, 0): "created",
+        derived_id(jobs, 1): "planned",
+    }
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
+async def test_a_create_waiting_for_the_rate_limiter_when_cancelled_is_dropped(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    with anyio.move_on_after(1.0):  # "a" went at 0 s; "b" waits for the token at ~3.1 s
+        await run(fake, jobs, tmp_path)
+    assert journal_states(tmp_path)[derived_id(jobs, 1)] == "planned"
+    assert creates_by_prompt(fake) == {"a": 1}
+
+
+async def test_the_request_hook_is_removed_after_the_run(tmp_path: Path) -> None:
+    fake = make_fake()
+    http = httpx.AsyncClient(transport=fake.transport())
+    async with http, fake.client(http_client=http) as client:
+        with anyio.move_on_after(1.0):
+            await run_batch(client, jobs_of("a"), tmp_path)
+        assert http.event_hooks["request"] == []
+
+
+# --- the journal refuses what it cannot reconcile -----------------------------------------------
+
+
+async def test_another_batch_in_the_same_directory_is_refused_before_sending(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    await run(fake, jobs_of("a"), tmp_path)
+    requests = len(fake.requests)
+    with pytest.raises(BatchConflictError, match="another batch"):
+        await run(fake, jobs_of("x", "y"), tmp_path)
+    assert len(fake.requests) == requests
+    assert results(tmp_path)[0]["state"] == "downloaded"  # the other batch's results kept
+
+
+async def test_an_id_reused_for_other_content_is_refused_once_it_was_sent(tmp_path: Path) -> None:
+    fake = make_fake()
+    first = [BatchJob("song", SonicCreate(mv="sonic-v5", gpt_description_prompt="lofi"))]
+    await run(fake, first, tmp_path)
+    changed = [BatchJob("song", SonicCreate(mv="sonic-v5", gpt_description_prompt="jazz"))]
+    with pytest.raises(BatchConflictError, match="'song'"):
+        await run(fake, changed, tmp_path)
+
+
+async def test_a_refused_job_may_be_fixed_under_the_same_id(tmp_path: Path) -> None:
+    fake = make_fake(refused_models={"sonic-old"})
+    bad = [BatchJob("song", SonicCreate(mv="sonic-old", gpt_description_prompt="lofi"))]
+    assert (await run(fake, bad, tmp_path)).jobs[0].state is S.FAILED
+    fixed = [BatchJob("song", SonicCreate(mv="sonic-v5", gpt_description_prompt="lofi"))]
+    report = await run(fake, fixed, tmp_path)
+    assert_complete(report, fake)
+
+
+async def test_added_jobs_join_and_dropped_ones_are_reported(tmp_path: Path) -> None:
+    fake = make_fake()
+    await run(fake, jobs_of("a", "b"), tmp_path)
+    report = await run(fake, jobs_of("b", "c"), tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+    assert report.other_jobs == (ids_of(jobs_of("a"))[0],)
+
+
+async def test_a_journal_of_another_api_is_refused(tmp_path: Path) -> None:
+    await run(make_fake(), jobs_of("a"), tmp_path)
+    elsewhere = make_fake(base_url="http://127.0.0.1:9/api/v1")
+    with pytest.raises(BatchConflictError, match="created on"):
+        await run(elsewhere, jobs_of("a"), tmp_path)
+
+
+async def test_two_runs_cannot_share_a_directory(tmp_path: Path) -> None:
+    fake = make_fake()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, fake, jobs_of("a"), tmp_path)
+        await anyio.sleep(1.0)
+        with pytest.raises(BatchConflictError, match="another batch is running"):
+            await run(fake, jobs_of("a"), tmp_path)
+        tg.cancel_scope.cancel()
+
+
+async def test_secrets_stay_out_of_the_journal_and_the_results(tmp_path: Path) -> None:
+    fake = make_fake()
+    job = SonicCreate(
+        mv="sonic-v5",
+        gpt_description_prompt="lofi",
+        webhook_url="https://example.com/hook",
+        webhook_secret="s3cret-webhook-value",
+    )
+    await run(fake, [job], tmp_path)
+    assert fake.requests_to("/sonic/create")[0].json["webhook_secret"] == "s3cret-webhook-value"
+    for path, data in contents(tmp_path).items():
+        assert b"s3cret-webhook-value" not in data, path
+        assert FakeMusicAPI.DEFAULT_KEY.encode() not in data, path
+
+
+# --- input --------------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_input_lines_in_description_and_custom_mode() -> None:
+    path_lines = [
+        '{"prompt": "lofi hip hop"}',
+        "",
+        '{"id": "shanty", "lyrics": "[Verse] heave", "title": "Ho", "prompt": "sea shanty"}',
+        '{"lyrics": "[Verse] la", "tags": "pop", "instrumental": true, "mv": "sonic-v4-5"}',
+        '{"custom_mode": true, "prompt": "[Verse] raw api fields", "mv": "sonic-v5"}',
+        '{"task_type": "extend_music", "continue_clip_id": "c1", "continue_at": 30, '
+        '"custom_mode": false, "gpt_description_prompt": "more"}',
+    ]
+    from musicapi_async._batch import _parse_lines
+
+    jobs = _parse_lines(path_lines, source="t", default_mv="sonic-v5")
+    assert [j.line for j in jobs] == [1, 3, 4, 5, 6]
+    one, shanty, custom, raw, extend = (j.create for j in jobs)
+    assert (one.custom_mode, one.gpt_description_prompt, one.mv) == (
+        False,
+        "lofi hip hop",
+        "sonic-v5",
+    )
+    assert jobs[1].job_id == "shanty"
+    assert (shanty.custom_mode, shanty.prompt, shanty.tags) == (True, "[Verse] heave", "sea shanty")
+    assert (custom.make_instrumental, custom.mv, custom.prompt) == (
+        True,
+        "sonic-v4-5",
+        "[Verse] la",
+    )
+    assert (raw.custom_mode, raw.prompt) == (True, "[Verse] raw api fields")
+    assert (extend.task_type, extend.continue_at) == ("extend_music", 30)
+
+
+def test_derived_ids_follow_the_content_not_the_line(tmp_path: Path) -> None:
+    a = read_batch_jobs(write(tmp_path, '{"prompt": "x"}', '{"prompt": "y"}', '{"prompt": "x"}'))
+    b = read_batch_jobs(
+        write(tmp_path, '{"prompt": "new"}', '{"prompt":"y"}', '{"prompt": "x"}', '{"prompt": "x"}')
+    )
+    ids_a = [j.job_id for j in a]
+    ids_b = [j.job_id for j in b]
+    assert ids_a[2] == f"{ids_a[0]}-2"  # a repeat of the same content is a second job
+    assert set(ids_a) < set(ids_b)  # reordered, reformatted, one line added: same jobs
+    assert len(set(ids_b)) == 4
+
+
+def test_every_bad_line_is_reported_with_its_number(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '{"prompt": "fine"}',
+        "{not json",
+        '["a list"]',
+        '{"prompt": "x", "titel": "typo"}',
+        '{"prompt": "x", "make_instrumental": "yes"}',
+        '{"title": "no prompt"}',
+        '{"prompt": "x", "title": "' + "t" * 81 + '"}',
+        '{"id": "same", "prompt": "p"}',
+        '{"id": "same", "prompt": "q"}',
+        '{"lyrics": "l", "prompt": "style", "tags": "tags"}',
+        '{"id": "", "prompt": "x"}',
+        '{"prompt": "x", "style_weight": 1.5}',
+    )
+    with pytest.raises(BatchInputError) as caught:
+        read_batch_jobs(path)
+    problems = dict(caught.value.problems)
+    assert set(problems) == {2, 3, 4, 5, 6, 7, 9, 10, 11, 12}
+    assert "not valid JSON" in problems[2]
+    assert "JSON object" in problems[3]
+    assert "did you mean 'title'" in problems[4]
+    assert "make_instrumental" in problems[5]
+    assert "true or false" in problems[5]
+    assert "prompt" in problems[6]
+    assert "80" in problems[7]
+    assert "duplicate id 'same' (also on line 8)" in problems[9]
+    assert "not both" in problems[10]
+    assert "'id'" in problems[11]
+    assert "style_weight" in problems[12]
+    assert "nothing was sent" in str(caught.value)
+    assert "line 4:" in str(caught.value)
+
+
+def test_an_empty_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(BatchInputError, match="no jobs"):
+        read_batch_jobs(write(tmp_path, "", "  "))
+
+
+async def test_bad_library_jobs_are_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = [
+        SonicCreate(mv="sonic-v5", gpt_description_prompt="ok"),
+        BatchJob("x", SonicCreate(mv="sonic-v5", gpt_description_prompt="a")),
+        BatchJob("x", SonicCreate(mv="sonic-v5", gpt_description_prompt="b")),
+        SonicCreate(mv="sonic-v5", custom_mode=True),  # custom mode without lyrics
+    ]
+    with pytest.raises(BatchInputError) as caught:
+        await run(fake, jobs, tmp_path)
+    assert len(caught.value.problems) == 2
+    assert not fake.requests
+    assert not (tmp_path / BATCH_JOURNAL).exists()
+
+
+def test_every_create_field_is_accepted_in_the_input(tmp_path: Path) -> None:
+    """A SonicCreate field added later is accepted in a batch line without more work."""
+    import attrs
+
+    from musicapi_async._batch import _KINDS
+
+    assert set(_KINDS) == {f.name for f in attrs.fields(SonicCreate)}
+    assert _KINDS["continue_at"] == "number"
+    assert _KINDS["make_instrumental"] == "bool"
+    assert _KINDS["duration"] == "int"
+    assert _KINDS["title"] == "str"
+    path = write(tmp_path, '{"prompt": "x", "negative_tags": "metal", "vocal_gender": "f"}')
+    [job] = read_batch_jobs(path)
+    assert (job.create.negative_tags, job.create.vocal_gender) == ("metal", "f")
+
+
+def test_journal_state_names_are_stable() -> None:
+    """They are written to disk: renaming one would strand journals."""
+    assert [s.value for s in BatchJobState] == [
+        "planned",
+        "submitting",
+        "sending",
+        "uncertain",
+        "created",
+        "done",
+        "failed",
+        "downloaded",
+    ]
