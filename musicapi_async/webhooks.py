@@ -8,14 +8,16 @@ for a signed body that is not a task payload, 401 for a delivery that fails veri
 callback raised (the sender retries). Frameworks are imported only inside the adapter you
 call: the SDK depends on none of them.
 
-FastAPI or Starlette::
+FastAPI or Starlette (a ``Route`` serves exactly the path; a mount would redirect
+``/musicapi-webhook`` to ``/musicapi-webhook/``, see :func:`asgi_app`)::
 
     from fastapi import FastAPI
+    from starlette.routing import Route
     from musicapi_async.webhooks import WebhookReceiver, asgi_app
 
     receiver = WebhookReceiver(secret, on_event=lambda event: print(event.task_id, event.kind))
     app = FastAPI()
-    app.mount("/musicapi-webhook", asgi_app(receiver))
+    app.router.routes.append(Route("/musicapi-webhook", asgi_app(receiver)))
 
 Django (``urls.py``)::
 
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._webhooks import (
     HasHandle,
@@ -53,9 +55,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = [
-    "ASGIApp",
     "HasHandle",
     "VerificationFailure",
+    "WebhookApp",
     "WebhookEvent",
     "WebhookReceiver",
     "WebhookResponse",
@@ -75,8 +77,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-#: An ASGI 3 application, as Starlette and FastAPI mount them.
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON: Final = "application/json"
 
@@ -93,18 +93,24 @@ def _check_max_body(max_body: int) -> None:
         raise ValueError(f"max_body must be a positive number of bytes, got {max_body!r}")
 
 
-def asgi_app(
-    receiver: HasHandle, *, path: str | None = None, max_body: int = DEFAULT_MAX_BODY
-) -> ASGIApp:
-    """An ASGI application that answers webhook deliveries with ``receiver``.
+@final
+class WebhookApp:
+    """The ASGI application :func:`asgi_app` returns.
 
-    Mount it (``app.mount("/musicapi-webhook", asgi_app(receiver))`` in Starlette or
-    FastAPI) or serve it alone (``uvicorn module:app``; it answers lifespan events). With
-    ``path`` only that path (below the mount point) is served, others get 404. POST only.
+    A class rather than a function so that Starlette's ``Route`` (and FastAPI's
+    ``add_route``) treat it as an ASGI app, not as a ``request -> response`` endpoint.
     """
-    _check_max_body(max_body)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, receiver: HasHandle, *, path: str | None, max_body: int) -> None:
+        _check_max_body(max_body)
+        self._receiver = receiver
+        self._path = path
+        self._max_body = max_body
+
+    def __repr__(self) -> str:
+        return f"WebhookApp(path={self._path!r}, max_body={self._max_body})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -113,7 +119,7 @@ def asgi_app(
                 await receive()
                 await send({"type": "websocket.close", "code": 1003})
             return
-        result = await _http(receiver, scope, receive, path, max_body)
+        result = await _http(self._receiver, scope, receive, self._path, self._max_body)
         if result is None:  # the client went away
             return
         status, body, headers = result
@@ -126,7 +132,21 @@ def asgi_app(
         )
         await send({"type": "http.response.body", "body": body})
 
-    return app
+
+def asgi_app(
+    receiver: HasHandle, *, path: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> WebhookApp:
+    """An ASGI application that answers webhook deliveries with ``receiver``.
+
+    Route it at exactly its path: ``Route("/musicapi-webhook", asgi_app(receiver))`` in a
+    Starlette app's routes, ``app.router.routes.append(Route(...))`` in FastAPI. Mounting
+    works too (``app.mount("/musicapi-webhook", asgi_app(receiver))``) but then Starlette
+    redirects ``/musicapi-webhook`` to ``/musicapi-webhook/`` (307), which a sender may not
+    follow: give the ``webhook_url`` with the trailing slash. Alone, serve it with any ASGI
+    server (it answers lifespan events); with ``path``, other paths (below the mount
+    point) get 404. POST only; a body over ``max_body`` bytes gets 413.
+    """
+    return WebhookApp(receiver, path=path, max_body=max_body)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
