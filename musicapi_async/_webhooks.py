@@ -33,6 +33,7 @@ from uuid import uuid4
 import anyio
 from attrs import field, frozen
 
+from ._constants import DEFAULT_WEBHOOK_TOLERANCE
 from ._exceptions import MusicAPIError, ResponseValidationError
 from ._models import Task, TaskFamily, TaskRef, TaskStatus
 from ._serde import parse_task
@@ -51,8 +52,6 @@ __all__ = [
 
 logger = logging.getLogger("musicapi_async")
 
-#: Seconds a signed delivery's timestamp may be older or newer than the receiver's clock.
-DEFAULT_TOLERANCE: Final = 300.0
 #: Event ids a :class:`WebhookReceiver` remembers to recognise a re-delivery.
 DEFAULT_REMEMBER: Final = 10_000
 
@@ -355,7 +354,7 @@ def verify_webhook(
     headers: HeadersLike,
     secret: str,
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
     now: float | None = None,
 ) -> WebhookEvent:
     """Verify one webhook delivery and read it; usable from any web framework.
@@ -496,7 +495,7 @@ class WebhookReceiver:
         self,
         secret: str,
         *,
-        tolerance: float = DEFAULT_TOLERANCE,
+        tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
         on_event: Callback | None = None,
         remember: int = DEFAULT_REMEMBER,
         clock: Callable[[], float] | None = None,
