@@ -486,6 +486,53 @@ async def test_no_record_or_repr_shows_the_secret() -> None:
     assert fake.webhooks.scheduled == 0
 
 
+# --- with the SDK's client -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "resolved_at", "polled"),
+    [
+        pytest.param(None, [60.0, 61.0], False, id="none"),
+        pytest.param(("duplicate", 1), [60.0, 61.0], False, id="duplicate"),
+        pytest.param(("delay", 30.0), [90.0, 61.0], False, id="delay"),  # the next event only
+        pytest.param(("reorder", 2), [61.0, 61.0], False, id="reorder"),
+        pytest.param(("drop", 1), None, True, id="drop"),
+    ],
+)
+async def test_await_task_is_resolved_by_the_fakes_deliveries(
+    fault: tuple[str, Any] | None, resolved_at: list[float] | None, polled: bool
+) -> None:
+    """Each fault seen from the client: lost deliveries are found by its fallback poll."""
+    fake = make_fake()
+    if fault is not None:
+        getattr(fake.webhooks, fault[0])(fault[1])
+    finished: dict[str, float] = {}
+    async with (
+        fake.client(
+            webhook_url=HOOK,
+            webhook_secret=SECRET,
+            expected_durations={"sonic": 60.0},
+            limiter=None,  # creates at 0 s and 1 s exactly
+        ) as client,
+        fake.webhooks.running(client.webhooks),
+    ):
+        refs = [await client.sonic.create(**DESCRIPTION)]
+        await anyio.sleep(1)
+        refs.append(await client.sonic.create(**DESCRIPTION))
+        async for task in client.as_completed(refs):
+            assert task.succeeded
+            finished[task.task_id] = anyio.current_time()
+    assert len(finished) == 2
+    polls = fake.requests_to("/sonic/task/*")
+    assert bool(polls) is polled
+    if resolved_at is not None:
+        assert [finished[ref.task_id] for ref in refs] == resolved_at
+    else:
+        assert max(finished.values()) > 61.0  # the lost one waited for the safety-net poll
+    stats = client.webhooks.statistics()
+    assert stats.duplicate == (1 if fault and fault[0] == "duplicate" else 0)
+
+
 # --- over real HTTP -------------------------------------------------------------------------
 
 
