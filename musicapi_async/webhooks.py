@@ -4,9 +4,13 @@ Each adapter reads the raw body (the signature covers its exact bytes), hands it
 headers to a :class:`WebhookReceiver` (or ``client.webhooks``, or anything with the same
 ``handle`` coroutine) and sends back its answer: 200 for a new or a duplicate event, 400
 for a signed body that is not a task payload, 401 for a delivery that fails verification,
-405 for another method than POST, 413 for a body over ``max_body`` bytes, 500 when a
-callback raised (the sender retries). Frameworks are imported only inside the adapter you
-call: the SDK depends on none of them.
+405 for another method than POST, 413 for a body over ``max_body`` bytes (1 MiB; Django
+applies its own ``DATA_UPLOAD_MAX_MEMORY_SIZE``), 500 when a callback raised (the sender
+retries). Frameworks are imported only inside the adapter you call: the SDK depends on
+none of them.
+
+``client.webhooks`` resolves the client's waiters, so serve it from the event loop the
+client runs in (the app's own loop, as in an ASGI app that opens the client in its lifespan).
 
 FastAPI or Starlette (a ``Route`` serves exactly the path; a mount would redirect
 ``/musicapi-webhook`` to ``/musicapi-webhook/``, see :func:`asgi_app`)::
