@@ -41,7 +41,7 @@ import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import httpx
@@ -53,8 +53,6 @@ from musicapi_async._cli import build_cli
 from musicapi_async.testing import FakeMusicAPI, use_fake
 from tests._virtual_time import VirtualTimeEventLoop
 from tests.test_recipes import CHECKS, Check, Ran
-
-T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -18,7 +18,7 @@ import types
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import httpx
@@ -26,8 +26,6 @@ import pytest
 
 from musicapi_async import MusicAPI
 from musicapi_async.testing import FakeMusicAPI, use_fake
-
-T = TypeVar("T")
 
 Message = dict[str, Any]
 
