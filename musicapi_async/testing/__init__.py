@@ -44,6 +44,13 @@ With any httpx client (the fake does not need the SDK)::
 
     anyio.run(main)
 
+For code that builds its own client (an app's startup, a script, a Celery task), where a
+test cannot pass one in, :func:`use_fake` wires every ``MusicAPI(...)`` constructed inside
+a ``with`` block to a fake::
+
+    with use_fake(FakeMusicAPI(sonic_duration=5.0)) as fake:
+        anyio.run(my_app.main)  # its MusicAPI() talks to fake, with the fake's key
+
 Over real HTTP on loopback (real time, real sockets: for end-to-end tests, curl and clients
 in other languages), with :func:`serving` (or ``await tg.start(serve, fake)``)::
 
@@ -57,6 +64,27 @@ options: ``--sonic-duration``, ``--rate-limit 1/3|none``, ``--strict-rate-limit`
 ``--credits``, ``--not-ready-style``). Faults injected with :meth:`FakeMusicAPI.inject` become
 a closed connection (``remote_protocol_error``), a reset (``connect_error``) or silence until
 the client gives up (``read_timeout``).
+
+**Webhooks.** A task created with a ``webhook_url`` (HTTPS, or HTTP on a loopback host;
+others get 400) is delivered when it ends by ``fake.webhooks`` (:class:`FakeWebhooks`):
+``POST`` of the poll answer at the done time plus ``task_id`` and ``platform``, signed
+with the task's ``webhook_secret`` as MusicAPI does (``X-Webhook-Signature`` over
+``"{timestamp}.{body}"``, ``X-Webhook-Id`` = ``Idempotency-Key``, ``X-Webhook-Event``
+``song.completed`` / ``song.failed``; ``fake.webhooks.legacy = True`` for ``X-Signature``;
+``fake.webhooks.streaming = True`` adds ``song.streaming``). Deliveries are made while a
+driver runs, sleeping on anyio's clock::
+
+    receiver = WebhookReceiver("s3cret", on_event=events.append)
+    async with fake.webhooks.running(receiver):  # or httpx.ASGITransport(app=...), or a
+        ...                                       # coroutine (url, body, headers) -> status
+    # served on loopback: await tg.start(fake.webhooks.run) posts over real HTTP
+
+A 408, 429, 5xx or connection failure is retried after 1, 4, 16 and 64 s (each attempt
+signed afresh, same event id); other answers end the delivery. Faults, for the next
+events: ``drop(n)`` or ``drop(rate=0.1, seed=1)``, ``duplicate(n)``, ``delay(seconds)``,
+``reorder(n, seed=None)``. Every attempt is in ``fake.webhook_deliveries``
+(:class:`WebhookDelivery`: time, url, event id, task id, kind, attempt, status, outcome);
+the secret is in no record. :func:`sign_webhook` signs a body for your own tests.
 
 What to expect on the wire (all routes relative to ``base_url``, default
 ``http://localhost/api/v1``):
@@ -107,8 +135,10 @@ What to expect on the wire (all routes relative to ``base_url``, default
 
 from __future__ import annotations
 
+from .._webhooks import sign_webhook
 from ._audio import DownloadRecord, synth_wav
 from ._defaults import DEFAULT_LENGTH_LIMITS, DEFAULT_PRICES
+from ._patch import use_fake
 from ._serve import ServedFake, serve, serving
 from ._server import DurationSpec, FakeMusicAPI, OutcomeSpec
 from ._transport import FakeTransport
@@ -126,11 +156,13 @@ from ._types import (
     RequestRecord,
     TaskStatusName,
 )
+from ._webhooks import DeliveryOutcome, FakeWebhooks, WebhookDelivery, WebhookSender
 
 __all__ = [
     "DEFAULT_LENGTH_LIMITS",
     "DEFAULT_PRICES",
     "Balance",
+    "DeliveryOutcome",
     "DownloadRecord",
     "DurationSpec",
     "ErrorEnvelope",
@@ -139,6 +171,7 @@ __all__ = [
     "FakeResponse",
     "FakeTask",
     "FakeTransport",
+    "FakeWebhooks",
     "Fault",
     "Injection",
     "NotReadyStyle",
@@ -148,7 +181,11 @@ __all__ = [
     "RequestRecord",
     "ServedFake",
     "TaskStatusName",
+    "WebhookDelivery",
+    "WebhookSender",
     "serve",
     "serving",
+    "sign_webhook",
     "synth_wav",
+    "use_fake",
 ]

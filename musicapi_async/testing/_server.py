@@ -49,6 +49,7 @@ from ._types import (
     RequestRecord,
 )
 from ._validate import Checker, Reject, check_sonic_create
+from ._webhooks import FakeWebhooks, WebhookDelivery
 
 if TYPE_CHECKING:
     from .._client import MusicAPI
@@ -334,6 +335,8 @@ class FakeMusicAPI:
         self._audio_seeds: dict[str, str] = {}
         #: Clip id -> the task producing it, to serve its audio only once it is finished.
         self._clip_tasks: dict[str, _TaskState] = {}
+        #: Signed deliveries to the tasks' ``webhook_url`` (see :class:`FakeWebhooks`).
+        self.webhooks = FakeWebhooks(self)
         if default_key is not None:
             self.add_key(default_key, credits=credits, extra_credits=extra_credits)
 
@@ -624,6 +627,11 @@ class FakeMusicAPI:
     def downloads(self) -> tuple[DownloadRecord, ...]:
         """Every fetch of clip audio from the fake CDN so far, in arrival order."""
         return tuple(self._downloads)
+
+    @property
+    def webhook_deliveries(self) -> tuple[WebhookDelivery, ...]:
+        """Every webhook delivery attempt so far (``fake.webhooks.deliveries``)."""
+        return self.webhooks.deliveries
 
     # ------------------------------------------------------------------ wiring
 
@@ -968,6 +976,7 @@ class FakeMusicAPI:
         batch_id: str | None = None,
     ) -> FakeTask:
         try:
+            self.webhooks.check_request(ctx.body if request is None else request, ctx.body)
             charged = self._pay(ctx, price_key)
         except Reject:
             for fields in clips:
@@ -1029,6 +1038,7 @@ class FakeMusicAPI:
         for spec in specs:
             if spec.clip_id:
                 self._clip_tasks[spec.clip_id] = state
+        self.webhooks.task_started(task, ctx.body)
         return task
 
     def _submitted(self, task: FakeTask, **extra: Any) -> _Answer:
@@ -1137,6 +1147,18 @@ class FakeMusicAPI:
     def _failure_body(self, task: FakeTask) -> dict[str, Any]:
         text_key = "error" if self._error_envelope in ("error", "type_error") else "message"
         return {"type": task.outcome, text_key: task.failure_message}
+
+    def _webhook_payload(self, task_id: str, at: float) -> dict[str, Any]:
+        """The task at ``at`` as a webhook carries it: the poll answer once done, a 200
+        snapshot before (a streaming event), whatever ``not_ready_style`` says."""
+        state = self._tasks[task_id]
+        task = state.public
+        if task.family == "sonic" and at + EPS < task.done_at:
+            clips = [self._render_sonic_clip(c, self._clip_state(task, c, at)) for c in state.clips]
+            return {"code": 200, "data": clips, "message": "success"}
+        poll = {"sonic": self._poll_sonic, "producer": self._poll_producer}.get(task.family)
+        answer = (poll or self._poll_nuro)(state, max(at, task.done_at))
+        return dict(answer.body)
 
     # ------------------------------------------------------------------ polls
 
