@@ -795,6 +795,18 @@ class _Run:
                     journal.update(job.job_id, position=position)
                 self._reconcile(job.job_id)
         self.other_jobs = tuple(sorted(set(rows) - ours))
+        self._remove_partial_files()
+
+    def _remove_partial_files(self) -> None:
+        """Delete the temporary files a killed run was writing (downloads, results).
+
+        They are hidden (``.<name>.part-<suffix>``) and only a run holding the directory's
+        lock writes them, so any found now is a dead run's.
+        """
+        for path in self.out.iterdir():
+            if path.name.startswith(".") and ".part-" in path.name and path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def _reconcile(self, job_id: str) -> None:
         """Settle what an interrupted run left: see the module docstring."""

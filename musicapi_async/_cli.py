@@ -10,7 +10,10 @@ under ``NO_COLOR``).
 network, no credits, and its clips are real WAV files synthesised by the fake. Two hidden
 environment variables help test scripts against it: ``MUSICAPI_SANDBOX_OUTCOME`` (``failed``,
 ``partial``...: how the sandbox's tasks end) and ``MUSICAPI_SANDBOX_DURATION`` (seconds a
-sandbox generation takes).
+sandbox generation takes). Against a real or served API, ``--rate R/P`` (``MUSICAPI_RATE``)
+sets the key's request budget, and two hidden variables tune the scheduler for a fast fake:
+``MUSICAPI_EXPECTED_DURATION`` (seconds a Sonic task is first expected to take) and
+``MUSICAPI_MIN_POLL_GAP`` (fewest seconds between two polls of one task).
 
 Exit codes: 0 success; 1 an API error or a failed task; 2 a usage error; 130 interrupted
 (Ctrl-C), after printing the ids of the tasks still running.
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     import click
     from rich.console import Console, RenderableType
 
+    from ._batch import BatchEvent, BatchReport
     from ._client import MusicAPI
 
 __all__ = ["INSTALL_HINT", "build_cli", "main"]
@@ -63,6 +67,9 @@ EXIT_INTERRUPTED: Final = 130
 SANDBOX_ENV: Final = "MUSICAPI_SANDBOX"
 SANDBOX_OUTCOME_ENV: Final = "MUSICAPI_SANDBOX_OUTCOME"
 SANDBOX_DURATION_ENV: Final = "MUSICAPI_SANDBOX_DURATION"
+RATE_ENV: Final = "MUSICAPI_RATE"
+EXPECTED_DURATION_ENV: Final = "MUSICAPI_EXPECTED_DURATION"
+MIN_POLL_GAP_ENV: Final = "MUSICAPI_MIN_POLL_GAP"
 #: How much faster than the real service the sandbox runs: its rate limit (1 request / 3 s)
 #: and the client's TokenBucket are both scaled by it, so they stay consistent.
 SANDBOX_SPEEDUP: Final = 20.0
@@ -100,6 +107,36 @@ class Settings:
     #: How sandbox tasks end (``MUSICAPI_SANDBOX_OUTCOME``), and how long they take.
     outcome: str = "success"
     duration: float = SANDBOX_SONIC_DURATION
+    #: ``--rate``: the key's budget, requests per seconds (``None``: the client's default).
+    rate: tuple[float, float] | None = None
+    #: Scheduler tuning from the hidden variables (``None``: the client's defaults).
+    expected_duration: float | None = None
+    min_poll_gap: float | None = None
+
+
+def parse_rate(text: str) -> tuple[float, float]:
+    """``"R/P"`` (R requests per P seconds, e.g. ``1/3``); ``ValueError`` if malformed."""
+    rate, slash, per = text.partition("/")
+    try:
+        value = (float(rate), float(per))
+    except ValueError:
+        value = (math.nan, math.nan)
+    if not slash or not all(v > 0 and math.isfinite(v) for v in value):
+        raise ValueError(f"--rate expects REQUESTS/SECONDS such as 1/3 or 2/3, got {text!r}")
+    return value
+
+
+def seconds_setting(name: str, text: str | None) -> float | None:
+    """A positive number of seconds from an environment variable, or ``None`` when unset."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}={text!r} is not a number of seconds > 0")
+    return value
 
 
 @attrs.frozen
@@ -143,7 +180,14 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
                     f"no MusicAPI key: set {API_KEY_ENV} or pass --api-key "
                     "(or try it offline with --sandbox)"
                 )
-            client = await stack.enter_async_context(MusicAPI(settings.api_key))
+            tuning: dict[str, Any] = {}
+            if settings.rate is not None:
+                tuning["limiter"] = TokenBucket(rate=settings.rate[0], per=settings.rate[1])
+            if settings.expected_duration is not None:
+                tuning["expected_durations"] = {"sonic": settings.expected_duration}
+            if settings.min_poll_gap is not None:
+                tuning["min_poll_gap"] = settings.min_poll_gap
+            client = await stack.enter_async_context(MusicAPI(settings.api_key, **tuning))
             yield Session(client, sandbox=False)
             return
         from .testing import FakeMusicAPI
@@ -207,6 +251,8 @@ class Progress:
     def __init__(self, console: Console, *, live: bool) -> None:
         self.console = console
         self.live = live
+        #: What a row is, in plain lines ("task"; "job" for a batch).
+        self.noun = "task"
         self._rows: dict[str, _Row] = {}
         self._live: Any = None
         #: anyio's clock at the last update: the live display is redrawn from the event loop
@@ -302,10 +348,21 @@ class Progress:
         row.state, row.detail = state, detail
         self._show(row)
 
+    def track(
+        self, label: str, state: str, *, elapsed: float | None = None, detail: str = ""
+    ) -> None:
+        """Show any row (a batch's job) in ``state``; ``elapsed`` seconds since it started."""
+        now = self._clock()
+        row = self._rows.setdefault(label, _Row(label, state, now))
+        row.state, row.detail = state, detail
+        if elapsed is not None:
+            row.elapsed, row.started = elapsed, now - elapsed
+        self._show(row)
+
     def _show(self, row: _Row) -> None:
         if self.live:
             return  # the live display redraws itself
-        self.note(_row_text(row, self._clock()))
+        self.note(_row_text(row, self._clock(), self.noun))
 
     def __rich__(self) -> RenderableType:
         from rich.table import Table
@@ -330,8 +387,8 @@ def _elapsed(row: _Row, now: float) -> str:
     return "" if row.elapsed is None else f"{row.elapsed:.1f} s"
 
 
-def _row_text(row: _Row, now: float) -> str:
-    parts = [f"musicapi: task {row.task_id}", row.state]
+def _row_text(row: _Row, now: float, noun: str = "task") -> str:
+    parts = [f"musicapi: {noun} {row.task_id}", row.state]
     elapsed = _elapsed(row, now)
     if elapsed:
         parts.append(f"({elapsed})")
@@ -462,11 +519,107 @@ def check_tasks(tasks: Sequence[Task], progress: Progress) -> None:
         raise CommandFailed(f"{reasons} (MusicAPI refunds the credits of failed tasks)")
 
 
+class BatchTracker:
+    """Feeds a batch's events to the progress rows; remembers the tasks still running."""
+
+    #: Row states of a job whose task exists and is not finished.
+    RUNNING: Final = frozenset({"created", "pending", "running", "streaming", "unknown"})
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, tuple[str, str | None]] = {}
+
+    @property
+    def running(self) -> list[str]:
+        """Task ids of the jobs created and not finished, for the Ctrl-C message."""
+        return [
+            task_id for state, task_id in self._jobs.values() if task_id and state in self.RUNNING
+        ]
+
+    def update(self, progress: Progress, event: BatchEvent) -> None:
+        """``run_batch(on_progress=...)``: show the job's new state."""
+        self._jobs[event.job_id] = (event.state, event.task_id)
+        detail = event.detail
+        if event.task_id and not detail:
+            detail = f"task {event.task_id}"
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        progress.track(event.job_id, event.state, elapsed=event.elapsed, detail=detail)
+
+
+def print_batch(report: BatchReport, *, as_json: bool) -> None:
+    """A batch's results on stdout: a line per job (id, state, task, files), or JSON."""
+    from ._batch import result_json
+
+    if as_json:
+        jobs = [
+            {**result_json(job), "paths": [str(path) for path in job.files]} for job in report.jobs
+        ]
+        payload = {
+            "results": str(report.results_path),
+            "complete": report.complete,
+            "stopped": report.stopped,
+            "jobs": jobs,
+        }
+        print(json.dumps(payload))
+        return
+    for job in report.jobs:
+        fields = [job.job_id, job.state.value, job.task_id or "-"]
+        fields += [str(path) for path in job.files]
+        if not job.complete and job.error:
+            fields.append(job.error)
+        print("\t".join(fields))
+
+
+def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox: bool) -> None:
+    """Summarise a batch on stderr; raise CommandFailed unless every job is complete."""
+    from ._batch import BatchJobState as S
+
+    counts: dict[str, int] = {}
+    for job in report.jobs:
+        counts[job.state.value] = counts.get(job.state.value, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+    progress.note(f"musicapi: {len(report.jobs)} job(s): {summary}; see {report.results_path}")
+    if report.other_jobs:
+        progress.note(
+            f"musicapi: note: {len(report.other_jobs)} job(s) of the journal are not in this "
+            "file; they were left alone"
+        )
+    if report.complete:
+        return
+    for job in report.by_state(S.FAILED):
+        progress.note(f"musicapi: job {job.job_id} failed: {job.error or 'no reason given'}")
+    uncertain = report.by_state(S.UNCERTAIN)
+    if uncertain:
+        progress.note(
+            f"musicapi: {len(uncertain)} job(s) uncertain: their create may have reached "
+            "MusicAPI without an answer, so they were not created again: "
+            + " ".join(job.job_id for job in uncertain),
+            "yellow",
+        )
+        progress.note(
+            "musicapi: check the dashboard's task history (or your webhooks, or the credits), "
+            f"then, to create them again (which may pay twice): {resume} --resubmit-uncertain"
+        )
+    if report.stopped:
+        progress.note(f"musicapi: submitting stopped: {report.stopped}", "yellow")
+    unfinished = [job for job in report.jobs if not job.complete]
+    resumable = [j for j in unfinished if j.state not in (S.FAILED, S.UNCERTAIN)]
+    if resumable:
+        hint = "" if not sandbox else " (a sandbox task cannot outlive its command)"
+        progress.note(f"musicapi: {len(resumable)} job(s) unfinished; resume with: {resume}{hint}")
+    raise CommandFailed(f"{len(unfinished)} of {len(report.jobs)} job(s) did not complete")
+
+
 def run_command(
     settings: Settings,
     work: Callable[[Session, Progress], Awaitable[None]],
+    *,
+    on_interrupt: Callable[[Progress], None] | None = None,
 ) -> NoReturn:
-    """Run one command's coroutine under ``anyio.run`` and exit with its status."""
+    """Run one command's coroutine under ``anyio.run`` and exit with its status.
+
+    ``on_interrupt`` replaces the Ctrl-C note about the tasks still running.
+    """
     import click
 
     progress = Progress.for_stderr()
@@ -514,7 +667,9 @@ def run_command(
         progress.__exit__(None, None, None)
         running = progress.running
         progress.note("musicapi: interrupted", "bold red")
-        if running and settings.sandbox:
+        if on_interrupt is not None:
+            on_interrupt(progress)
+        elif running and settings.sandbox:
             progress.note(
                 "musicapi: the sandbox's tasks lived in this process and are gone: "
                 + " ".join(running)
@@ -660,9 +815,18 @@ def build_cli() -> click.Group:
         help="Your MusicAPI key (never printed).",
     )
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
+    @click.option(
+        "--rate",
+        metavar="R/P",
+        envvar=RATE_ENV,
+        show_envvar=True,
+        help="Your plan's request budget: R requests per P seconds (default 1/3).",
+    )
     @click.version_option(package_name="musicapi-async", prog_name="musicapi")
     @click.pass_context
-    def cli(ctx: click.Context, sandbox: bool, api_key: str | None, as_json: bool) -> None:
+    def cli(
+        ctx: click.Context, sandbox: bool, api_key: str | None, as_json: bool, rate: str | None
+    ) -> None:
         """Generate music with MusicAPI (musicapi.ai) from the shell.
 
         Results go to stdout, progress to stderr. Try it with no key and no network:
@@ -677,7 +841,13 @@ def build_cli() -> click.Group:
                 )
             except ValueError as exc:
                 raise click.UsageError(str(exc)) from exc
-        ctx.obj = Settings(sandbox, api_key, as_json, outcome, duration)
+        try:
+            budget = None if rate is None else parse_rate(rate)
+            expected = seconds_setting(EXPECTED_DURATION_ENV, os.environ.get(EXPECTED_DURATION_ENV))
+            gap = seconds_setting(MIN_POLL_GAP_ENV, os.environ.get(MIN_POLL_GAP_ENV))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        ctx.obj = Settings(sandbox, api_key, as_json, outcome, duration, budget, expected, gap)
 
     @cli.command()
     @click.argument("prompt", required=False)
@@ -932,6 +1102,99 @@ def build_cli() -> click.Group:
                     print(path)
 
         run_command(settings, work)
+
+    @cli.command()
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option(
+        "-o",
+        "--output",
+        "out_dir",
+        type=click.Path(file_okay=False),
+        required=True,
+        help="Directory for the audio, results.jsonl and the batch's journal.",
+    )
+    @click.option(
+        "--mv", default=DEFAULT_MODEL, show_default=True, help="Model id of lines naming none."
+    )
+    @click.option("--no-download", is_flag=True, help="Wait, but save no audio.")
+    @click.option(
+        "--resubmit-uncertain",
+        is_flag=True,
+        help="Create again the jobs whose create may have reached MusicAPI without an answer "
+        "(check first: this may pay twice).",
+    )
+    @click.option(
+        "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for each task at most."
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
+    @click.pass_context
+    def batch(
+        ctx: click.Context,
+        file: str,
+        out_dir: str,
+        mv: str,
+        no_download: bool,
+        resubmit_uncertain: bool,
+        timeout: float | None,
+        as_json: bool,
+    ) -> None:
+        """Make one song per line of FILE (JSONL), wait for all, save them in -o DIR.
+
+        Each line is a JSON object: {"prompt": "..."} (description mode) or
+        {"lyrics": "...", "title": "...", "tags": "..."} (custom mode), plus any
+        /sonic/create field and an optional "id". Every line is checked before anything
+        is sent. DIR gets the audio, results.jsonl and a journal.
+
+        Stopped by Ctrl-C, a crash or kill -9? Run the same command again: created tasks
+        are awaited, never created twice, and saved files are kept. A create that may have
+        reached MusicAPI without an answer is reported as uncertain and repeated only with
+        --resubmit-uncertain.
+        """
+        from ._batch import BatchInputError, read_batch_jobs
+
+        settings = settings_of(ctx)
+        as_json = as_json or settings.json
+        try:
+            jobs = read_batch_jobs(file, default_mv=mv)
+        except (BatchInputError, OSError) as exc:
+            reason = exc if isinstance(exc, BatchInputError) else exc.strerror or exc
+            Progress.for_stderr().note(f"musicapi: error: {reason}", "bold red")
+            ctx.exit(EXIT_USAGE)
+        tracker = BatchTracker()
+        resume = f"musicapi batch {file} -o {out_dir}"
+
+        async def work(session: Session, progress: Progress) -> None:
+            from ._batch import run_batch
+
+            progress.noun = "job"
+            options: dict[str, Any] = {} if timeout is None else {"wait_timeout": timeout}
+            report = await run_batch(
+                session.client,
+                jobs,
+                Path(out_dir),
+                download=not no_download,
+                resubmit_uncertain=resubmit_uncertain,
+                on_progress=lambda event: tracker.update(progress, event),
+                **options,
+            )
+            print_batch(report, as_json=as_json)
+            check_batch(report, progress, resume=resume, sandbox=session.sandbox)
+
+        def interrupted(progress: Progress) -> None:
+            running = tracker.running
+            if running and settings.sandbox:
+                progress.note(
+                    "musicapi: the sandbox's tasks lived in this process and are gone: "
+                    + " ".join(running)
+                )
+                return
+            if running:
+                progress.note("musicapi: still running: " + " ".join(running))
+            progress.note(
+                f"musicapi: the journal in {out_dir} keeps every job; resume with: {resume}"
+            )
+
+        run_command(settings, work, on_interrupt=interrupted)
 
     @cli.command()
     @click.pass_context

@@ -746,3 +746,18 @@ def test_journal_state_names_are_stable() -> None:
         "failed",
         "downloaded",
     ]
+
+
+async def test_temporary_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    await run(fake, jobs, tmp_path, download=False)
+    stale = [tmp_path / ".Song - x.wav.part-0badc0de", tmp_path / f".{BATCH_RESULTS}.part-42"]
+    keep = tmp_path / ".keep-me"
+    for path in [*stale, keep]:
+        path.write_bytes(b"half a file")
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    names = {p.name for p in listing(tmp_path)}
+    assert not names & {p.name for p in stale}
+    assert keep.name in names

@@ -299,3 +299,100 @@ def test_a_subcommands_help_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> Non
     result = CliRunner().invoke(build_cli(), ["cover", "--help"])
     assert result.exit_code == 0, result.output
     assert "CLIP_ID" in result.output
+
+
+# --- musicapi batch ---------------------------------------------------------------------------
+
+
+def write_batch(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_batch_saves_every_job_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
+    batch = write_batch(
+        tmp_path,
+        '{"prompt": "lofi hip hop"}',
+        '{"id": "shanty", "lyrics": "[Verse] heave ho", "title": "Ho", "tags": "sea shanty"}',
+    )
+    out = tmp_path / "out"
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [fields[1] for fields in lines] == ["downloaded", "downloaded"]
+    assert lines[1][0] == "shanty"
+    for fields in lines:
+        assert len(fields) == 5  # id, state, task id, two files
+        for path in fields[3:]:
+            assert_wav(Path(path))
+    assert "job shanty" in result.stderr  # a progress line per job
+    assert "2 job(s): 2 downloaded" in result.stderr
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == [fields[0] for fields in lines]
+
+    again = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == result.stdout
+
+
+def test_batch_json_has_the_jobs_their_tasks_and_paths(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"prompt": "surf rock"}')
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["complete"] is True
+    assert payload["results"] == str(tmp_path / "o" / "results.jsonl")
+    [job] = payload["jobs"]
+    assert job["state"] == "downloaded"
+    assert job["status"] == "succeeded"
+    assert len(job["paths"]) == 2
+    for path in job["paths"]:
+        assert_wav(Path(path))
+    # The global --json works too.
+    again = invoke(["--sandbox", "--json", "batch", str(batch), "-o", str(tmp_path / "o")])
+    assert json.loads(again.stdout)["jobs"][0]["task_id"] == job["task_id"]
+
+
+def test_batch_with_bad_lines_exits_2_naming_them_and_sends_nothing(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"prompt": "fine"}', "{oops", '{"prompt": "x", "titel": "t"}')
+    out = tmp_path / "out"
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "line 2: not valid JSON" in result.stderr
+    assert "line 3: unknown field 'titel' (did you mean 'title'?)" in result.stderr
+    assert "nothing was sent" in result.stderr
+    assert result.stdout == ""
+    assert not out.exists()
+
+
+def test_batch_failed_tasks_exit_1_and_are_listed(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}')
+    out = tmp_path / "out"
+    result = invoke(
+        ["--sandbox", "batch", str(batch), "-o", str(out)],
+        env={"MUSICAPI_SANDBOX_OUTCOME": "failed"},
+    )
+    assert result.exit_code == 1
+    assert "job a failed" in result.stderr
+    assert result.stdout.startswith("a\tfailed\t")
+    [row] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert row["state"] == "failed"
+
+
+def test_batch_into_the_directory_of_another_batch_exits_2(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = write_batch(tmp_path, '{"prompt": "one"}')
+    assert invoke(["--sandbox", "batch", str(first), "-o", str(out)]).exit_code == 0
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"prompt": "two"}\n', encoding="utf-8")
+    result = invoke(["--sandbox", "batch", str(other), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "another batch" in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["0/3", "abc", "1/0", "1/-3", "1"])
+def test_a_bad_rate_is_a_usage_error(rate: str) -> None:
+    result = invoke(["--rate", rate, "--sandbox", "credits"])
+    assert result.exit_code == 2
+    assert "--rate" in result.stderr
