@@ -12,6 +12,12 @@ A fault the fake was told to inject becomes what a real network would do:
   a connection is accepted a real connect error is impossible);
 * ``read_timeout``: no answer at all until the client gives up and closes the connection.
 
+Clip audio is served too (when the fake's ``serve_audio`` is on): the CDN URLs in the
+fake's answers (``https://cdn1.suno.ai/<clip>.mp3``...) are rewritten to the server itself,
+``http://<host>:<port>/cdn/cdn1.suno.ai/<clip>.mp3``, and a GET there is answered by
+:meth:`FakeMusicAPI.handle_cdn` (logged in ``fake.downloads``). A client of a served fake
+thus downloads over loopback instead of asking the real CDNs for clips that do not exist.
+
 Time in a served fake is the event loop's real clock. Only loopback hosts are served: the
 fake checks keys but is a test double, not a server to expose.
 """
@@ -33,10 +39,14 @@ from typing import TYPE_CHECKING, Final, final
 from urllib.parse import unquote, urlsplit
 
 import anyio
+import attrs
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.stapled import MultiListener
 from attrs import frozen
+
+from ._audio import CDN_HOSTS
+from ._types import FakeResponse
 
 if TYPE_CHECKING:
     from ._server import FakeMusicAPI
@@ -56,6 +66,8 @@ MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 LINGER_SECONDS: Final = 1.0
 #: The ``Server`` header of every answer.
 SERVER_NAME: Final = "musicapi-async-fake"
+#: Path prefix of the fake CDN on a served fake: ``/cdn/<cdn host>/<path>``.
+CDN_PREFIX: Final = "/cdn/"
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION: Final = re.compile(r"HTTP/[0-9]\.[0-9]")
@@ -148,7 +160,7 @@ async def serve(
     listener, served = await _listen(fake, host, port)
     async with listener:
         task_status.started(served)
-        await listener.serve(functools.partial(_serve_connection, fake))
+        await listener.serve(functools.partial(_serve_connection, fake, served))
 
 
 @asynccontextmanager
@@ -179,7 +191,7 @@ async def serving(
     # Bind before starting the task group, so a bind error is raised as itself.
     listener, served = await _listen(fake, host, port)
     async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, functools.partial(_serve_connection, fake))
+        tg.start_soon(listener.serve, functools.partial(_serve_connection, fake, served))
         try:
             yield served
         finally:
@@ -229,12 +241,12 @@ def _base_url(fake: FakeMusicAPI, host: str, port: int) -> str:
 # ---------------------------------------------------------------------------- connections
 
 
-async def _serve_connection(fake: FakeMusicAPI, stream: SocketStream) -> None:
+async def _serve_connection(fake: FakeMusicAPI, served: ServedFake, stream: SocketStream) -> None:
     """Answer the requests of one connection in order until either side closes it."""
     async with stream:
         reader = BufferedByteReceiveStream(stream)
         try:
-            while await _serve_one(fake, stream, reader):
+            while await _serve_one(fake, served, stream, reader):
                 pass
         except _CLIENT_GONE:
             pass  # the client hung up mid-request, mid-answer or while we kept silent
@@ -244,7 +256,7 @@ async def _serve_connection(fake: FakeMusicAPI, stream: SocketStream) -> None:
 
 
 async def _serve_one(
-    fake: FakeMusicAPI, stream: SocketStream, reader: BufferedByteReceiveStream
+    fake: FakeMusicAPI, served: ServedFake, stream: SocketStream, reader: BufferedByteReceiveStream
 ) -> bool:
     """Serve one request; whether to keep the connection open for another."""
     try:
@@ -257,9 +269,13 @@ async def _serve_one(
     if request is None:
         return False
     try:
-        answer = await fake.handle(
-            request.method, request.path, request.headers, request.body, request.query
-        )
+        if request.path.startswith(CDN_PREFIX):
+            answer = await _cdn(fake, request)
+        else:
+            answer = await fake.handle(
+                request.method, request.path, request.headers, request.body, request.query
+            )
+            answer = _local_audio_urls(fake, served, answer)
     except Exception:
         logger.exception("FakeMusicAPI.handle failed on %s %s", request.method, request.path)
         body = b'{"message": "FakeMusicAPI failed on this request; see its log."}'
@@ -279,6 +295,31 @@ async def _serve_one(
         )
     )
     return request.keep_alive
+
+
+async def _cdn(fake: FakeMusicAPI, request: _Request) -> FakeResponse:
+    """A fetch of ``/cdn/<host>/<path>``: the fake CDN's answer for ``https://<host>/<path>``."""
+    host, _, rest = request.path[len(CDN_PREFIX) :].partition("/")
+    url = f"https://{host}/{rest}" + (f"?{request.query}" if request.query else "")
+    answer = await fake.handle_cdn(request.method, url, request.headers)
+    if answer is None:
+        return FakeResponse(404, {"content-type": "text/plain"}, b"Not Found")
+    return answer
+
+
+def _local_audio_urls(fake: FakeMusicAPI, served: ServedFake, answer: FakeResponse) -> FakeResponse:
+    """Point the CDN URLs of a JSON answer at this server's ``/cdn/`` route."""
+    if not fake.serve_audio or not answer.body:
+        return answer
+    content_type = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), "")
+    if "json" not in content_type.lower():
+        return answer
+    shown = f"[{served.host}]" if ":" in served.host else served.host
+    body = answer.body
+    for host in CDN_HOSTS:
+        local = f'"http://{shown}:{served.port}{CDN_PREFIX}{host}/'.encode()
+        body = body.replace(f'"https://{host}/'.encode(), local)
+    return attrs.evolve(answer, body=body)
 
 
 async def _linger(stream: SocketStream) -> None:
