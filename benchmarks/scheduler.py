@@ -10,7 +10,12 @@ for the same workloads through the same kind of TokenBucket:
   shipped ranking (that chance times the expected lag accrued) adds;
 * ``guides``: the integration guides' loop: each task its own loop, a poll every 5 s;
 * ``clairvoyant``: a lower bound that knows every duration: creates go first, and each task
-  is polled once, at the instant it finishes.
+  is polled once, at the instant it finishes;
+* ``webhook``: ``await_task`` on a client configured with a webhook: the fake signs and
+  delivers each result to ``client.webhooks`` when the task finishes, polling is the
+  safety net only;
+* ``webhook-lossy``: the same with 20 % of the deliveries lost (the fallback polls find
+  those results).
 
 Scenarios: *batch* (N tasks created at once) and *stream* (Poisson arrivals for 3 simulated
 hours). Figures per run: requests per task, mean and p95 detection lag (result seen minus
@@ -51,7 +56,12 @@ GUIDE_POLL_EVERY = 5.0
 STREAM_HOURS = 3.0
 BATCH_SIZES = (10, 50, 100)
 STREAM_RATES = (1.0, 3.0, 5.0, 6.0)
-STRATEGIES = ("scheduler", "greedy", "guides", "clairvoyant")
+STRATEGIES = ("scheduler", "greedy", "guides", "clairvoyant", "webhook", "webhook-lossy")
+#: Where the webhook strategies' client asks MusicAPI to deliver, and the secret it signs with.
+WEBHOOK_URL = "https://app.example/musicapi-webhook"
+WEBHOOK_SECRET = "benchmark-webhook-secret"
+#: Share of deliveries lost in the ``webhook-lossy`` strategy.
+LOST_DELIVERIES = 0.2
 
 
 @dataclass
@@ -164,6 +174,9 @@ STRATEGY: dict[str, Strategy] = {
     "greedy": greedy_strategy,
     "guides": guides_strategy,
     "clairvoyant": clairvoyant_strategy,
+    # The waiting is the same as the scheduler's; run_workload wires the webhook.
+    "webhook": scheduler_strategy,
+    "webhook-lossy": scheduler_strategy,
 }
 
 
@@ -178,14 +191,25 @@ async def run_workload(
     run = Run(jobs=[Job(arrival) for arrival in arrivals])
     start = anyio.current_time()
     bucket = TokenBucket() if margin is None else TokenBucket(margin=margin)
-    client = fake.client(limiter=bucket, max_retries=10)
-    async with client, anyio.create_task_group() as tg:
-        for index, job in enumerate(run.jobs):
-            delay = start + job.arrival - anyio.current_time()
-            if delay > 0:
-                await anyio.sleep(delay)
-            job.arrival = anyio.current_time()
-            tg.start_soon(STRATEGY[strategy], client, fake, job, index)
+    webhook = strategy.startswith("webhook")
+    hook: dict[str, Any] = (
+        {"webhook_url": WEBHOOK_URL, "webhook_secret": WEBHOOK_SECRET} if webhook else {}
+    )
+    client = fake.client(limiter=bucket, max_retries=10, **hook)
+    if strategy == "webhook-lossy":
+        fake.webhooks.drop(rate=LOST_DELIVERIES, seed=seed)
+    async with client, anyio.create_task_group() as deliveries:
+        if webhook:
+            # The fake posts each result to the client's receiver when the task finishes.
+            await deliveries.start(fake.webhooks.run, client.webhooks)
+        async with anyio.create_task_group() as tg:
+            for index, job in enumerate(run.jobs):
+                delay = start + job.arrival - anyio.current_time()
+                if delay > 0:
+                    await anyio.sleep(delay)
+                job.arrival = anyio.current_time()
+                tg.start_soon(STRATEGY[strategy], client, fake, job, index)
+        deliveries.cancel_scope.cancel()  # every job is done; the driver runs until cancelled
     run.requests = len(fake.requests)
     run.rate_limited = fake.rate_limited()
     run.tasks = dict(fake.tasks)

@@ -42,7 +42,10 @@ from ._constants import (
     WEBHOOK_EARLY_MAX,
     WEBHOOK_FALLBACK_EVERY,
     WEBHOOK_FALLBACK_FACTOR,
+    WEBHOOK_FALLBACK_GRACE,
     WEBHOOK_FALLBACK_MAX,
+    WEBHOOK_FALLBACK_QUANTILE,
+    WEBHOOK_FALLBACK_SAMPLES,
 )
 from ._exceptions import (
     APIConnectionError,
@@ -254,6 +257,19 @@ class DurationModel:
         gained -= self.cdf(before) * (now - before)
         return max(0.0, gained / alive)
 
+    def seen_quantile(self, q: float) -> float | None:
+        """The ``q`` quantile (0-1) of the remembered tasks' shortest possible durations (the
+        age at which each was last seen running), without the prior; None before any.
+
+        Lower bounds, on purpose: the age at which a task was *seen finished* can be late by
+        any amount (a fallback poll), and feeding that back would push later polls ever
+        later; a bound from below only makes them a little early.
+        """
+        if not self._samples:
+            return None
+        lows = sorted(low for low, _ in self._samples)
+        return lows[min(len(lows) - 1, max(0, math.ceil(q * len(lows)) - 1))]
+
     def finished_since(self, before: float, now: float) -> float:
         """P(finished by ``now`` | still running at ``before``), ages in seconds."""
         if now <= before:
@@ -353,6 +369,7 @@ class _Tracked:
         "created",
         "failures",
         "fallback_at",
+        "fallback_polls",
         "fallback_step",
         "in_flight",
         "known_age",
@@ -390,8 +407,10 @@ class _Tracked:
         self.retry_at = -math.inf
         self.in_flight = False
         self.watchers: set[_Watch] = set()
-        #: Its result is due by webhook: polled only as a safety net, from ``fallback_at``.
+        #: Its result is due by webhook: polled only as a safety net (see _fallback_due).
         self.webhook = webhook
+        self.fallback_polls = 0
+        #: When the next fallback poll is due, once one was made.
         self.fallback_at = math.inf
         self.fallback_step = WEBHOOK_FALLBACK_EVERY
 
@@ -597,9 +616,6 @@ class Scheduler:
                 submitted = self._submitted.get(key)
                 created, model, webhook = submitted if submitted else (now, None, False)
                 tracked = _Tracked(ref, created, submitted is not None, model, webhook)
-                if webhook:
-                    expected = self._learner.expected(ref.family)
-                    tracked.fallback_at = created + WEBHOOK_FALLBACK_FACTOR * expected
                 self._tracked[key] = tracked
             tracked.watchers.add(watch)
         self._changed.set()
@@ -656,9 +672,10 @@ class Scheduler:
                 continue
             if tracked.webhook:
                 # Due by webhook: a poll only once the delivery is overdue (a safety net).
-                if now < tracked.fallback_at:
+                due = self._fallback_due(tracked)
+                if now < due:
                     continue
-                chance, priority = 1.0, now - tracked.fallback_at
+                chance, priority = 1.0, now - due
             else:
                 chance, priority = self._score(tracked, now)
             if chance < self.poll_threshold or chance <= 0.0:
@@ -670,6 +687,24 @@ class Scheduler:
                 best, best_priority = tracked, priority
         return best
 
+    def _fallback_due(self, tracked: _Tracked) -> float:
+        """When a task whose result is due by webhook is polled, in case it was lost.
+
+        First when nearly every task of its kind would have finished and been delivered:
+        the 99th percentile of the durations seen plus a grace for the delivery, once enough
+        tasks finished (twice the expected duration until then); then at doubling intervals.
+        """
+        if tracked.fallback_polls:
+            return tracked.fallback_at
+        family = tracked.ref.family
+        model = self._learner.model(family, tracked.model)
+        seen = None if model is None else model.seen_quantile(WEBHOOK_FALLBACK_QUANTILE)
+        if model is not None and seen is not None and len(model) >= WEBHOOK_FALLBACK_SAMPLES:
+            wait = seen + WEBHOOK_FALLBACK_GRACE
+        else:
+            wait = WEBHOOK_FALLBACK_FACTOR * self._learner.expected(family)
+        return tracked.created + wait
+
     def _next_look(self, now: float) -> float:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s."""
         soonest = now + _IDLE_LOOK
@@ -677,7 +712,7 @@ class Scheduler:
             for at in (
                 tracked.last_poll + self.min_poll_gap,
                 tracked.retry_at,
-                tracked.fallback_at,
+                self._fallback_due(tracked) if tracked.webhook else math.inf,
             ):
                 if now < at < soonest:
                     soonest = at
@@ -791,6 +826,7 @@ class Scheduler:
             tracked.last_running_age = age
             if tracked.webhook:
                 # The delivery is late or lost: poll again later, less and less often.
+                tracked.fallback_polls += 1
                 tracked.fallback_at = started + tracked.fallback_step
                 tracked.fallback_step = min(WEBHOOK_FALLBACK_MAX, 2 * tracked.fallback_step)
 

@@ -82,3 +82,15 @@ def test_a_stage_model_is_used_only_once_it_has_enough_observations() -> None:
     assert learner.model(family, "sonic-v4", ProgressState.STREAMING) is not None
     # The whole-duration model always exists (the prior until observations come).
     assert learner.model(family, "other") is not None
+
+
+
+def test_the_seen_quantile_reads_the_observations_not_the_prior() -> None:
+    model = DurationModel(expected=120.0)
+    assert model.seen_quantile(0.99) is None
+    for low in range(1, 101):  # running at 1 s, 2 s, ... 100 s, then seen finished late
+        model.add(float(low), low + 500.0)
+    assert model.seen_quantile(0.99) == 99.0
+    assert model.seen_quantile(0.5) == 50.0
+    assert model.seen_quantile(1.0) == 100.0
+    assert model.seen_quantile(0.0) == 1.0

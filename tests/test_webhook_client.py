@@ -464,3 +464,44 @@ async def test_a_delivery_during_a_fallback_poll_yields_the_task_once() -> None:
             await anyio.sleep(10.0)
             await deliver(client, fake.tasks[other.task_id])
     assert seen == [ref.task_id, other.task_id]
+
+
+async def test_once_durations_are_learned_a_lost_delivery_is_polled_soon_after_they_end() -> None:
+    from musicapi_async._constants import WEBHOOK_FALLBACK_GRACE, WEBHOOK_FALLBACK_SAMPLES
+
+    fake = make_fake(duration=40.0)
+    async with hooked(fake) as client:
+        for k in range(WEBHOOK_FALLBACK_SAMPLES):
+            ref = await create(client, f"song {k}")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.await_task, ref)
+                await anyio.sleep(40.0)
+                await deliver(client, fake.tasks[ref.task_id])
+        lost = await create(client, "lost")
+        created = anyio.current_time()
+        assert (await client.await_task(lost)).succeeded
+    # Every task took 40 s, delivered at once: the lost one is polled 40 s + the grace in,
+    # not at twice the prior's expected duration.
+    first = polls(fake, lost)[0] - created
+    assert 40.0 <= first <= 40.0 + WEBHOOK_FALLBACK_GRACE + 1.5
+
+
+async def test_lost_deliveries_found_late_do_not_push_later_fallbacks_later() -> None:
+    from musicapi_async._constants import WEBHOOK_FALLBACK_GRACE, WEBHOOK_FALLBACK_SAMPLES
+
+    fake = make_fake(duration=40.0)
+    async with hooked(fake) as client:
+        for k in range(WEBHOOK_FALLBACK_SAMPLES):
+            ref = await create(client, f"song {k}")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.await_task, ref)
+                await anyio.sleep(40.0)
+                await deliver(client, fake.tasks[ref.task_id])
+        firsts = []
+        for k in range(3 * WEBHOOK_FALLBACK_SAMPLES):  # then every delivery is lost
+            lost = await create(client, f"lost {k}")
+            created = anyio.current_time()
+            await client.await_task(lost)
+            firsts.append(polls(fake, lost)[0] - created)
+    # Each was found after its fallback poll; what that poll saw late never delays the next.
+    assert max(firsts) <= 40.0 + WEBHOOK_FALLBACK_GRACE + 1.5
