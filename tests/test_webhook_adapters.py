@@ -294,26 +294,29 @@ urlpatterns: list[Any] = []  # filled once Django is configured (ROOT_URLCONF is
 
 @pytest.fixture(scope="module")
 def django_settings() -> Iterator[None]:
-    """Configures Django once for this process: nothing else in the suite uses it."""
+    """Django configured for this module, whichever test configured it first.
+
+    Settings can be configured once per process (another module may have done it): the
+    minimum is configured if nobody has, and this module's own values are overridden for
+    the duration of its tests only.
+    """
     pytest.importorskip("django")
     import django
     from django.conf import settings
+    from django.test import override_settings
     from django.urls import path
 
     if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="tests-only",
-            ALLOWED_HOSTS=["testserver"],
-            ROOT_URLCONF=__name__,
-            MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"],
-            INSTALLED_APPS=[],
-            DATABASES={},
-            USE_TZ=True,
-        )
+        settings.configure(SECRET_KEY="tests-only", USE_TZ=True)
         django.setup()
     urlpatterns[:] = [path("musicapi-webhook", django_view(FORWARD))]
-    yield
+    with override_settings(
+        DEBUG=False,
+        ALLOWED_HOSTS=["testserver"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"],
+    ):
+        yield
     urlpatterns.clear()
 
 
