@@ -203,7 +203,8 @@ _KIND_CHECKS: Final[Mapping[str, tuple[str, Callable[[object], bool]]]] = {
     "number": (
         "a number",
         lambda v: (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+            (isinstance(v, int) and not isinstance(v, bool))
+            or (isinstance(v, float) and math.isfinite(v))
         ),
     ),
 }
@@ -249,7 +250,7 @@ def _parse_lines(lines: Sequence[str], *, source: str, default_mv: str) -> list[
             continue
         try:
             job_id, create = _parse_line(text, default_mv)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             problems.append((number, str(exc)))
             continue
         parsed.append((number, job_id, create))
@@ -273,6 +274,8 @@ def _parse_line(text: str, default_mv: str) -> tuple[str | None, SonicCreate]:
         item = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deep)") from None
     if not isinstance(item, dict):
         shown = text.strip()[:60]
         raise ValueError(f"expected a JSON object, got {type(item).__name__}: {shown}")  # noqa: TRY004 - a problem of the input, reported per line
@@ -530,15 +533,27 @@ class _Journal:
         self.path = out_dir / BATCH_JOURNAL
         self._lock = lock
         self._db = sqlite3.connect(self.path, isolation_level=None)
+        self.rows: dict[str, _Row] = {}
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            self._load()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}") from exc
         except BaseException:
             self.close()
             raise
-        self.rows: dict[str, _Row] = {}
+
+    def _load(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        schema = self.meta("schema")
+        if schema is not None and int(schema) > JOURNAL_SCHEMA:
+            raise BatchConflictError(
+                f"{self.path} was written by a newer version of musicapi-async; "
+                "upgrade it to resume this batch"
+            )
         columns = "id, position, fingerprint, state, task, result, files, error, attempts"
         for values in self._db.execute(f"SELECT {columns} FROM jobs"):
             row = _Row(*values)

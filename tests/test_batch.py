@@ -761,3 +761,58 @@ async def test_temporary_files_of_a_killed_run_are_removed(tmp_path: Path) -> No
     names = {p.name for p in listing(tmp_path)}
     assert not names & {p.name for p in stale}
     assert keep.name in names
+
+
+async def test_a_failed_download_leaves_the_job_done_and_a_rerun_only_downloads(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    fake.serve_audio = False  # the CDN is unreachable
+    jobs = jobs_of("a")
+    report = await run(fake, jobs, tmp_path)
+    assert report.jobs[0].state is S.DONE
+    assert not report.complete
+    assert (report.jobs[0].error or "").startswith("download failed: ")
+    polls = len(fake.requests_to("/sonic/task/*"))
+    fake.serve_audio = True
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert len(fake.requests_to("/sonic/task/*")) == polls
+
+
+def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    (tmp_path / BATCH_JOURNAL).write_bytes(b"this is not SQLite" * 100)
+
+    async def main() -> None:
+        await run(make_fake(), jobs_of("a"), tmp_path)
+
+    with pytest.raises(BatchConflictError, match="cannot use"):
+        anyio.run(main)
+
+
+def test_numbers_of_any_size_are_checked_not_crashed_on(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"prompt": "x", "style_weight": ' + "9" * 400 + "}")
+    with pytest.raises(BatchInputError, match="style_weight"):
+        read_batch_jobs(path)
+    deep = write(tmp_path, '{"prompt": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(BatchInputError, match="line 1"):
+        read_batch_jobs(deep)
+
+
+def test_the_public_batch_names_are_exported_and_documented() -> None:
+    import inspect
+
+    import musicapi_async
+    from musicapi_async import _batch
+
+    for name in _batch.__all__:
+        if name.isupper():
+            continue
+        value = getattr(musicapi_async, name)
+        assert value is getattr(_batch, name)
+        assert (value.__doc__ or "").strip(), name
+        for attr, member in vars(value).items() if inspect.isclass(value) else ():
+            if not attr.startswith("_") and (
+                inspect.isfunction(member) or isinstance(member, property)
+            ):
+                assert (member.__doc__ or "").strip(), f"{name}.{attr}"

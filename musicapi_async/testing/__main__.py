@@ -10,6 +10,8 @@ For curl, clients in other languages and end-to-end tests::
 
 The first two lines on stdout are the base URL and the key (``--port 0``: any free port,
 read it there); notes go to stderr. It runs until Ctrl-C or SIGTERM, then exits with 0.
+The clips' audio URLs point at the server itself (``/cdn/...``), so downloads stay on
+loopback too.
 """
 
 from __future__ import annotations
