@@ -563,7 +563,7 @@ class _Journal:
     @classmethod
     def open(cls, out_dir: Path) -> _Journal:
         out_dir.mkdir(parents=True, exist_ok=True)
-        lock = _lock(out_dir / BATCH_LOCK)
+        lock = _Lock(out_dir / BATCH_LOCK)
         try:
             return cls(out_dir, lock)
         except BaseException:
@@ -625,7 +625,11 @@ def _state(value: str) -> BatchJobState:
 
 
 class _Lock:
-    """An exclusive advisory lock on a file, released by the system if the process dies."""
+    """An exclusive advisory lock on a file, released by the system if the process dies.
+
+    POSIX only (``flock``); on Windows no lock is taken: do not start two runs on one
+    directory there.
+    """
 
     def __init__(self, path: Path) -> None:
         self._handle = open(path, "a+b")  # noqa: SIM115 - held for the whole run
@@ -643,10 +647,6 @@ class _Lock:
 
     def close(self) -> None:
         self._handle.close()
-
-
-def _lock(path: Path) -> _Lock:
-    return _Lock(path)
 
 
 # --- running a batch --------------------------------------------------------------------------
@@ -684,8 +684,9 @@ async def run_batch(
     unless ``resubmit_uncertain=True`` (check the dashboard first: that may pay twice). The
     module docstring of ``musicapi_async._batch`` details the journal.
 
-    Creates are sent one after the other under the client's rate limiter, while the
-    client's scheduler polls the created tasks with the spare budget. Failed tasks are
+    Creates are sent one after the other under the client's rate limiter, ahead of polls;
+    the client's scheduler polls the created tasks with the budget they leave (mostly once
+    every job is created, which gives the shortest batch). Failed tasks are
     recorded, never retried. ``results.jsonl`` in ``out_dir`` lists every job (id, state,
     task id, clips, files, error) and is rewritten atomically at the end of every run,
     including an interrupted one.
