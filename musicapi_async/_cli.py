@@ -1187,6 +1187,7 @@ def build_cli() -> click.Group:
                     "musicapi: the sandbox's tasks lived in this process and are gone: "
                     + " ".join(running)
                 )
+                progress.note("musicapi: a sandbox batch cannot resume: use another -o directory")
                 return
             if running:
                 progress.note("musicapi: still running: " + " ".join(running))
