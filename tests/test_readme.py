@@ -198,6 +198,8 @@ def harness_factory(
     def make(backend: str, check: Check | None) -> Harness:
         fake = FakeMusicAPI(**(check.fake_options if check else {}))
         monkeypatch.setenv("MUSICAPI_KEY", FakeMusicAPI.DEFAULT_KEY)
+        for name, value in (check.env if check else {}).items():
+            monkeypatch.setenv(name, value)
         for name in (
             "MUSICAPI_BASE_URL",
             "MUSICAPI_SANDBOX",

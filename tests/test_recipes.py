@@ -52,6 +52,8 @@ class Check:
     backends: tuple[str, ...] = ("asyncio", "trio")
     #: ``FakeMusicAPI`` arguments for the block's fake.
     fake_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Environment variables the block reads (set while it runs).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- FastAPI ------------------------------------------------------------------------------------
@@ -239,8 +241,68 @@ def drive_chat_bot(ran: Ran) -> None:
     assert all(url.startswith("https://") for pair in urls for url in pair)
 
 
+# --- FastAPI with webhooks -----------------------------------------------------------------------
+
+WEBHOOK_SECRET = "whsec-readme-do-not-print"
+
+
+def drive_fastapi_webhooks(ran: Ran) -> None:
+    from musicapi_async import sign_webhook
+
+    app = ran.namespace["app"]
+    fake = ran.fake
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            asgi_lifespan(app),
+            httpx.AsyncClient(transport=transport, base_url="http://app") as http,
+            anyio.create_task_group() as tg,
+        ):
+            # The fake signs each result and POSTs it to the task's webhook_url: through the
+            # app, to the mounted receiver, as MusicAPI would over the internet.
+            await tg.start(fake.webhooks.run, httpx.ASGITransport(app=app))
+            created = await http.post("/songs", json={"prompt": "lofi hip hop"})
+            assert created.status_code == 202, created.text
+            first = created.json()["task_id"]
+            assert fake.tasks[first].request["webhook_url"].endswith("/musicapi-webhook")
+            assert (await http.get(f"/songs/{first}")).json()["status"] == "running"
+            await anyio.sleep(fake.tasks[first].done_at - anyio.current_time() + 0.01)
+            song = (await http.get(f"/songs/{first}")).json()
+            # Known the instant the task ended, and not one poll was sent.
+            assert song["status"] == "succeeded", song
+            assert len(song["audio_urls"]) == 2
+            assert [r.path for r in fake.requests] == ["/sonic/create"]
+            assert [d.status for d in fake.webhook_deliveries] == [200]
+
+            # A forged delivery is refused and changes nothing.
+            body = json.dumps({"task_id": first, "code": 200, "data": []}).encode()
+            forged = await http.post(
+                "/musicapi-webhook", content=body, headers=sign_webhook(body, "guess")
+            )
+            assert forged.status_code == 401
+            assert (await http.get(f"/songs/{first}")).json()["status"] == "succeeded"
+
+            # A lost delivery: the fallback poll finds the result, later but surely.
+            fake.webhooks.drop(1)
+            lost = (await http.post("/songs", json={"prompt": "sea shanty"})).json()["task_id"]
+            await anyio.sleep(fake.tasks[lost].duration + 5)
+            assert (await http.get(f"/songs/{lost}")).json()["status"] == "running"
+            await anyio.sleep(300)
+            assert (await http.get(f"/songs/{lost}")).json()["status"] == "succeeded"
+            assert len(fake.requests_to(f"/sonic/task/{lost}")) == 1
+            tg.cancel_scope.cancel()
+        assert all(r.status != 429 for r in fake.requests)
+
+    ran.run(scenario)
+    assert WEBHOOK_SECRET not in ran.output
+
+
 CHECKS: dict[str, Check] = {
     "fastapi": Check(drive_fastapi),
+    "fastapi_webhooks": Check(
+        drive_fastapi_webhooks, env={"MUSICAPI_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    ),
     "django": Check(drive_django, backends=("asyncio",)),
     "celery": Check(drive_celery),
     # The 200 style shows streaming clips, so the bot's progress message is exercised.
