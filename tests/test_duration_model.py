@@ -84,7 +84,6 @@ def test_a_stage_model_is_used_only_once_it_has_enough_observations() -> None:
     assert learner.model(family, "other") is not None
 
 
-
 def test_the_seen_quantile_reads_the_observations_not_the_prior() -> None:
     model = DurationModel(expected=120.0)
     assert model.seen_quantile(0.99) is None
