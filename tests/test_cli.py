@@ -16,6 +16,7 @@ import wave
 from collections.abc import Mapping
 from pathlib import Path
 
+import anyio
 import pytest
 from click.testing import CliRunner, Result
 
@@ -396,3 +397,32 @@ def test_a_bad_rate_is_a_usage_error(rate: str) -> None:
     result = invoke(["--rate", rate, "--sandbox", "credits"])
     assert result.exit_code == 2
     assert "--rate" in result.stderr
+
+
+def test_the_rate_reaches_the_clients_bucket() -> None:
+    from musicapi_async import TokenBucket
+    from musicapi_async._cli import Settings, open_session
+
+    settings = Settings(
+        sandbox=False,
+        api_key="test-key",
+        json=False,
+        rate=(2.0, 3.0),
+        expected_duration=4.0,
+        min_poll_gap=0.5,
+    )
+
+    async def main() -> None:
+        async with open_session(settings) as session:
+            bucket = session.client.limiter
+            assert isinstance(bucket, TokenBucket)
+            assert (bucket.rate, bucket.per) == (2.0, 3.0)
+
+    anyio.run(main)
+
+
+@pytest.mark.parametrize("name", ["MUSICAPI_EXPECTED_DURATION", "MUSICAPI_MIN_POLL_GAP"])
+def test_bad_scheduler_settings_are_usage_errors(name: str) -> None:
+    result = invoke(["--sandbox", "credits"], env={name: "soon"})
+    assert result.exit_code == 2
+    assert name in result.stderr
