@@ -584,6 +584,10 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
             f"musicapi: note: {len(report.other_jobs)} job(s) of the journal are not in this "
             "file; they were left alone"
         )
+    for job in report.jobs:
+        bad = [c for c in job.task.clips if c.state is ClipState.FAILED] if job.task else []
+        if job.task is not None and job.task.succeeded and bad:
+            progress.note(f"musicapi: job {job.job_id}: {len(bad)} clip(s) failed", "yellow")
     if report.complete:
         return
     for job in report.by_state(S.FAILED):

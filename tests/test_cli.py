@@ -426,3 +426,14 @@ def test_bad_scheduler_settings_are_usage_errors(name: str) -> None:
     result = invoke(["--sandbox", "credits"], env={name: "soon"})
     assert result.exit_code == 2
     assert name in result.stderr
+
+
+def test_batch_notes_the_failed_clip_of_a_partly_failed_task(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}')
+    result = invoke(
+        ["--sandbox", "batch", str(batch), "-o", str(tmp_path / "out")],
+        env={"MUSICAPI_SANDBOX_OUTCOME": "partial"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "job a: 1 clip(s) failed" in result.stderr
+    assert len(result.stdout.split("\t")) == 4  # id, state, task id, the one file
