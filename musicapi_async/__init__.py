@@ -12,6 +12,17 @@
 
 from __future__ import annotations
 
+from ._batch import (
+    BatchConflictError,
+    BatchEvent,
+    BatchInputError,
+    BatchJob,
+    BatchJobResult,
+    BatchJobState,
+    BatchReport,
+    read_batch_jobs,
+    run_batch,
+)
 from ._client import MusicAPI
 from ._constants import DEFAULT_BASE_URL, SONIC_MODELS, SONIC_TASK_TYPES, __version__
 from ._download import DownloadError, DownloadFormat, safe_filename
@@ -81,6 +92,13 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Batch",
+    "BatchConflictError",
+    "BatchEvent",
+    "BatchInputError",
+    "BatchJob",
+    "BatchJobResult",
+    "BatchJobState",
+    "BatchReport",
     "BatchSubmission",
     "Bpm",
     "BucketStatistics",
@@ -128,6 +146,8 @@ __all__ = [
     "WebhookResponse",
     "WebhookVerificationError",
     "__version__",
+    "read_batch_jobs",
+    "run_batch",
     "safe_filename",
     "sign_webhook",
     "verify_webhook",
