@@ -429,11 +429,16 @@ async def test_a_default_user_agent_replaces_ours_case_insensitively() -> None:
 
 #: Modules whose public classes must document every public method and property.
 DOCUMENTED_MODULES = {
+    "musicapi_async._batch",
     "musicapi_async._client",
+    "musicapi_async._download",
     "musicapi_async._exceptions",
     "musicapi_async._models",
     "musicapi_async._retry",
+    "musicapi_async._poller",
+    "musicapi_async._ratelimit",
     "musicapi_async._sonic",
+    "musicapi_async._webhooks",
 }
 
 
