@@ -19,12 +19,14 @@ The rules (also stated in the README's Development section):
   ``#`` comments ignored, ``a && b`` run in turn. ``musicapi ...`` runs in process (click's
   test runner) with the same fake and virtual time and must exit 0, writing audio where its
   ``-o`` says; ``<task-id>``, ``<clip-id>`` and ``<audio-url-or-task-id>`` stand for the
-  fake's latest task and its first clip. ``python -m musicapi_async.testing serve`` is
-  started (on a free port instead of the one shown) and must answer. ``export NAME=VALUE``
-  sets a variable (``MUSICAPI_KEY`` keeps the fake's key). ``pip install ...`` is not run
-  here: ``tests/test_setup_commands.py`` runs the README's first command in a clean clone,
-  and CI runs the second. ``python -m pytest``, ``ruff ...`` and ``mypy`` must be commands
-  that ``.ci/run`` runs. Any other command fails the test until the harness learns it.
+  fake's latest task and its first clip, and its directory holds ``song.txt`` (lyrics) and
+  ``prompts.jsonl`` (the README's example batch file, its text block of JSON lines).
+  ``python -m musicapi_async.testing serve`` is started (on a free port instead of the one
+  shown) and must answer. ``export NAME=VALUE`` sets a variable (``MUSICAPI_KEY`` keeps the
+  fake's key). ``pip install ...`` is not run here: ``tests/test_setup_commands.py`` runs
+  the README's first command in a clean clone, and CI runs the second. ``python -m pytest``,
+  ``ruff ...`` and ``mypy`` must be commands that ``.ci/run`` runs. Any other command fails
+  the test until the harness learns it.
 * Other languages fail, except data (``json``, ``text``), which is not run; so does a fence
   without a language, and an unknown marker.
 """
@@ -32,6 +34,7 @@ The rules (also stated in the README's Development section):
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import shlex
 import subprocess
@@ -73,6 +76,23 @@ PLACEHOLDER = re.compile(r"^<([a-z-]+)>(\.\.\.)?$")
 LYRICS = "[Verse]\nRate limits in the morning light\n[Chorus]\nOne request every three\n"
 
 REAL_ANYIO_RUN = anyio.run
+
+
+def _example_jobs() -> str:
+    """The README's example batch file: its ``text`` block of JSON lines (``prompts.jsonl``)."""
+    text = README.read_text(encoding="utf-8")
+    for match in re.finditer(r"^```text\n(.*?)^```", text, re.M | re.S):
+        lines = match.group(1).splitlines()
+        try:
+            if lines and all(isinstance(json.loads(line), dict) for line in lines):
+                return match.group(1)
+        except ValueError:
+            continue
+    raise AssertionError("README.md has no example batch file (a text block of JSON lines)")
+
+
+#: What a batch file named in a command holds (``musicapi batch prompts.jsonl``).
+PROMPTS = _example_jobs()
 
 
 @dataclass(frozen=True)
@@ -277,6 +297,7 @@ def run_musicapi(argv: list[str], harness: Harness) -> None:
     workdir = harness.workdir / f"command-{len(list(harness.workdir.iterdir()))}"
     workdir.mkdir()
     (workdir / "song.txt").write_text(LYRICS, encoding="utf-8")
+    (workdir / "prompts.jsonl").write_text(PROMPTS, encoding="utf-8")
     harness.monkeypatch.chdir(workdir)
     result = CliRunner().invoke(build_cli(), args, catch_exceptions=False)
     shown = f"musicapi {shlex.join(args)}\nstdout: {result.stdout}\nstderr: {result.stderr}"
