@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Callable, Iterable, Mapping
@@ -192,8 +193,8 @@ class MusicAPI:
                 "webhook_url needs webhook_secret: without one MusicAPI signs deliveries with "
                 "a default secret, and they cannot be verified (anyone could forge a result)"
             )
-        if not (isinstance(webhook_tolerance, (int, float)) and webhook_tolerance > 0):
-            raise ValueError("webhook_tolerance must be a number of seconds > 0")
+        if not (isinstance(webhook_tolerance, (int, float)) and 0 < webhook_tolerance < math.inf):
+            raise ValueError("webhook_tolerance must be a finite number of seconds > 0")
         if limiter is DEFAULT_LIMITER:
             limiter = TokenBucket()
         if limiter is not None and not isinstance(limiter, Limiter):
@@ -366,11 +367,15 @@ class MusicAPI:
                 "webhook_url": self._webhook_url,
                 "webhook_secret": self._webhook_secret,
             }
-        ours = (
-            body.get("webhook_url") == self._webhook_url
+        return body, self._delivers_here(body)
+
+    def _delivers_here(self, body: Mapping[str, Any]) -> bool:
+        """Whether the task a body starts will be delivered to this client's receiver."""
+        return (
+            self._webhook_url is not None
+            and body.get("webhook_url") == self._webhook_url
             and body.get("webhook_secret") == self._webhook_secret
         )
-        return body, ours
 
     @property
     def limiter(self) -> Limiter | None:

@@ -106,7 +106,7 @@ MAX_POLLS_IN_FLIGHT: Final = 4
 DEFAULT_WEBHOOK_TOLERANCE: Final = 300.0
 #: A task whose result is due by webhook is polled only as a safety net: first when it has run
 #: longer than this share of the durations learned (from deliveries and polls)...
-WEBHOOK_FALLBACK_QUANTILE: Final = 0.99
+WEBHOOK_FALLBACK_QUANTILE: Final = 0.95
 #: ...plus this many seconds for the delivery to arrive, once this many tasks finished...
 WEBHOOK_FALLBACK_GRACE: Final = 10.0
 WEBHOOK_FALLBACK_SAMPLES: Final = 10
@@ -114,8 +114,10 @@ WEBHOOK_FALLBACK_SAMPLES: Final = 10
 WEBHOOK_FALLBACK_FACTOR: Final = 2.0
 #: ...then again after this many seconds, doubling each time...
 WEBHOOK_FALLBACK_EVERY: Final = 30.0
-#: ...up to this many seconds between two fallback polls.
+#: ...up to this many seconds between two fallback polls; and one poll this many seconds
+#: before a waiter's deadline, whatever the schedule.
 WEBHOOK_FALLBACK_MAX: Final = 300.0
+WEBHOOK_DEADLINE_LEAD: Final = 10.0
 #: A delivery for a task no one awaits yet (it may come before the create returns) is kept
 #: this many seconds, at most WEBHOOK_EARLY_MAX of them.
 WEBHOOK_EARLY_KEEP: Final = 600.0

@@ -38,6 +38,7 @@ from ._constants import (
     DURATION_MEMORY,
     EXPECTED_DURATION,
     MAX_POLLS_IN_FLIGHT,
+    WEBHOOK_DEADLINE_LEAD,
     WEBHOOK_EARLY_KEEP,
     WEBHOOK_EARLY_MAX,
     WEBHOOK_FALLBACK_EVERY,
@@ -160,6 +161,7 @@ class DurationModel:
         self._expected = expected
         self._prior = (0.5 * expected, 2.0 * expected)
         self._samples: deque[tuple[float, float]] = deque(maxlen=memory)
+        self._lows: list[float] | None = None  # sorted, made on demand
         self._running: list[float] = []
         self._xs: list[float] = []
         self._ys: list[float] = []
@@ -174,6 +176,7 @@ class DurationModel:
         the tasks still under way were last seen running."""
         low, high = max(0.0, low), max(0.0, high)
         self._samples.append((min(low, high), max(low, high)))
+        self._lows = None
         self._running = [age for age in running if age > 0.0]
         self._tabulate()
 
@@ -267,7 +270,9 @@ class DurationModel:
         """
         if not self._samples:
             return None
-        lows = sorted(low for low, _ in self._samples)
+        if self._lows is None:
+            self._lows = sorted(low for low, _ in self._samples)
+        lows = self._lows
         return lows[min(len(lows) - 1, max(0, math.ceil(q * len(lows)) - 1))]
 
     def finished_since(self, before: float, now: float) -> float:
@@ -419,10 +424,15 @@ class _Watch:
     """One waiter (an await_task or as_completed call) and the results handed to it."""
 
     def __init__(
-        self, keys: dict[_Key, TaskRef], on_progress: Callable[[TaskProgress], object] | None
+        self,
+        keys: dict[_Key, TaskRef],
+        on_progress: Callable[[TaskProgress], object] | None,
+        deadline: float | None = None,
     ) -> None:
         self.refs = keys
         self.on_progress = on_progress
+        #: When the waiter gives up (its timeout, or a cancel scope around it), if ever.
+        self.deadline = deadline
         self.started = anyio.current_time()
         self.results: deque[tuple[_Key, Task | BaseException]] = deque()
         self.event = anyio.Event()
@@ -546,7 +556,9 @@ class Scheduler:
             return
         tracked = self._tracked.get(key)
         if tracked is None:
-            if task.is_terminal:
+            if task.is_terminal and key in self._submitted:
+                self._remember_result(key, _as_family(task, key[0]))  # submitted here
+            elif task.is_terminal:
                 self._early[task.ref.task_id] = (now, task)
                 self._early.move_to_end(task.ref.task_id)
                 self._prune_early(now)
@@ -556,20 +568,23 @@ class Scheduler:
         state = progress_state(task)
         if state in _STAGES and state not in tracked.stage_seen:
             tracked.stage_seen[state] = age
-        if state is not tracked.last_state:
+        if _moves_on(tracked.last_state, state):
             tracked.last_state = state
             self._report(tracked, task, now)
         if not task.is_terminal:
             return
-        self._done[key] = task
-        while len(self._done) > _RESULT_CACHE:
-            self._done.popitem(last=False)
+        self._remember_result(key, task)
         self._finish(key, tracked, task)
         if tracked.known_age:
             # Delivered when it finished: learn it as finished within the last second.
             tracked.last_running_age = max(tracked.last_running_age, age - _IDLE_LOOK)
             self._learn(tracked, age)
         self._changed.set()
+
+    def _remember_result(self, key: _Key, task: Task) -> None:
+        self._done[key] = task
+        while len(self._done) > _RESULT_CACHE:
+            self._done.popitem(last=False)
 
     def _key_of(self, ref: TaskRef) -> _Key:
         """The key of a delivered task: a delivery's family is guessed from its body, so a
@@ -601,10 +616,16 @@ class Scheduler:
     # --- waiters ------------------------------------------------------------------------------
 
     def watch(
-        self, refs: dict[_Key, TaskRef], on_progress: Callable[[TaskProgress], object] | None
+        self,
+        refs: dict[_Key, TaskRef],
+        on_progress: Callable[[TaskProgress], object] | None,
+        deadline: float | None = None,
     ) -> _Watch:
         self._ensure_running()
-        watch = _Watch(refs, on_progress)
+        # The waiter's own deadline, or that of a cancel scope around it (anyio.fail_after).
+        outer = anyio.current_effective_deadline()
+        ends = min(math.inf if deadline is None else deadline, outer)
+        watch = _Watch(refs, on_progress, None if math.isinf(ends) else ends)
         now = anyio.current_time()
         for key, ref in refs.items():
             done = self._done.get(key) or self._take_early(key, now)
@@ -691,19 +712,28 @@ class Scheduler:
         """When a task whose result is due by webhook is polled, in case it was lost.
 
         First when nearly every task of its kind would have finished and been delivered:
-        the 99th percentile of the durations seen plus a grace for the delivery, once enough
-        tasks finished (twice the expected duration until then); then at doubling intervals.
+        the 95th percentile of the durations seen plus a grace for the delivery, once enough
+        tasks finished (twice the expected duration until then); then at doubling intervals;
+        and in any case a little before the earliest deadline of its waiters.
         """
         if tracked.fallback_polls:
-            return tracked.fallback_at
-        family = tracked.ref.family
-        model = self._learner.model(family, tracked.model)
-        seen = None if model is None else model.seen_quantile(WEBHOOK_FALLBACK_QUANTILE)
-        if model is not None and seen is not None and len(model) >= WEBHOOK_FALLBACK_SAMPLES:
-            wait = seen + WEBHOOK_FALLBACK_GRACE
+            due = tracked.fallback_at
         else:
-            wait = WEBHOOK_FALLBACK_FACTOR * self._learner.expected(family)
-        return tracked.created + wait
+            family = tracked.ref.family
+            model = self._learner.model(family, tracked.model)
+            seen = None if model is None else model.seen_quantile(WEBHOOK_FALLBACK_QUANTILE)
+            if model is not None and seen is not None and len(model) >= WEBHOOK_FALLBACK_SAMPLES:
+                due = tracked.created + seen + WEBHOOK_FALLBACK_GRACE
+            else:
+                due = tracked.created + WEBHOOK_FALLBACK_FACTOR * self._learner.expected(family)
+        # Whatever the schedule, one look just before a waiter would give up: a lost delivery
+        # must not turn a finished task into a timeout.
+        deadlines = [w.deadline for w in tracked.watchers if w.deadline is not None]
+        if deadlines:
+            last_chance = min(deadlines) - WEBHOOK_DEADLINE_LEAD
+            if tracked.last_poll < last_chance:
+                due = min(due, last_chance)
+        return due
 
     def _next_look(self, now: float) -> float:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s."""
@@ -786,7 +816,8 @@ class Scheduler:
             )
             return
         except Exception as exc:  # a permanent error (401, 404, 410...): the waiters get it
-            self._finish(key, tracked, exc)
+            if key not in self._done:  # unless a webhook delivered the result meanwhile
+                self._finish(key, tracked, exc)
             return
         finally:
             tracked.in_flight = False
@@ -812,13 +843,11 @@ class Scheduler:
         state = progress_state(task)
         if state in _STAGES and state not in tracked.stage_seen:
             tracked.stage_seen[state] = age
-        if state is not tracked.last_state:
+        if _moves_on(tracked.last_state, state):
             tracked.last_state = state
             self._report(tracked, task, anyio.current_time())
         if task.is_terminal:
-            self._done[key] = task
-            while len(self._done) > _RESULT_CACHE:
-                self._done.popitem(last=False)
+            self._remember_result(key, task)
             self._finish(key, tracked, task)
             if tracked.known_age:
                 self._learn(tracked, age)
@@ -854,6 +883,7 @@ class Scheduler:
     def _finish(self, key: _Key, tracked: _Tracked, item: Task | BaseException) -> None:
         for watch in tracked.watchers:
             watch.deliver(key, item)
+        tracked.watchers.clear()  # once: a late answer about it finds no one to tell
         if self._tracked.get(key) is tracked:
             del self._tracked[key]
 
@@ -869,6 +899,24 @@ class Scheduler:
                     self._polls.start_soon(_await, outcome)
             except Exception:
                 logger.exception("an on_progress callback raised; the wait goes on")
+
+
+#: The order of the states a task goes through; a report never goes back in it.
+_PROGRESS_ORDER: dict[ProgressState, int] = {
+    ProgressState.PENDING: 0,
+    ProgressState.RUNNING: 1,
+    ProgressState.STREAMING: 2,
+}
+
+
+def _moves_on(last: ProgressState | None, state: ProgressState) -> bool:
+    """Whether ``state`` is news after ``last``: a change, and not a step back (a poll
+    answered after a webhook told of a later stage, or deliveries out of order)."""
+    if state is last:
+        return False
+    if last in _PROGRESS_ORDER and state in _PROGRESS_ORDER:
+        return _PROGRESS_ORDER[state] > _PROGRESS_ORDER[last]
+    return True
 
 
 def _as_family(task: Task, family: TaskFamily) -> Task:
@@ -917,7 +965,7 @@ class AsCompleted:
         self._refs = refs
         self._deadline = deadline
         self._completed: dict[_Key, Task] = {}
-        self._watch: _Watch | None = scheduler.watch(refs, on_progress) if refs else None
+        self._watch: _Watch | None = scheduler.watch(refs, on_progress, deadline) if refs else None
         self._finalizer = (
             weakref.finalize(self, scheduler.unwatch, self._watch) if self._watch else None
         )

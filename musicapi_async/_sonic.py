@@ -560,12 +560,17 @@ class Sonic(TaskResource):
             compact(items=bodies, webhook_url=webhook_url, webhook_secret=webhook_secret)
         )
         submission = await self._call("POST", "/sonic/batch", parse_batch_submission, body=body)
-        # Refused items leave no task, so tasks and items need not line up: a model is known
-        # only when every item names the same one.
+        # Refused items leave no task, so tasks and items need not line up: a model, or a
+        # delivery to this client (an item's own webhook_url wins over the batch's), is known
+        # only when every item agrees; otherwise the tasks are polled as usual.
         models = {str(item.get("mv")) for item in bodies}
         model = models.pop() if len(models) == 1 else None
+        delivered = {
+            self._client._delivers_here(item) if item.get("webhook_url") else webhook
+            for item in bodies
+        }
         for ref in submission.tasks:
-            self._client._scheduler.note_submitted(ref, model, webhook=webhook)
+            self._client._scheduler.note_submitted(ref, model, webhook=delivered == {True})
         return submission
 
     async def get_batch(self, batch_id: str) -> Batch:

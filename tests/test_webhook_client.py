@@ -505,3 +505,117 @@ async def test_lost_deliveries_found_late_do_not_push_later_fallbacks_later() ->
             firsts.append(polls(fake, lost)[0] - created)
     # Each was found after its fallback poll; what that poll saw late never delays the next.
     assert max(firsts) <= 40.0 + WEBHOOK_FALLBACK_GRACE + 1.5
+
+
+# --- review regressions -------------------------------------------------------------------------
+
+
+async def test_a_lost_delivery_never_turns_a_finished_task_into_a_timeout() -> None:
+    from musicapi_async._constants import WEBHOOK_DEADLINE_LEAD
+
+    # Fallback polls at 240, 270, 330, 450 s would next come at 690 s, after the 600 s
+    # default deadline: the scheduler looks once more just before it.
+    fake = make_fake(duration=460.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        created = anyio.current_time()
+        task = await client.await_task(ref)
+    assert task.succeeded
+    assert polls(fake, ref)[-1] - created == pytest.approx(600.0 - WEBHOOK_DEADLINE_LEAD, abs=2)
+
+
+async def test_a_cancel_scope_deadline_around_the_wait_counts_too() -> None:
+    fake = make_fake(duration=300.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        with anyio.fail_after(320.0):  # 240 s fallback sees it running; 270 s too
+            task = await client.await_task(ref, timeout=None)
+    assert task.succeeded
+
+
+async def test_a_batch_item_naming_its_own_webhook_is_polled_as_usual() -> None:
+    from musicapi_async import SonicCreate
+
+    fake = make_fake(duration=60.0)
+    async with hooked(fake) as client:
+        item = SonicCreate(
+            mv="sonic-v5",
+            gpt_description_prompt="own hook",
+            webhook_url="https://elsewhere.example/hook",
+            webhook_secret="theirs",
+        )
+        submission = await client.sonic.batch([item])
+        created = anyio.current_time()
+        await client.await_task(submission.tasks[0])
+    # Not delivered here: the scheduler polls it like any task, not only at the fallback.
+    assert polls(fake, submission.tasks[0])[0] - created < FALLBACK / 2
+
+
+async def test_a_poll_error_after_a_delivery_does_not_reach_the_waiter() -> None:
+    durations = iter([FALLBACK - 10.0, FALLBACK + 100.0])  # the other is still running at 245
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=lambda task: next(durations))
+    fake.inject("/sonic/task/*", status=401, delay=5.0, times=1)  # the fallback poll's answer
+    async with hooked(fake) as client:
+        created = anyio.current_time()
+        ref, other = await create(client), await create(client, "other")
+        seen: list[str] = []
+
+        async def consume() -> None:
+            async with client.as_completed([ref, other]) as stream:
+                async for task in stream:
+                    seen.append(task.task_id)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
+            await deliver(client, fake.tasks[ref.task_id])  # while the poll is in flight
+            await anyio.sleep(10.0)
+            assert fake.requests_to(f"/sonic/task/{ref.task_id}")[0].status == 401
+            await anyio.sleep(FALLBACK)
+            await deliver(client, fake.tasks[other.task_id])
+    assert seen == [ref.task_id, other.task_id]
+
+
+async def test_progress_never_goes_back_when_a_poll_answers_after_a_delivery() -> None:
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0, not_ready_style="200")
+    fake.latency["/sonic/task/*"] = 5.0
+    events: list[ProgressState] = []
+    async with hooked(fake) as client:
+        created = anyio.current_time()
+        ref = await create(client)
+        async with anyio.create_task_group() as tg:
+
+            async def wait() -> None:
+                await client.await_task(
+                    ref, timeout=None, on_progress=lambda e: events.append(e.state)
+                )
+
+            tg.start_soon(wait)
+            # The fallback poll leaves at 240 s (the task still "running" then); a streaming
+            # delivery lands while it is in flight.
+            await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
+            await deliver(client, fake.tasks[ref.task_id], state="streaming")
+            await anyio.sleep(10.0)
+            assert events == [ProgressState.STREAMING]
+            await anyio.sleep(600.0)
+            await deliver(client, fake.tasks[ref.task_id])
+    assert events[-1] is ProgressState.SUCCEEDED
+    assert ProgressState.RUNNING not in events[events.index(ProgressState.STREAMING) :]
+
+
+async def test_a_delivery_for_a_task_submitted_here_is_kept_past_the_early_window() -> None:
+    fake = make_fake(duration=10.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(10.0)
+        await deliver(client, fake.tasks[ref.task_id])
+        await anyio.sleep(WEBHOOK_EARLY_KEEP * 2)
+        with anyio.fail_after(0.001):
+            task = await client.await_task(ref)
+    assert task.succeeded
+    assert polls(fake, ref) == []
+
+
+def test_the_tolerance_must_be_finite() -> None:
+    with pytest.raises(ValueError, match="webhook_tolerance"):
+        MusicAPI("k", webhook_secret=SECRET, webhook_tolerance=float("inf"))
