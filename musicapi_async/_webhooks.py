@@ -52,7 +52,7 @@ __all__ = [
 
 logger = logging.getLogger("musicapi_async")
 
-#: Event ids a :class:`WebhookReceiver` remembers to recognise a re-delivery.
+#: Events a :class:`WebhookReceiver` remembers to recognise a re-delivery.
 DEFAULT_REMEMBER: Final = 10_000
 
 #: Which check a delivery failed (:attr:`WebhookVerificationError.reason`).
@@ -109,7 +109,8 @@ class WebhookEvent:
     """One verified delivery: which task, what happened, and the task as a poll would show it."""
 
     #: ``X-Webhook-Id`` (or ``Idempotency-Key``): the same for every re-delivery of one
-    #: event. ``None`` when absent (the legacy scheme sends none).
+    #: event. ``None`` when absent (the legacy scheme sends none). Not covered by the
+    #: signature: anyone replaying a captured delivery can change it.
     id: str | None
     #: ``X-Webhook-Event`` (``song.completed``, ``song.failed``...); when absent, inferred
     #: from the task: ``song.completed``, ``song.failed`` or ``song.streaming``.
@@ -166,7 +167,7 @@ class WebhookStatistics:
     rejected: Mapping[str, int]
     #: Deliveries answered 500 because a callback raised.
     failed: int
-    #: Event ids (or body hashes) currently remembered for de-duplication.
+    #: Events currently remembered for de-duplication (each under one or two keys).
     remembered: int
 
     @property
@@ -445,6 +446,22 @@ def sign_webhook(
 Callback = Callable[[WebhookEvent], object]
 
 
+def _dedup_keys(event: WebhookEvent, body: bytes, headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The keys under which a verified delivery counts as seen; any one seen makes a duplicate.
+
+    Only signed bytes make a key that a replay cannot change. Current scheme: the event id
+    (unsigned, but stable across MusicAPI's own re-signed retries) and the signature,
+    represented by a hash of what it signs (``"{timestamp}.{body}"``): an exact replay
+    carries the same, a new one cannot be forged, and no valid signature is kept in memory.
+    Legacy: the body alone, whatever id header came with it.
+    """
+    if event.scheme == "legacy":
+        return ("body:" + hashlib.sha256(body).hexdigest(),)
+    stamp = headers["x-webhook-timestamp"].strip().encode("ascii")
+    signed = "signed:" + hashlib.sha256(stamp + b"." + bytes(body)).hexdigest()
+    return (signed,) if event.id is None else (signed, "id:" + event.id)
+
+
 def _answer(status: int, payload: Mapping[str, str]) -> WebhookResponse:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return WebhookResponse(status, body, {"content-type": "application/json"})
@@ -466,11 +483,14 @@ class WebhookReceiver:
     Feed it each request's raw body and headers; it answers with the
     :class:`WebhookResponse` to send back. A new event goes to ``on_event`` and to every
     :meth:`subscribe`\\ d callback (a callback may be a coroutine function); a re-delivery
-    (same ``X-Webhook-Id``, or the same body for the legacy scheme without one) is answered
-    200 without calling anything; a delivery that fails verification is answered 4xx and
-    changes nothing. If a callback raises, the answer is 500 and the event is not
-    remembered, so the sender's retry calls every callback again: callbacks must tolerate
-    seeing an event twice (delivery is at least once anyway)::
+    is answered 200 without calling anything; a delivery that fails verification is answered
+    4xx and changes nothing. A current-scheme delivery is a re-delivery when its
+    ``X-Webhook-Id`` or its signature (the same timestamp and body) was seen: the id is not
+    signed, so a replay under a changed id is still caught by its signature. A legacy
+    delivery is a re-delivery when its body was seen; any id header it carries is ignored,
+    since nothing ties it to the signed body. If a callback raises, the answer is 500 and
+    the event is not remembered, so the sender's retry calls every callback again: callbacks
+    must tolerate seeing an event twice (delivery is at least once anyway)::
 
         import anyio
         from musicapi_async import WebhookReceiver, sign_webhook
@@ -487,7 +507,7 @@ class WebhookReceiver:
         secret: The ``webhook_secret`` given with the create calls. Never shown in a repr.
         tolerance: Seconds a signed timestamp may differ from ``clock()``.
         on_event: Called with each new :class:`WebhookEvent`.
-        remember: How many event ids to remember (least recently seen dropped first).
+        remember: How many events to remember (least recently seen dropped first).
         clock: Unix seconds now (default ``time.time``); for tests.
     """
 
@@ -508,7 +528,9 @@ class WebhookReceiver:
         self._remember = remember
         self._clock = clock
         self._sinks: list[Callback] = [] if on_event is None else [on_event]
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        # Each remembered event under its first key, with all its keys; and every key's event.
+        self._seen: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._owner: dict[str, str] = {}
         self._in_flight: dict[str, anyio.Event] = {}
         self._accepted = 0
         self._duplicate = 0
@@ -553,35 +575,55 @@ class WebhookReceiver:
 
     async def handle(self, body: bytes, headers: HeadersLike) -> WebhookResponse:
         """Verify one delivery, pass a new event to the callbacks, and say what to answer."""
+        lowered = _lower_headers(headers)  # once: pairs may be a one-shot iterator
         try:
-            event = self.verify(body, headers)
+            event = self.verify(body, lowered)
         except WebhookVerificationError as exc:
             self._rejected[exc.reason] += 1
             logger.warning("%s", exc.message)
             return _REJECTED[exc.reason]
-        key = event.id if event.id is not None else "sha256:" + hashlib.sha256(body).hexdigest()
+        keys = _dedup_keys(event, body, lowered)
         # A copy arriving while the first is being handled waits for its outcome: answering
         # "duplicate" at once would lose the event if the first one's callbacks then fail.
-        while key in self._in_flight:
-            await self._in_flight[key].wait()
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        while (busy := self._busy(keys)) is not None:
+            await busy.wait()
+        seen = {self._owner[k] for k in keys if k in self._owner}
+        if seen:
+            # A duplicate adds none of its keys: a replay under an invented id must not make
+            # a later event with that id look seen.
+            for first in seen:
+                self._seen.move_to_end(first)
             self._duplicate += 1
             return _DUPLICATE
-        done = self._in_flight[key] = anyio.Event()
+        done = anyio.Event()
+        for key in keys:
+            self._in_flight[key] = done
         try:
             ok = await self._dispatch(event)
             if not ok:
                 self._failed += 1
                 return _CALLBACK_FAILED
-            self._seen[key] = None
-            while len(self._seen) > self._remember:
-                self._seen.popitem(last=False)
+            self._remember_event(keys)
             self._accepted += 1
             return _ACCEPTED
         finally:
-            del self._in_flight[key]
+            for key in keys:
+                del self._in_flight[key]
             done.set()
+
+    def _busy(self, keys: tuple[str, ...]) -> anyio.Event | None:
+        """The completion of an in-flight delivery sharing one of ``keys``, if any."""
+        return next((self._in_flight[k] for k in keys if k in self._in_flight), None)
+
+    def _remember_event(self, keys: tuple[str, ...]) -> None:
+        self._seen[keys[0]] = keys
+        for key in keys:
+            self._owner[key] = keys[0]
+        while len(self._seen) > self._remember:
+            first, forgotten = self._seen.popitem(last=False)
+            for key in forgotten:
+                if self._owner.get(key) == first:
+                    del self._owner[key]
 
     async def _dispatch(self, event: WebhookEvent) -> bool:
         """Call every callback (even after one fails); False if any raised."""

@@ -686,7 +686,7 @@ async def test_coroutine_callbacks_are_awaited_and_subscribers_called() -> None:
     assert order == ["on_event", "subscriber"]
     unsubscribe()
     unsubscribe()  # twice is harmless
-    body, headers = delivery(event_id="evt-2")
+    body, headers = delivery(sonic_payload(task_id="t-2"), event_id="evt-2")
     await hook.handle(body, headers)
     assert order == ["on_event", "subscriber", "on_event"]
 
@@ -769,11 +769,15 @@ async def test_a_cancelled_delivery_does_not_block_the_next_copy() -> None:
 @pytest.mark.anyio
 async def test_memory_is_bounded_least_recently_seen_first() -> None:
     hook, seen = receiver(remember=2)
+
+    def event(event_id: str) -> tuple[bytes, dict[str, str]]:
+        return delivery(sonic_payload(task_id=event_id), event_id=event_id)
+
     for event_id in ("a", "b", "a", "c"):  # "a" seen again: "b" is now the oldest
-        await hook.handle(*delivery(event_id=event_id))
+        await hook.handle(*event(event_id))
     assert hook.statistics().remembered == 2
-    assert answer(await hook.handle(*delivery(event_id="a")))[1] == {"status": "duplicate"}
-    assert answer(await hook.handle(*delivery(event_id="b")))[1] == {"status": "accepted"}
+    assert answer(await hook.handle(*event("a")))[1] == {"status": "duplicate"}
+    assert answer(await hook.handle(*event("b")))[1] == {"status": "accepted"}
     assert [e.id for e in seen] == ["a", "b", "c", "b"]
 
 
@@ -793,3 +797,137 @@ async def test_responses_never_show_the_secret() -> None:
         assert seen == []
         assert SECRET.encode() not in response.body
         assert not response.accepted
+
+
+# --- replays that change what the signature does not cover ----------------------------------
+
+
+def with_id(headers: dict[str, str], event_id: str) -> dict[str, str]:
+    """The same delivery with another (unsigned) event id in both id headers."""
+    return {**headers, "X-Webhook-Id": event_id, "Idempotency-Key": event_id}
+
+
+@pytest.mark.anyio
+async def test_a_replay_with_a_changed_event_id_is_still_a_duplicate() -> None:
+    hook, seen = receiver()
+    body, headers = delivery()
+    assert answer(await hook.handle(body, headers))[1] == {"status": "accepted"}
+    for forged in ("evt-forged", "evt-forged-2"):
+        assert answer(await hook.handle(body, with_id(headers, forged)))[1] == {
+            "status": "duplicate"
+        }
+    no_id = {k: v for k, v in headers.items() if k not in ("X-Webhook-Id", "Idempotency-Key")}
+    assert answer(await hook.handle(body, no_id))[1] == {"status": "duplicate"}
+    shouted = {**headers, "X-Webhook-Signature": headers["X-Webhook-Signature"].upper()}
+    assert answer(await hook.handle(body, with_id(shouted, "evt-3")))[1] == {"status": "duplicate"}
+    assert len(seen) == 1
+    assert hook.statistics().remembered == 1
+
+
+@pytest.mark.anyio
+async def test_a_legacy_replay_with_an_invented_event_id_is_still_a_duplicate() -> None:
+    hook, seen = receiver()
+    body, headers = delivery(legacy=True)
+    assert answer(await hook.handle(body, headers))[1] == {"status": "accepted"}
+    for invented in ("evt-a", "evt-b", "evt-c"):
+        assert answer(await hook.handle(body, with_id(headers, invented)))[1] == {
+            "status": "duplicate"
+        }
+    assert len(seen) == 1
+
+
+@pytest.mark.anyio
+async def test_a_legacy_delivery_is_keyed_by_its_body_even_when_it_carries_an_id() -> None:
+    hook, seen = receiver()
+    body, headers = delivery(legacy=True)
+    assert answer(await hook.handle(body, with_id(headers, "evt-1")))[1] == {"status": "accepted"}
+    assert answer(await hook.handle(body, headers))[1] == {"status": "duplicate"}
+    # The unsigned id of a legacy delivery is no key: another body under it is a new event.
+    other, other_headers = delivery(sonic_payload(task_id="another"), legacy=True)
+    assert answer(await hook.handle(other, with_id(other_headers, "evt-1")))[1] == {
+        "status": "accepted"
+    }
+    assert [e.task_id for e in seen] == [TASK_ID, "another"]
+
+
+@pytest.mark.anyio
+async def test_a_duplicate_does_not_burn_the_id_it_was_replayed_with() -> None:
+    """Only accepted events add keys: a replay cannot make a future event look seen."""
+    hook, seen = receiver()
+    body, headers = delivery(event_id="evt-1")
+    await hook.handle(body, headers)
+    assert answer(await hook.handle(body, with_id(headers, "evt-2")))[1] == {"status": "duplicate"}
+    later = delivery(sonic_payload(task_id="another"), event_id="evt-2", ts=TS + 1)
+    assert answer(await hook.handle(*later))[1] == {"status": "accepted"}
+    assert [e.id for e in seen] == ["evt-1", "evt-2"]
+
+
+@pytest.mark.anyio
+async def test_a_failed_callback_leaves_neither_the_id_nor_the_signature_remembered() -> None:
+    calls: list[str | None] = []
+
+    def fails_once(event: WebhookEvent) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise RuntimeError("database down")
+
+    hook, _ = receiver(on_event=fails_once)
+    body, headers = delivery()
+    assert (await hook.handle(body, headers)).status == 500
+    assert hook.statistics().remembered == 0
+    assert answer(await hook.handle(body, with_id(headers, "evt-9")))[1] == {"status": "accepted"}
+    assert answer(await hook.handle(body, headers))[1] == {"status": "duplicate"}
+    assert calls == ["evt-1", "evt-9"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("first_fails", [False, True])
+async def test_a_copy_under_another_id_arriving_during_the_first_waits_for_its_outcome(
+    first_fails: bool,
+) -> None:
+    release = anyio.Event()
+    calls = 0
+
+    async def slow(event: WebhookEvent) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await release.wait()
+            if first_fails:
+                raise RuntimeError("first copy failed")
+
+    hook, _ = receiver(on_event=slow)
+    body, headers = delivery()
+    statuses: dict[str, Any] = {}
+
+    async def send(name: str, sent: dict[str, str]) -> None:
+        statuses[name] = answer(await hook.handle(body, sent))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send, "first", headers)
+        await anyio.sleep(1)
+        tg.start_soon(send, "copy", with_id(headers, "evt-forged"))
+        await anyio.sleep(1)
+        assert "copy" not in statuses
+        release.set()
+    assert statuses["copy"] == (
+        (200, {"status": "accepted"}) if first_fails else (200, {"status": "duplicate"})
+    )
+    assert calls == (2 if first_fails else 1)
+
+
+@pytest.mark.anyio
+async def test_memory_counts_events_not_keys_and_forgets_all_keys_of_an_event() -> None:
+    hook, seen = receiver(remember=2)
+    a, b, c = (delivery(sonic_payload(task_id=t), event_id=t) for t in ("a", "b", "c"))
+    await hook.handle(*a)
+    await hook.handle(*b)
+    assert hook.statistics().remembered == 2  # two events, four keys
+    # Seen again through its signature alone: "a" is refreshed, "b" is now the oldest.
+    assert answer(await hook.handle(a[0], with_id(a[1], "x")))[1] == {"status": "duplicate"}
+    await hook.handle(*c)
+    assert hook.statistics().remembered == 2
+    assert answer(await hook.handle(*a))[1] == {"status": "duplicate"}
+    # "b" is forgotten under both its keys.
+    assert answer(await hook.handle(b[0], with_id(b[1], "y")))[1] == {"status": "accepted"}
+    assert [e.id for e in seen] == ["a", "b", "c", "y"]
