@@ -350,6 +350,12 @@ def _read_event(
     )
 
 
+def _check_allow_legacy(allow_legacy: object) -> None:
+    # A truthy string such as "false" from a settings file must not quietly allow it.
+    if not isinstance(allow_legacy, bool):
+        raise TypeError(f"allow_legacy must be True or False, got {allow_legacy!r}")
+
+
 def verify_webhook(
     body: bytes,
     headers: HeadersLike,
@@ -357,6 +363,7 @@ def verify_webhook(
     *,
     tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
     now: float | None = None,
+    allow_legacy: bool = True,
 ) -> WebhookEvent:
     """Verify one webhook delivery and read it; usable from any web framework.
 
@@ -365,7 +372,13 @@ def verify_webhook(
     ``X-Webhook-Signature`` only the current scheme is checked, and its timestamp must be
     within ``tolerance`` seconds of ``now`` (Unix seconds; default: this machine's clock);
     otherwise the legacy ``X-Signature`` (no timestamp, no replay protection). Signatures
-    are compared in constant time::
+    are compared in constant time.
+
+    ``allow_legacy=False`` refuses every delivery without ``X-Webhook-Signature``
+    (``missing_signature``). The contract accepts the legacy scheme, hence the default; turn
+    it off once your deliveries carry the current one, because a legacy signature covers the
+    body alone: a captured delivery can be replayed at any time, and anyone who sees one
+    delivery carrying both signatures can strip the current one and replay it as legacy::
 
         >>> from musicapi_async import sign_webhook, verify_webhook
         >>> body = b'{"task_id": "t-1", "code": 200, "data": [{"state": "succeeded"}]}'
@@ -376,13 +389,21 @@ def verify_webhook(
     Raises:
         WebhookVerificationError: a check failed; ``reason`` says which.
         ValueError: ``secret`` is empty or ``tolerance`` negative.
-        TypeError: ``body`` is not bytes (a decoded ``str`` cannot be verified reliably).
+        TypeError: ``body`` is not bytes (a decoded ``str`` cannot be verified reliably), or
+            ``allow_legacy`` is not a bool.
     """
     raw = _check_arguments(body, secret, tolerance)
+    _check_allow_legacy(allow_legacy)
     lowered = _lower_headers(headers)
     if "x-webhook-signature" in lowered:
         timestamp = _check_current(raw, lowered, secret, tolerance, now)
         return _read_event(raw, lowered, "signature", timestamp)
+    if not allow_legacy:
+        raise WebhookVerificationError(
+            "X-Webhook-Signature is missing and the legacy X-Signature scheme is disabled "
+            "(allow_legacy=False): only timestamped, current-scheme deliveries are accepted",
+            reason="missing_signature",
+        )
     legacy = lowered.get("x-signature")
     if legacy is None:
         raise WebhookVerificationError(
@@ -509,6 +530,11 @@ class WebhookReceiver:
         on_event: Called with each new :class:`WebhookEvent`.
         remember: How many events to remember (least recently seen dropped first).
         clock: Unix seconds now (default ``time.time``); for tests.
+        allow_legacy: Accept the legacy ``X-Signature`` scheme (the contract's default).
+            Turn it off once deliveries carry ``X-Webhook-Signature``: a legacy signature
+            has no timestamp, so a captured delivery can be replayed once it is no longer
+            remembered, and anyone who sees a delivery carrying both signatures can strip
+            the current one. See :func:`verify_webhook`.
     """
 
     def __init__(
@@ -519,14 +545,17 @@ class WebhookReceiver:
         on_event: Callback | None = None,
         remember: int = DEFAULT_REMEMBER,
         clock: Callable[[], float] | None = None,
+        allow_legacy: bool = True,
     ) -> None:
         _check_arguments(b"", secret, tolerance)
+        _check_allow_legacy(allow_legacy)
         if not isinstance(remember, int) or remember < 1:
             raise ValueError(f"remember must be a positive number of events, got {remember!r}")
         self._secret = secret
         self._tolerance = float(tolerance)
         self._remember = remember
         self._clock = clock
+        self._allow_legacy = allow_legacy
         self._sinks: list[Callback] = [] if on_event is None else [on_event]
         # Each remembered event under its first key, with all its keys; and every key's event.
         self._seen: OrderedDict[str, tuple[str, ...]] = OrderedDict()
@@ -539,7 +568,8 @@ class WebhookReceiver:
 
     def __repr__(self) -> str:
         return (
-            f"WebhookReceiver(tolerance={self._tolerance:g}, callbacks={len(self._sinks)}, "
+            f"WebhookReceiver(tolerance={self._tolerance:g}, "
+            f"allow_legacy={self._allow_legacy}, callbacks={len(self._sinks)}, "
             f"remembered={len(self._seen)})"
         )
 
@@ -548,10 +578,22 @@ class WebhookReceiver:
         """Seconds a signed timestamp may differ from the receiver's clock."""
         return self._tolerance
 
+    @property
+    def allow_legacy(self) -> bool:
+        """Whether deliveries signed with the legacy ``X-Signature`` alone are accepted."""
+        return self._allow_legacy
+
     def verify(self, body: bytes, headers: HeadersLike) -> WebhookEvent:
-        """:func:`verify_webhook` with this receiver's secret, tolerance and clock."""
+        """:func:`verify_webhook` with this receiver's secret, tolerance, clock and legacy rule."""
         now = self._clock() if self._clock is not None else None
-        return verify_webhook(body, headers, self._secret, tolerance=self._tolerance, now=now)
+        return verify_webhook(
+            body,
+            headers,
+            self._secret,
+            tolerance=self._tolerance,
+            now=now,
+            allow_legacy=self._allow_legacy,
+        )
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Also send new events to ``callback``; returns a function that unsubscribes it."""

@@ -931,3 +931,51 @@ async def test_memory_counts_events_not_keys_and_forgets_all_keys_of_an_event() 
     # "b" is forgotten under both its keys.
     assert answer(await hook.handle(b[0], with_id(b[1], "y")))[1] == {"status": "accepted"}
     assert [e.id for e in seen] == ["a", "b", "c", "y"]
+
+
+# --- allow_legacy=False ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("legacy_header", [True, False])
+def test_with_allow_legacy_false_an_unsigned_or_legacy_delivery_is_refused(
+    legacy_header: bool,
+) -> None:
+    body = encode(sonic_payload())
+    headers = {"X-Signature": hmac_hex(body)} if legacy_header else {}
+    error = rejected(body, headers, allow_legacy=False)
+    assert error.reason == "missing_signature"
+    assert "legacy" in str(error)
+    assert "disabled" in str(error)
+    assert "allow_legacy" in str(error)
+    # The current scheme is unaffected.
+    event = verify_webhook(body, current_headers(body), SECRET, now=TS, allow_legacy=False)
+    assert event.scheme == "signature"
+
+
+def test_legacy_stays_accepted_by_default() -> None:
+    body = encode(sonic_payload())
+    assert verify_webhook(body, {"X-Signature": hmac_hex(body)}, SECRET).scheme == "legacy"
+
+
+@pytest.mark.anyio
+async def test_a_receiver_with_allow_legacy_false_answers_401_to_a_legacy_delivery() -> None:
+    hook, seen = receiver(allow_legacy=False)
+    assert hook.allow_legacy is False
+    assert receiver()[0].allow_legacy is True
+    assert answer(await hook.handle(*delivery(legacy=True))) == (
+        401,
+        {"error": "missing_signature"},
+    )
+    assert (await hook.handle(*delivery())).status == 200
+    assert len(seen) == 1
+    assert hook.statistics().rejected == {"missing_signature": 1}
+
+
+def test_allow_legacy_is_keyword_only_and_a_bool() -> None:
+    body = encode(sonic_payload())
+    with pytest.raises(TypeError, match="allow_legacy"):
+        verify_webhook(body, {}, SECRET, allow_legacy="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="allow_legacy"):
+        WebhookReceiver(SECRET, allow_legacy=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        WebhookReceiver(SECRET, 300.0, None, 10, None, False)  # type: ignore[call-arg]
