@@ -23,6 +23,7 @@ import inspect
 import json
 import logging
 import re
+import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -222,8 +223,10 @@ def _check_arguments(body: object, secret: object, tolerance: float) -> bytes:
         raise ValueError(
             "the webhook secret is empty: pass the webhook_secret given with the create call"
         )
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):  # NaN fails too
-        raise ValueError(f"tolerance must be a number of seconds >= 0, got {tolerance!r}")
+    # NaN fails too, and so does infinity (or an int beyond float), which would let any
+    # signed timestamp through, however absurd.
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= sys.float_info.max):
+        raise ValueError(f"tolerance must be a finite number of seconds >= 0, got {tolerance!r}")
     return bytes(body)
 
 
@@ -272,7 +275,13 @@ def _check_current(
             f"{tolerance:g} s (check this machine's clock, or raise tolerance=)",
             reason="future_timestamp",
         )
-    return datetime.fromtimestamp(sent, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(sent, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError) as exc:  # beyond year 9999 or the C time_t
+        raise WebhookVerificationError(
+            f"X-Webhook-Timestamp {stamp[:40]!r} is not a representable date",
+            reason="bad_timestamp",
+        ) from exc
 
 
 def _family(body: Mapping[str, Any]) -> TaskFamily:
@@ -388,7 +397,7 @@ def verify_webhook(
 
     Raises:
         WebhookVerificationError: a check failed; ``reason`` says which.
-        ValueError: ``secret`` is empty or ``tolerance`` negative.
+        ValueError: ``secret`` is empty, or ``tolerance`` negative or not finite.
         TypeError: ``body`` is not bytes (a decoded ``str`` cannot be verified reliably), or
             ``allow_legacy`` is not a bool.
     """

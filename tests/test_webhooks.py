@@ -979,3 +979,36 @@ def test_allow_legacy_is_keyword_only_and_a_bool() -> None:
         WebhookReceiver(SECRET, allow_legacy=0)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         WebhookReceiver(SECRET, 300.0, None, 10, None, False)  # type: ignore[call-arg]
+
+
+# --- absurd tolerances and timestamps -------------------------------------------------------
+
+
+def test_the_tolerance_must_be_finite() -> None:
+    body = encode(sonic_payload())
+    for infinite in (float("inf"), float("-inf"), 10**400):
+        with pytest.raises(ValueError, match="tolerance"):
+            verify_webhook(body, current_headers(body), SECRET, tolerance=infinite)
+        with pytest.raises(ValueError, match="tolerance"):
+            WebhookReceiver(SECRET, tolerance=infinite)
+
+
+@pytest.mark.parametrize("stamp", [999_999_999_999, 253_402_300_800])  # year 33658; year 10000
+def test_a_correctly_signed_absurd_timestamp_is_a_bad_timestamp_not_a_crash(stamp: int) -> None:
+    body = encode(sonic_payload())
+    headers = current_headers(body, ts=stamp)
+    error = rejected(body, headers, tolerance=1e13)
+    assert error.reason == "bad_timestamp"
+    assert isinstance(error.__cause__, (ValueError, OverflowError, OSError))
+    # Still the signature first: a forger learns nothing about the timestamp.
+    forged = current_headers(body, ts=stamp, secret="guess")
+    assert rejected(body, forged, tolerance=1e13).reason == "bad_signature"
+
+
+@pytest.mark.anyio
+async def test_a_receiver_answers_401_to_an_absurd_timestamp() -> None:
+    hook, seen = receiver(tolerance=1e13)
+    body = encode(sonic_payload())
+    response = await hook.handle(body, current_headers(body, ts=999_999_999_999))
+    assert answer(response) == (401, {"error": "bad_timestamp"})
+    assert seen == []
