@@ -91,7 +91,10 @@ class WebhookVerificationError(MusicAPIError):
     """A webhook delivery failed verification: ``reason`` names the check.
 
     The message says what failed and what to do; it never contains the secret nor the
-    signature the secret would give.
+    signature the secret would give. No frame of its traceback keeps that signature in a
+    local either, for error trackers that record frame locals; the secret itself is the
+    ``secret`` parameter of :func:`verify_webhook` (and of helpers it calls), so have such a
+    tracker scrub variables named ``secret``.
     """
 
     #: One of :data:`VerificationFailure`: ``missing_signature``, ``bad_signature``,
@@ -201,12 +204,18 @@ def _hmac_hex(secret: str, message: bytes) -> bytes:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode("ascii")
 
 
-def _matches(expected: bytes, provided: str) -> bool:
-    """Constant-time comparison of a lowercase hex digest with a header's value."""
+def _signature_matches(secret: str, message: bytes, provided: str) -> bool:
+    """Whether a header's value is the signature of ``message``, compared in constant time.
+
+    The valid signature exists only in this frame, which has returned before a caller raises
+    "bad_signature": error trackers that record the locals of a traceback's frames never
+    see it. (The secret itself is a parameter of the frames above, which cannot be helped.)
+    """
     value = provided.strip()
     if value[: len(_PREFIX)].lower() == _PREFIX:
         value = value[len(_PREFIX) :]
-    return hmac.compare_digest(expected, value.lower().encode("utf-8", "replace"))
+    provided_hex = value.lower().encode("utf-8", "replace")
+    return hmac.compare_digest(_hmac_hex(secret, message), provided_hex)
 
 
 def _check_arguments(body: object, secret: object, tolerance: float) -> bytes:
@@ -251,8 +260,8 @@ def _check_current(
             reason="bad_timestamp",
         )
     # The signature first: only a genuine sender learns whether its timestamp was fresh.
-    expected = _hmac_hex(secret, stamp.encode("ascii") + b"." + raw)
-    if not _matches(expected, headers["x-webhook-signature"]):
+    signed = stamp.encode("ascii") + b"." + raw
+    if not _signature_matches(secret, signed, headers["x-webhook-signature"]):
         raise WebhookVerificationError(
             "X-Webhook-Signature does not match the body signed with your webhook secret: "
             "check that the secret is the webhook_secret of the create call, and that the raw "
@@ -420,7 +429,7 @@ def verify_webhook(
             "deliveries are accepted (give webhook_secret with the create call)",
             reason="missing_signature",
         )
-    if not _matches(_hmac_hex(secret, raw), legacy):
+    if not _signature_matches(secret, raw, legacy):
         raise WebhookVerificationError(
             "X-Signature does not match the body signed with your webhook secret: check "
             "that the secret is the webhook_secret of the create call, and that the raw body "

@@ -1012,3 +1012,39 @@ async def test_a_receiver_answers_401_to_an_absurd_timestamp() -> None:
     response = await hook.handle(body, current_headers(body, ts=999_999_999_999))
     assert answer(response) == (401, {"error": "bad_timestamp"})
     assert seen == []
+
+
+# --- what a traceback keeps -----------------------------------------------------------------
+
+
+def bad_signature_error(body: bytes, headers: dict[str, str]) -> WebhookVerificationError:
+    try:
+        verify_webhook(body, headers, SECRET, now=TS)
+    except WebhookVerificationError as error:
+        return error
+    raise AssertionError("the delivery was accepted")
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_no_frame_of_a_bad_signature_traceback_holds_the_valid_signature(legacy: bool) -> None:
+    """Error trackers record frame locals: only ``secret`` itself, a parameter, is there."""
+    body = encode(sonic_payload())
+    if legacy:
+        valid = hmac_hex(body)
+        headers = {"X-Signature": "0" * 64}
+    else:
+        valid = hmac_hex(f"{TS}.".encode() + body)
+        headers = {**current_headers(body), "X-Webhook-Signature": "sha256=" + "0" * 64}
+    error = bad_signature_error(body, headers)
+    assert error.reason == "bad_signature"
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert len(frames) >= 2  # down into the library's frames
+    for frame in frames:
+        for name, value in frame.f_locals.items():
+            shown = repr(value)
+            assert valid not in shown, (frame.f_code.co_name, name)
+            assert valid.upper() not in shown, (frame.f_code.co_name, name)
