@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import musicapi_async.testing as testing_module
-from musicapi_async.testing import FakeMusicAPI, FakeTask
+from musicapi_async.testing import FakeMusicAPI, FakeTask, RequestRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -1085,6 +1085,49 @@ async def test_request_log_records_everything_and_redacts_the_key_in_repr() -> N
     assert fake.requests_to("/sonic/create") == [create_record]
     fake.clear_requests()
     assert fake.requests == ()
+
+
+async def test_request_log_redacts_batch_items_webhook_secrets_in_repr_only() -> None:
+    fake = fake_without_limit()
+    items = [
+        {**DESCRIPTION, "webhook_secret": "whsec-item-ONE"},
+        {**CUSTOM, "webhook_secret": "whsec-item-TWO"},
+    ]
+    async with connect(fake) as http:
+        assert (await http.post("/sonic/batch", json={"items": items})).status_code == 200
+    (record,) = fake.requests
+    for text in (repr(record), repr(fake.requests)):
+        assert "whsec-item-ONE" not in text
+        assert "whsec-item-TWO" not in text
+        assert text.count("<redacted>") >= 2
+    assert record.json == {"items": items}  # stored as sent
+
+
+def test_request_record_repr_redacts_a_webhook_secret_at_any_depth() -> None:
+    body: dict[str, Any] = {
+        "webhook_secret": "s-top",
+        "items": [{"webhook_secret": "s-item", "nested": ({"webhook_secret": "s-deep"},)}],
+        "list": [[{"webhook_secret": "s-list"}]],
+        "kept": "visible",
+    }
+    record = RequestRecord(
+        time=0.0,
+        method="POST",
+        path="/sonic/batch",
+        query="",
+        json=body,
+        headers={},
+        api_key=None,
+        status=200,
+        response=None,
+    )
+    text = repr(record)
+    for secret in ("s-top", "s-item", "s-deep", "s-list"):
+        assert secret not in text
+    assert text.count("<redacted>") == 4
+    assert "visible" in text
+    assert body["items"][0]["webhook_secret"] == "s-item"  # the body is not mutated
+    assert record.json is body
 
 
 async def test_task_view_exposes_its_lifecycle() -> None:

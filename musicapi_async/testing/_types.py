@@ -55,10 +55,21 @@ def _redact_key(key: str | None) -> str:
     return "None" if key is None else _REDACTED
 
 
+def _without_secrets(value: Any) -> Any:
+    """A copy of a JSON value with every ``webhook_secret``, at any depth, redacted."""
+    if isinstance(value, Mapping):
+        return {
+            k: "<redacted>" if k == "webhook_secret" else _without_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        # Batch bodies carry one secret per item: {"items": [{"webhook_secret": ...}]}.
+        return type(value)(_without_secrets(v) for v in value)
+    return value
+
+
 def _redact_body(body: Any) -> str:
-    if isinstance(body, Mapping) and "webhook_secret" in body:
-        body = {**body, "webhook_secret": _REDACTED}
-    return repr(body)
+    return repr(_without_secrets(body))
 
 
 def _redact_headers(headers: Mapping[str, str]) -> str:
@@ -116,8 +127,8 @@ class RequestRecord:
     path: str
     #: Raw query string (``batch_id=...``), without ``?``.
     query: str
-    #: The decoded JSON body, or ``None`` (no body, or not JSON); a ``webhook_secret`` in it
-    #: is redacted in ``repr``.
+    #: The decoded JSON body, or ``None`` (no body, or not JSON); every ``webhook_secret``
+    #: in it, at any depth (a batch's items), is redacted in ``repr``.
     json: Any = field(repr=_redact_body)
     #: Request headers, names in lower case.
     headers: Mapping[str, str] = field(repr=_redact_headers)
