@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -598,7 +599,7 @@ class TestOverLoopback:
         assert sink.events[0].task_id == task_id
         assert [d.status for d in fake.webhook_deliveries] == [200]
 
-    async def test_await_task_is_resolved_by_the_served_fakes_webhook(self) -> None:
+    async def test_await_task_is_resolved_by_the_served_fakes_webhook(self, tmp_path: Path) -> None:
         """End to end: SDK client, served fake, loopback receiver; no poll is needed."""
         fake = FakeMusicAPI(sonic_duration=0.3)
         with anyio.fail_after(20):
@@ -612,14 +613,18 @@ class TestOverLoopback:
                     webhook_secret=SECRET,
                     expected_durations={"sonic": 60.0},  # the fallback poll would come late
                 ) as client:
-                    forward.target = client.webhooks
-                    await tg.start(fake.webhooks.run)
+                    forward.target = client.webhooks  # serving() delivers over real HTTP
                     ref = await client.sonic.create(**DESCRIPTION)
                     task = await client.await_task(ref)
+                    # The delivery's audio URLs point at the served fake, like its polls'.
+                    cdn = f"http://127.0.0.1:{served.port}/cdn/"
+                    assert all(url.startswith(cdn) for url in task.audio_urls)
+                    audio = await client.download(task.clips[0], tmp_path)
                 tg.cancel_scope.cancel()
         assert task.succeeded
         assert fake.requests_to("/sonic/task/*") == []
         assert [d.status for d in fake.webhook_deliveries] == [200]
+        assert audio.read_bytes().startswith(b"RIFF")
 
 
 def test_delivery_records_decode_their_body() -> None:

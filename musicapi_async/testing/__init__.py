@@ -77,7 +77,7 @@ driver runs, sleeping on anyio's clock::
     receiver = WebhookReceiver("s3cret", on_event=events.append)
     async with fake.webhooks.running(receiver):  # or httpx.ASGITransport(app=...), or a
         ...                                       # coroutine (url, body, headers) -> status
-    # served on loopback: await tg.start(fake.webhooks.run) posts over real HTTP
+    # serving(fake) / serve(fake) also run it, posting over real HTTP to each webhook_url
 
 A 408, 429, 5xx or connection failure is retried after 1, 4, 16 and 64 s (each attempt
 signed afresh, same event id); other answers end the delivery. Faults, for the next

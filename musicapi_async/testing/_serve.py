@@ -129,9 +129,14 @@ async def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    webhooks: bool = True,
     task_status: TaskStatus[ServedFake] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``fake`` over HTTP on a loopback ``host`` until cancelled.
+
+    With ``webhooks`` (the default) the fake also delivers the webhooks of the tasks
+    created with a ``webhook_url``, by real HTTP POSTs (``fake.webhooks.run``); pass
+    ``webhooks=False`` to drive ``fake.webhooks`` yourself.
 
     Start it in a task group with ``await tg.start(serve, fake)``: that returns a
     :class:`ServedFake` once the socket listens (``port=0``: any free port). Cancel the task
@@ -158,16 +163,18 @@ async def serve(
         OSError: the port cannot be bound (already in use...).
     """
     listener, served = await _listen(fake, host, port)
-    async with listener:
+    async with listener, _delivering(fake, served, webhooks):
         task_status.started(served)
         await listener.serve(functools.partial(_serve_connection, fake, served))
 
 
 @asynccontextmanager
 async def serving(
-    fake: FakeMusicAPI, *, host: str = "127.0.0.1", port: int = 0
+    fake: FakeMusicAPI, *, host: str = "127.0.0.1", port: int = 0, webhooks: bool = True
 ) -> AsyncIterator[ServedFake]:
     """Serve ``fake`` on loopback for the duration of an ``async with`` block.
+
+    ``webhooks``: deliver webhooks over real HTTP meanwhile, as :func:`serve` does.
 
     Example, with the SDK over a real socket::
 
@@ -190,7 +197,7 @@ async def serving(
     """
     # Bind before starting the task group, so a bind error is raised as itself.
     listener, served = await _listen(fake, host, port)
-    async with listener, anyio.create_task_group() as tg:
+    async with listener, _delivering(fake, served, webhooks), anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, functools.partial(_serve_connection, fake, served))
         try:
             yield served
@@ -314,12 +321,36 @@ def _local_audio_urls(fake: FakeMusicAPI, served: ServedFake, answer: FakeRespon
     content_type = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), "")
     if "json" not in content_type.lower():
         return answer
+    return attrs.evolve(answer, body=_local_cdn(served, answer.body))
+
+
+def _local_cdn(served: ServedFake, body: bytes) -> bytes:
+    """``body`` (JSON) with its CDN URLs pointing at this server's ``/cdn/`` route."""
     shown = f"[{served.host}]" if ":" in served.host else served.host
-    body = answer.body
     for host in CDN_HOSTS:
         local = f'"http://{shown}:{served.port}{CDN_PREFIX}{host}/'.encode()
         body = body.replace(f'"https://{host}/'.encode(), local)
-    return attrs.evolve(answer, body=body)
+    return body
+
+
+@asynccontextmanager
+async def _delivering(
+    fake: FakeMusicAPI, served: ServedFake, webhooks: bool
+) -> AsyncIterator[None]:
+    """Run the fake's webhook sender over real HTTP while serving (unless told not to)."""
+    if not webhooks:
+        yield
+        return
+    if fake.serve_audio:
+        # Signed after this rewrite: the receiver sees the same URLs as the poll answers.
+        fake.webhooks.rewrite_body = functools.partial(_local_cdn, served)
+    async with anyio.create_task_group() as tg:
+        await tg.start(fake.webhooks.run)  # send=None: a real POST to each webhook_url
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
+            fake.webhooks.rewrite_body = None
 
 
 async def _linger(stream: SocketStream) -> None:

@@ -193,6 +193,9 @@ class FakeWebhooks:
         self.streaming = False
         self.retry_delays: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS
         self.clock: Callable[[], float] = time.time
+        #: Applied to each body before it is signed (a served fake points its CDN URLs at
+        #: itself with this).
+        self.rewrite_body: Callable[[bytes], bytes] | None = None
         self._queue: list[tuple[float, int, _Event]] = []
         self._order = itertools.count()
         self._deliveries: list[WebhookDelivery] = []
@@ -393,7 +396,8 @@ class FakeWebhooks:
             "platform": PLATFORMS[task.family],
             **self._fake._webhook_payload(event.task_id, event.due),
         }
-        return json.dumps(body).encode()
+        raw = json.dumps(body).encode()
+        return raw if self.rewrite_body is None else self.rewrite_body(raw)
 
     async def _deliver_all(
         self, batch: list[tuple[_Event, int, float]], post: WebhookSender
