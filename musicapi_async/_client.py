@@ -128,6 +128,9 @@ class MusicAPI:
             verifies them with it. Keep it server-side; it never appears in logs or reprs.
         webhook_tolerance: Seconds a delivery's signed timestamp may differ from this
             machine's clock (replay protection); 5 minutes by default.
+        webhook_legacy: Also accept deliveries signed with the legacy ``X-Signature`` only
+            (no timestamp, so no replay protection). Pass ``False`` once your deliveries
+            carry ``X-Webhook-Signature``.
 
     Raises:
         ValueError: no API key, or an unacceptable ``base_url``.
@@ -160,6 +163,7 @@ class MusicAPI:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
+        webhook_legacy: bool = True,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key or not key.strip():
@@ -195,6 +199,8 @@ class MusicAPI:
             )
         if not (isinstance(webhook_tolerance, (int, float)) and 0 < webhook_tolerance < math.inf):
             raise ValueError("webhook_tolerance must be a finite number of seconds > 0")
+        if not isinstance(webhook_legacy, bool):
+            raise TypeError(f"webhook_legacy must be True or False, got {webhook_legacy!r}")
         if limiter is DEFAULT_LIMITER:
             limiter = TokenBucket()
         if limiter is not None and not isinstance(limiter, Limiter):
@@ -236,6 +242,7 @@ class MusicAPI:
                 webhook_secret,
                 tolerance=float(webhook_tolerance),
                 on_event=self._on_webhook_event,
+                allow_legacy=webhook_legacy,
             )
         self._bind_resources()
 

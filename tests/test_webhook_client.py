@@ -619,3 +619,19 @@ async def test_a_delivery_for_a_task_submitted_here_is_kept_past_the_early_windo
 def test_the_tolerance_must_be_finite() -> None:
     with pytest.raises(ValueError, match="webhook_tolerance"):
         MusicAPI("k", webhook_secret=SECRET, webhook_tolerance=float("inf"))
+
+
+async def test_webhook_legacy_false_refuses_legacy_deliveries() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake, webhook_legacy=False) as client:
+        ref = await create(client)
+        await anyio.sleep(20.0)
+        body = body_of(fake.tasks[ref.task_id])
+        legacy = await client.webhooks.handle(body, sign_webhook(body, SECRET, legacy=True))
+        current = await client.webhooks.handle(body, sign_webhook(body, SECRET))
+    assert (legacy.status, current.status) == (401, 200)
+
+
+def test_webhook_legacy_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="webhook_legacy"):
+        MusicAPI("k", webhook_secret=SECRET, webhook_legacy="false")  # type: ignore[arg-type]
