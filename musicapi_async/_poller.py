@@ -565,12 +565,7 @@ class Scheduler:
             return
         task = _as_family(task, key[0])
         age = now - tracked.created
-        state = progress_state(task)
-        if state in _STAGES and state not in tracked.stage_seen:
-            tracked.stage_seen[state] = age
-        if _moves_on(tracked.last_state, state):
-            tracked.last_state = state
-            self._report(tracked, task, now)
+        self._observe(tracked, task, age, now)
         if not task.is_terminal:
             return
         self._remember_result(key, task)
@@ -840,12 +835,7 @@ class Scheduler:
         if key in self._done:
             return  # a webhook delivered it while this poll was in flight: already handed out
         age = started - tracked.created
-        state = progress_state(task)
-        if state in _STAGES and state not in tracked.stage_seen:
-            tracked.stage_seen[state] = age
-        if _moves_on(tracked.last_state, state):
-            tracked.last_state = state
-            self._report(tracked, task, anyio.current_time())
+        self._observe(tracked, task, age, anyio.current_time())
         if task.is_terminal:
             self._remember_result(key, task)
             self._finish(key, tracked, task)
@@ -858,6 +848,16 @@ class Scheduler:
                 tracked.fallback_polls += 1
                 tracked.fallback_at = started + tracked.fallback_step
                 tracked.fallback_step = min(WEBHOOK_FALLBACK_MAX, 2 * tracked.fallback_step)
+
+    def _observe(self, tracked: _Tracked, task: Task, age: float, now: float) -> None:
+        """What a poll or a delivery showed of a task at ``age``: the stage it reached (for
+        the per-stage duration models) and, if it is news, a progress report."""
+        state = progress_state(task)
+        if state in _STAGES and state not in tracked.stage_seen:
+            tracked.stage_seen[state] = age
+        if _moves_on(tracked.last_state, state):
+            tracked.last_state = state
+            self._report(tracked, task, now)
 
     def _learn(self, tracked: _Tracked, age: float) -> None:
         """Record a finished task's duration, and its time to finish after each stage."""

@@ -88,6 +88,32 @@ async def create(client: MusicAPI, prompt: str = "lofi", **kwargs: Any) -> TaskR
     return await client.sonic.create(mv="sonic-v5", gpt_description_prompt=prompt, **kwargs)
 
 
+async def deliver_during_fallback_poll(fake: FakeMusicAPI) -> tuple[list[str], list[TaskRef]]:
+    """Two tasks awaited with as_completed; the first's delivery lands 2 s into its fallback
+    poll (which the test made slow), the second's 10 s later or after its own fallback.
+    Returns what the loop yielded, and the two references."""
+    async with hooked(fake) as client:
+        created = anyio.current_time()
+        refs = [await create(client), await create(client, "other")]
+        seen: list[str] = []
+
+        async def consume() -> None:
+            async with client.as_completed(refs) as stream:
+                async for task in stream:
+                    seen.append(task.task_id)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
+            assert polls(fake, refs[0])  # the poll reached the fake; its answer is on its way
+            await deliver(client, fake.tasks[refs[0].task_id])
+            await anyio.sleep(10.0)
+            if not seen[1:]:
+                await anyio.sleep(FALLBACK)
+                await deliver(client, fake.tasks[refs[1].task_id])
+    return seen, refs
+
+
 # --- configuration ----------------------------------------------------------------------------
 
 
@@ -446,24 +472,8 @@ async def test_durations_learned_from_deliveries_guide_the_polling_of_other_task
 async def test_a_delivery_during_a_fallback_poll_yields_the_task_once() -> None:
     fake = make_fake(duration=FALLBACK - 10.0)
     fake.latency["/sonic/task/*"] = 5.0  # the fallback poll is still in flight at +2 s
-    async with hooked(fake) as client:
-        created = anyio.current_time()
-        ref, other = await create(client), await create(client, "other")
-        seen: list[str] = []
-
-        async def consume() -> None:
-            async with client.as_completed([ref, other]) as stream:
-                async for task in stream:
-                    seen.append(task.task_id)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
-            assert polls(fake, ref)  # the poll reached the fake; its answer is on its way
-            await deliver(client, fake.tasks[ref.task_id])
-            await anyio.sleep(10.0)
-            await deliver(client, fake.tasks[other.task_id])
-    assert seen == [ref.task_id, other.task_id]
+    seen, refs = await deliver_during_fallback_poll(fake)
+    assert seen == [ref.task_id for ref in refs]
 
 
 async def test_once_durations_are_learned_a_lost_delivery_is_polled_soon_after_they_end() -> None:
@@ -555,25 +565,9 @@ async def test_a_poll_error_after_a_delivery_does_not_reach_the_waiter() -> None
     durations = iter([FALLBACK - 10.0, FALLBACK + 100.0])  # the other is still running at 245
     fake = FakeMusicAPI(rate_limit=None, sonic_duration=lambda task: next(durations))
     fake.inject("/sonic/task/*", status=401, delay=5.0, times=1)  # the fallback poll's answer
-    async with hooked(fake) as client:
-        created = anyio.current_time()
-        ref, other = await create(client), await create(client, "other")
-        seen: list[str] = []
-
-        async def consume() -> None:
-            async with client.as_completed([ref, other]) as stream:
-                async for task in stream:
-                    seen.append(task.task_id)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
-            await deliver(client, fake.tasks[ref.task_id])  # while the poll is in flight
-            await anyio.sleep(10.0)
-            assert fake.requests_to(f"/sonic/task/{ref.task_id}")[0].status == 401
-            await anyio.sleep(FALLBACK)
-            await deliver(client, fake.tasks[other.task_id])
-    assert seen == [ref.task_id, other.task_id]
+    seen, refs = await deliver_during_fallback_poll(fake)
+    assert fake.requests_to(f"/sonic/task/{refs[0].task_id}")[0].status == 401
+    assert seen == [ref.task_id for ref in refs]
 
 
 async def test_progress_never_goes_back_when_a_poll_answers_after_a_delivery() -> None:
