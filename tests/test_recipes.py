@@ -76,16 +76,25 @@ async def asgi_lifespan(app: Callable[..., Coroutine[Any, Any, None]]) -> AsyncI
             assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
 
 
+@asynccontextmanager
+async def serving_app(
+    app: Callable[..., Coroutine[Any, Any, None]],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started through its lifespan, and an HTTP client that calls it in process."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        asgi_lifespan(app),
+        httpx.AsyncClient(transport=transport, base_url="http://app") as http,
+    ):
+        yield http
+
+
 def drive_fastapi(ran: Ran) -> None:
     app = ran.namespace["app"]
     fake = ran.fake
 
     async def scenario() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            asgi_lifespan(app),
-            httpx.AsyncClient(transport=transport, base_url="http://app") as http,
-        ):
+        async with serving_app(app) as http:
             started = anyio.current_time()
             created = await http.post("/songs", json={"prompt": "lofi hip hop"})
             assert created.status_code == 202, created.text
@@ -253,12 +262,7 @@ def drive_fastapi_webhooks(ran: Ran) -> None:
     fake = ran.fake
 
     async def scenario() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            asgi_lifespan(app),
-            httpx.AsyncClient(transport=transport, base_url="http://app") as http,
-            anyio.create_task_group() as tg,
-        ):
+        async with serving_app(app) as http, anyio.create_task_group() as tg:
             # The fake signs each result and POSTs it to the task's webhook_url: through the
             # app, to the mounted receiver, as MusicAPI would over the internet.
             await tg.start(fake.webhooks.run, httpx.ASGITransport(app=app))
