@@ -18,10 +18,12 @@ A job moves through these states (:class:`BatchJobState`)::
                    |            \\-> uncertain
                    \\-> planned (certainly not sent), failed (refused: 400, 403...)
 
-``submitting`` is written before the create call, ``sending`` by an httpx request hook at
-the moment the request is handed to the network (after the rate limiter granted it), and
-``created``, with the task reference, as soon as the answer arrives. MusicAPI has no way to
-list tasks, so an interrupted create is reconciled from those marks alone:
+``submitting`` is written before the create call, ``sending`` by an httpx request hook when
+httpx takes the request (after the rate limiter granted it, before any connection is made),
+and ``created``, with the task reference, as soon as the answer arrives. When the client
+retries the create (after a 429, or a connection that failed before sending: the server
+certainly did not act on it), the job goes back to ``submitting`` for the backoff. MusicAPI
+has no way to list tasks, so an interrupted create is reconciled from those marks alone:
 
 * ``submitting`` (the request never left): safe, created on the next run;
 * ``sending`` (it may have reached the server), and every create error that says the task
@@ -35,14 +37,22 @@ list tasks, so an interrupted create is reconciled from those marks alone:
   it ``failed``. Failed tasks are recorded and not retried (MusicAPI refunds them).
 
 On Ctrl-C (cancellation) a create request already on the wire is let finish (its answer
-is the only record of the task id) while one still waiting for the rate limiter is dropped,
-so an interrupted run leaves no uncertain job behind.
+is the only record of the task id) while one still waiting for the rate limiter, or for a
+retry after a 429, is dropped, so an interrupted run leaves no uncertain job behind.
 
 Job ids come from the input (``"id"``) or from the job's content: the first 12 hex digits
-of the SHA-256 of its request body, with ``-2``, ``-3``... for repeats of the same body, so
-the same file (even reordered, or with lines added) maps to the same jobs. The journal
+of the SHA-256 of the line as written (its JSON object, canonical: key order, spacing and
+nulls do not count, and no default such as ``default_mv`` is in it), or of the request body
+of a bare :class:`SonicCreate`, with ``-2``, ``-3``... for repeats, so the same file (even
+reordered, or with lines added) maps to the same jobs whatever the options. The journal
+(version 2; a version-1 journal, whose ids were derived after the defaults, is refused)
 refuses a batch that reuses an id with different content once that job may have reached
-the server, or that shares no job with the batch already in the directory.
+the server, that shares no job with the batch already in the directory, that fills in
+another ``default_mv`` than the batch began with, or that would create the request of a
+job of the journal not in this input (``sending``, ``uncertain``, ``created``, ``done``,
+``downloaded``: the same line under a new id would pay twice; a ``failed`` one may be tried
+again under a new id, as nothing of it was kept or charged). The journal keeps requests
+without the webhook secret and without credentials or query in the webhook URL.
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ import sqlite3
 import sys
 import types
 import typing
+import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -85,6 +96,7 @@ from ._exceptions import (
 )
 from ._models import ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress, WaitTimeoutError
+from ._retry import RetryEvent
 from ._serde import parse_task
 from ._sonic import SonicCreate
 
@@ -117,8 +129,8 @@ DEFAULT_BATCH_MODEL: Final = "sonic-v5"
 BATCH_DOWNLOADS: Final = 4
 #: Hex digits of a content-derived job id.
 DERIVED_ID_DIGITS: Final = 12
-#: Version of the journal's tables.
-JOURNAL_SCHEMA: Final = 1
+#: Version of the journal (2: ids derived from the line as written, defaults recorded).
+JOURNAL_SCHEMA: Final = 2
 
 _TIMEOUT_UNSET: Any = object()
 
@@ -158,6 +170,9 @@ class BatchJob:
     create: SonicCreate
     #: The input line it came from (1-based), when read from a file.
     line: int | None = None
+    #: The model filled in from ``read_batch_jobs(default_mv=)`` (``musicapi batch --mv``)
+    #: because the line named none; the journal refuses a rerun that fills in another.
+    default_mv: str | None = None
 
 
 class BatchInputError(ValueError):
@@ -239,21 +254,21 @@ def read_batch_jobs(
             f"{source}: not UTF-8 text (byte {exc.start}); a batch is a JSONL file",
             [(None, "not UTF-8 text")],
         ) from exc
-    return _parse_lines(text.splitlines(), source=source, default_mv=default_mv)
+    # Only "\n" ends a line: JSON strings may hold U+2028, U+0085... that splitlines() splits.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return _parse_lines(lines, source=source, default_mv=default_mv)
 
 
 def _parse_lines(lines: Sequence[str], *, source: str, default_mv: str) -> list[BatchJob]:
     problems: list[tuple[int | None, str]] = []
-    parsed: list[tuple[int, str | None, SonicCreate]] = []
+    parsed: list[_Parsed] = []
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
         try:
-            job_id, create = _parse_line(text, default_mv)
+            parsed.append(_parse_line(number, text, default_mv))
         except (ValueError, TypeError) as exc:
             problems.append((number, str(exc)))
-            continue
-        parsed.append((number, job_id, create))
     if not parsed and not problems:
         problems.append((None, "no jobs: the file has no JSON lines"))
     jobs = _assign_ids(parsed, problems)
@@ -269,9 +284,36 @@ def _parse_lines(lines: Sequence[str], *, source: str, default_mv: str) -> list[
     return jobs
 
 
-def _parse_line(text: str, default_mv: str) -> tuple[str | None, SonicCreate]:
+@frozen
+class _Parsed:
+    """A job before its id is settled."""
+
+    line: int | None
+    given_id: str | None
+    create: SonicCreate
+    #: What a derived id hashes: the line as written (before defaults), canonical.
+    source: str
+    default_mv: str | None = None
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKeyError(f"the key {key!r} is given twice")
+        seen[key] = value
+    return seen
+
+
+def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
     try:
-        item = json.loads(text)
+        item = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKeyError as exc:
+        raise ValueError(str(exc)) from None
     except ValueError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     except RecursionError:
@@ -291,12 +333,16 @@ def _parse_line(text: str, default_mv: str) -> tuple[str | None, SonicCreate]:
         if value is not None and not check(value):
             raise ValueError(f"{key!r} must be {wanted}, got {json.dumps(value)[:60]}")
     fields = {k: v for k, v in item.items() if v is not None}
+    # The id derives from the line as written, before any default: an option such as --mv
+    # must never re-id (and so create again) a job already sent.
+    source = _canonical_json(_scrubbed(fields))
     _apply_shortcuts(fields)
-    if fields.get("task_type") != "concat_music":  # the one task type without a model
-        fields.setdefault("mv", default_mv)
+    defaulted = None
+    if "mv" not in fields and fields.get("task_type") != "concat_music":  # no model there
+        fields["mv"] = defaulted = default_mv
     create = SonicCreate(**fields)
     create.to_body()  # the SDK's own checks: required fields, title length, weights...
-    return job_id, create
+    return _Parsed(number, job_id, create, source, defaulted)
 
 
 def _read_id(value: object) -> str | None:
@@ -340,11 +386,31 @@ def _apply_shortcuts(fields: dict[str, Any]) -> None:
         )
 
 
+def _scrubbed(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A body fit for a file: no webhook secret, no credentials or query in the webhook URL."""
+    kept = {k: v for k, v in body.items() if k != "webhook_secret"}
+    if isinstance(kept.get("webhook_url"), str):
+        kept["webhook_url"] = _without_secrets(kept["webhook_url"])
+    return kept
+
+
+def _without_secrets(url: str) -> str:
+    """A URL without its userinfo, query and fragment (where tokens hide)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _canonical_json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(create: SonicCreate) -> str:
-    """The request body as canonical JSON, without the webhook secret (kept out of files)."""
-    body = create.to_body()
-    body.pop("webhook_secret", None)
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The request body as canonical JSON, as the journal keeps it (see :func:`_scrubbed`)."""
+    return _canonical_json(_scrubbed(create.to_body()))
 
 
 def _digest(canonical: str) -> str:
@@ -352,17 +418,16 @@ def _digest(canonical: str) -> str:
 
 
 def _assign_ids(
-    parsed: Sequence[tuple[int | None, str | None, SonicCreate]],
-    problems: list[tuple[int | None, str]],
+    parsed: Sequence[_Parsed], problems: list[tuple[int | None, str]]
 ) -> list[BatchJob]:
     """Derive the missing ids (content, then occurrence) and refuse duplicates."""
     repeats: Counter[str] = Counter()
     seen: dict[str, int | None] = {}
     jobs: list[BatchJob] = []
-    for line, given, create in parsed:
-        job_id = given
+    for item in parsed:
+        line, job_id = item.line, item.given_id
         if job_id is None:
-            digest = _digest(_canonical(create))[:DERIVED_ID_DIGITS]
+            digest = _digest(item.source)[:DERIVED_ID_DIGITS]
             repeats[digest] += 1
             job_id = digest if repeats[digest] == 1 else f"{digest}-{repeats[digest]}"
         if job_id in seen:
@@ -370,13 +435,13 @@ def _assign_ids(
             problems.append((line, f"duplicate id {job_id!r} (also on {where})"))
             continue
         seen[job_id] = line
-        jobs.append(BatchJob(job_id, create, line))
+        jobs.append(BatchJob(job_id, item.create, line, item.default_mv))
     return jobs
 
 
 def _as_jobs(jobs: Iterable[BatchJob | SonicCreate]) -> list[BatchJob]:
     problems: list[tuple[int | None, str]] = []
-    parsed: list[tuple[int | None, str | None, SonicCreate]] = []
+    parsed: list[_Parsed] = []
     for number, job in enumerate(jobs, 1):
         if isinstance(job, SonicCreate):
             job = BatchJob("", job)
@@ -390,7 +455,8 @@ def _as_jobs(jobs: Iterable[BatchJob | SonicCreate]) -> list[BatchJob]:
         except ValueError as exc:
             problems.append((label, f"job {job.job_id or number}: {exc}"))
             continue
-        parsed.append((job.line, job.job_id or None, job.create))
+        source = _canonical(job.create)
+        parsed.append(_Parsed(job.line, job.job_id or None, job.create, source, job.default_mv))
     result = _assign_ids(parsed, problems)
     if not result and not problems:
         problems.append((None, "no jobs"))
@@ -547,18 +613,41 @@ class _Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._check_version()  # before the script below changes anything
         self._db.executescript(_SCHEMA)
-        schema = self.meta("schema")
-        if schema is not None and int(schema) > JOURNAL_SCHEMA:
-            raise BatchConflictError(
-                f"{self.path} was written by a newer version of musicapi-async; "
-                "upgrade it to resume this batch"
-            )
         columns = "id, position, fingerprint, state, task, result, files, error, attempts"
         for values in self._db.execute(f"SELECT {columns} FROM jobs"):
             row = _Row(*values)
             row.state = _state(values[3])
             self.rows[row.id] = row
+
+    def _check_version(self) -> None:
+        found = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        schema = None if found is None else self.meta("schema")
+        if schema is None:
+            return
+        try:
+            version = int(schema)
+        except ValueError:
+            raise BatchConflictError(
+                f"{self.path} records a journal version of {schema!r}, which is not one: it "
+                "is damaged or not a batch journal; use another output directory"
+            ) from None
+        if version > JOURNAL_SCHEMA:
+            raise BatchConflictError(
+                f"{self.path} was written by a newer version of musicapi-async; "
+                "upgrade it to resume this batch"
+            )
+        if version < JOURNAL_SCHEMA:
+            # Version 1 derived ids from the request after defaults (--mv): its ids would
+            # not match this version's, and re-ided jobs would be created again.
+            raise BatchConflictError(
+                f"{self.path} was written by an older musicapi-async (journal version "
+                f"{version}) that named jobs differently: finish that batch with the version "
+                "that started it, or use another output directory"
+            )
 
     @classmethod
     def open(cls, out_dir: Path) -> _Journal:
@@ -616,6 +705,18 @@ class _Journal:
         self._lock.close()
 
 
+#: States of a job whose create may have made a task (that a new create would pay again).
+_MAY_EXIST: Final = frozenset(
+    {
+        BatchJobState.SENDING,
+        BatchJobState.UNCERTAIN,
+        BatchJobState.CREATED,
+        BatchJobState.DONE,
+        BatchJobState.DOWNLOADED,
+    }
+)
+
+
 def _state(value: str) -> BatchJobState:
     try:
         return BatchJobState(value)
@@ -659,6 +760,10 @@ class _SendMark:
         self.run = run
         self.job_id = job_id
         self.sent = False
+        #: The run was cancelled while this create was under way.
+        self.cancelled = False
+        #: Cancelled to drop the create while its request has not left.
+        self.unsent = anyio.CancelScope()
 
 
 #: The create in progress in this task, for the request hook (polls run in other tasks).
@@ -776,11 +881,14 @@ class _Run:
                 f"{BATCH_JOURNAL} would create its jobs again)"
             )
         recorded_api = journal.meta("api")
-        if recorded_api not in (None, api) and any(r.task for r in rows.values()):
+        if recorded_api not in (None, api) and any(
+            r.task is not None or r.state in _MAY_EXIST for r in rows.values()
+        ):
             raise BatchConflictError(
                 f"{self.out} holds a batch whose tasks were created on {recorded_api}, not on "
                 f"{api}: use another output directory"
             )
+        default_mv = self._check_defaults()
         conflicts = []
         for job in self.jobs:
             row = rows.get(job.job_id)
@@ -800,9 +908,12 @@ class _Run:
                 + ". A different input file? Use another output directory, or give the "
                 "changed jobs new ids."
             )
+        self._check_renamed(canonical)
         with journal.transaction():
             journal.set_meta("schema", str(JOURNAL_SCHEMA))
             journal.set_meta("api", api)
+            if default_mv is not None:
+                journal.set_meta("default_mv", default_mv)
             for position, job in enumerate(self.jobs):
                 row = rows.get(job.job_id)
                 if row is None or row.fingerprint != _digest(canonical[job.job_id]):
@@ -812,6 +923,59 @@ class _Run:
                 self._reconcile(job.job_id)
         self.other_jobs = tuple(sorted(set(rows) - ours))
         self._remove_partial_files()
+
+    def _check_defaults(self) -> str | None:
+        """Refuse a model default other than the one the batch began with; return ours."""
+        recorded = self.journal.meta("default_mv")
+        ours = None
+        for job in self.jobs:
+            if job.default_mv is None:
+                continue
+            ours = ours or job.default_mv
+            if recorded is not None and job.default_mv != recorded:
+                raise BatchConflictError(
+                    f"{self.out} holds a batch begun with --mv {recorded} "
+                    f"(read_batch_jobs(default_mv={recorded!r})), and this run gives the lines "
+                    f"naming no model {job.default_mv!r}: rerun with --mv {recorded}, or use "
+                    "another output directory"
+                )
+        return recorded or ours
+
+    def _check_renamed(self, canonical: Mapping[str, str]) -> None:
+        """Refuse to create a job whose request a job of the journal outside this input
+        may already have made (the same line under a new id): that would pay twice.
+
+        A ``failed`` job does not count: nothing it made is kept or charged (a failed task
+        is refunded, a refused one never existed), so a new id is the way to try it again.
+        """
+        rows = self.journal.rows
+        made: dict[str, _Row] = {}
+        for row in rows.values():
+            if row.id not in self.by_id and row.state in _MAY_EXIST:
+                made.setdefault(row.fingerprint, row)
+        clashes = []
+        for job in self.jobs:
+            fingerprint = _digest(canonical[job.job_id])
+            own = rows.get(job.job_id)
+            unsent = (BatchJobState.PLANNED, BatchJobState.SUBMITTING)
+            if own is not None and own.fingerprint == fingerprint and own.state not in unsent:
+                continue  # this very job, already under way
+            other = made.get(fingerprint)
+            if other is not None:
+                where = f" (line {job.line})" if job.line is not None else ""
+                clashes.append(
+                    f"job {job.job_id!r}{where} is the request of job {other.id!r} "
+                    f"({other.state.value} in the journal, not in this input)"
+                )
+        if clashes:
+            raise BatchConflictError(
+                f"{len(clashes)} job(s) would be created again under a new id: "
+                + "; ".join(clashes[:5])
+                + (" ..." if len(clashes) > 5 else "")
+                + ". If it is the same job, give it its journal id back (or restore its line "
+                "as it was); to make it once more on purpose (paying again), use another "
+                "output directory."
+            )
 
     def _remove_partial_files(self) -> None:
         """Delete the temporary files a killed run was writing (downloads, results).
@@ -945,15 +1109,17 @@ class _Run:
         (within the client's timeout): it is the only record of the task's id. Returns the
         reference, or the error, or ``(None, None)`` when cancelled before sending.
         """
-        unsent = anyio.CancelScope()
+        unsent = mark.unsent
         ref: TaskRef | None = None
         error: MusicAPIError | None = None
         unexpected: Exception | None = None
+        client = self.client.with_options(on_retry=self._on_retry(mark))
 
         async def drop_if_unsent() -> None:
             try:
                 await anyio.sleep_forever()
             finally:
+                mark.cancelled = True
                 if not mark.sent:
                     unsent.cancel()
 
@@ -963,7 +1129,7 @@ class _Run:
                 token = _CREATING.set(mark)
                 try:
                     with unsent:
-                        ref = await self.client.sonic.create(**attrs.asdict(job.create))
+                        ref = await client.sonic.create(**attrs.asdict(job.create))
                 except MusicAPIError as exc:
                     error = exc
                 except Exception as exc:  # raised below, not as an exception group
@@ -981,6 +1147,30 @@ class _Run:
         if unexpected is not None:
             raise unexpected
         return ref, error
+
+    def _on_retry(self, mark: _SendMark) -> Callable[[RetryEvent], Awaitable[None]]:
+        """The create's ``on_retry``: the client repeats a create only when the server
+        certainly did not act on it (a 429, a connection that failed before sending), so
+        the job is back to ``submitting``, and a cancellation may drop it while it waits."""
+        previous = self.client._options.on_retry
+
+        async def on_retry(event: RetryEvent) -> None:
+            if self._hooked is not None and mark.sent:
+                mark.sent = False
+                row = self.journal.rows[mark.job_id]
+                self.journal.update(
+                    mark.job_id,
+                    state=BatchJobState.SUBMITTING,
+                    attempts=max(row.attempts - 1, 0),
+                )
+                if mark.cancelled:
+                    mark.unsent.cancel()
+            if previous is not None:
+                outcome = previous(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+        return on_retry
 
     def on_request(self, mark: _SendMark) -> None:
         """The request hook saw this run's create leave: record that it may arrive."""

@@ -816,3 +816,262 @@ def test_the_public_batch_names_are_exported_and_documented() -> None:
                 inspect.isfunction(member) or isinstance(member, property)
             ):
                 assert (member.__doc__ or "").strip(), f"{name}.{attr}"
+
+
+# --- job ids never follow options; a sent request is never made again under a new id ----------
+
+
+def write_lines(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "prompts.jsonl"
+    path.write_bytes(text.encode())
+    return path
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x1c", "\x0b"])
+def test_only_a_newline_ends_a_line_whatever_a_string_holds(tmp_path: Path, separator: str) -> None:
+    lyrics = f"[Verse]\nline one{separator}line two"
+    line = json.dumps({"lyrics": lyrics, "title": "t", "tags": "pop"}, ensure_ascii=False)
+    path = write_lines(tmp_path, "\ufeff" + line + "\r\n\r\n" + '{"prompt": "x", "titel": 1}\r\n')
+    with pytest.raises(BatchInputError) as caught:
+        read_batch_jobs(path)
+    assert caught.value.problems == ((3, "unknown field 'titel' (did you mean 'title'?)"),)
+    path = write_lines(tmp_path, "\ufeff" + line + "\r\n")
+    [job] = read_batch_jobs(path)
+    assert job.create.prompt == lyrics
+    assert job.line == 1
+
+
+def test_a_key_given_twice_in_a_line_is_an_input_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"prompt": "a"}', '{"prompt": "b", "prompt": "c"}')
+    with pytest.raises(BatchInputError) as caught:
+        read_batch_jobs(path)
+    assert caught.value.problems == ((2, "the key 'prompt' is given twice"),)
+
+
+def test_derived_ids_are_those_of_the_line_as_written_whatever_the_default_model(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, '{"prompt": "a"}', '{"prompt": "b", "mv": "sonic-v4-5"}')
+    v5 = read_batch_jobs(path)
+    v45 = read_batch_jobs(path, default_mv="sonic-v4-5")
+    assert [j.job_id for j in v5] == [j.job_id for j in v45]
+    assert [j.create.mv for j in v45] == ["sonic-v4-5", "sonic-v4-5"]
+    assert [j.default_mv for j in v5] == ["sonic-v5", None]
+    # A null is a field not given; the key order and spacing do not matter either.
+    same = write(tmp_path, '{ "title": null,"prompt":"a" }', '{"mv": "sonic-v4-5", "prompt": "b"}')
+    assert [j.job_id for j in read_batch_jobs(same)] == [j.job_id for j in v5]
+
+
+async def test_a_rerun_with_another_default_model_is_refused_naming_the_option(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, '{"prompt": "a", "mv": "sonic-v4-5"}', '{"prompt": "b"}')
+    out = tmp_path / "out"
+    fake = make_fake()
+    created: list[str] = []
+
+    def die_after_both_created(event: BatchEvent) -> None:
+        if event.state == "created":
+            created.append(event.job_id)
+            if len(created) == 2:
+                raise Crash
+
+    jobs = read_batch_jobs(path, default_mv="sonic-v4-5")
+    await crash_run(fake, jobs, out, on_progress=die_after_both_created)
+    requests = len(fake.requests)
+    with pytest.raises(BatchConflictError, match=r"--mv sonic-v4-5.*'sonic-v5'.*rerun with"):
+        await run(fake, read_batch_jobs(path), out)  # the default --mv this time
+    assert len(fake.requests) == requests
+    report = await run(fake, read_batch_jobs(path, default_mv="sonic-v4-5"), out)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
+async def test_a_sent_request_under_a_new_id_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    out = tmp_path / "out"
+    path = write(tmp_path, '{"prompt": "a"}', '{"prompt": "b"}')
+    first = read_batch_jobs(path)
+    await crash_run(fake, first, out, on_progress=crash_at_id(first[0].job_id, "created"))
+    assert creates_by_prompt(fake) == {"a": 1}
+    renamed = read_batch_jobs(write(tmp_path, '{"id": "first", "prompt": "a"}', '{"prompt": "b"}'))
+    requests = len(fake.requests)
+    with pytest.raises(BatchConflictError) as caught:
+        await run(fake, renamed, out)
+    message = str(caught.value)
+    assert f"job 'first' (line 1) is the request of job {first[0].job_id!r}" in message
+    assert "give it its journal id back" in message
+    assert len(fake.requests) == requests
+    report = await run(fake, first, out)  # the line as it was: the task is awaited
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
+async def test_two_jobs_of_one_input_may_share_a_request(tmp_path: Path) -> None:
+    fake = make_fake()
+    job = SonicCreate(mv="sonic-v5", gpt_description_prompt="a")
+    jobs = [BatchJob("one", job), BatchJob("two", job)]
+    await crash_run(fake, jobs, tmp_path, on_progress=crash_at_id("one", "created"))
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 2}
+
+
+async def test_a_failed_job_may_be_tried_again_under_a_new_id(tmp_path: Path) -> None:
+    fake = make_fake(refused_models={"sonic-old"})
+    job = SonicCreate(mv="sonic-old", gpt_description_prompt="a")
+    assert (await run(fake, [BatchJob("one", job)], tmp_path)).jobs[0].state is S.FAILED
+    report = await run(fake, [BatchJob("one", job), BatchJob("again", job)], tmp_path)
+    assert [j.state for j in report.jobs] == [S.FAILED, S.FAILED]
+    refused = [r for r in fake.requests_to("/sonic/create") if r.status == 400]
+    assert len(refused) == 2
+
+
+def crash_at_id(job_id: str, state: str) -> Callable[[BatchEvent], None]:
+    def callback(event: BatchEvent) -> None:
+        if event.job_id == job_id and event.state == state:
+            raise Crash
+
+    return callback
+
+
+async def test_the_webhook_urls_credentials_and_query_stay_out_of_the_journal(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    line = {"prompt": "a", "webhook_url": "https://user:pw@hooks.example.com/h?token=TOPSECRET"}
+    path = write(tmp_path, json.dumps(line))
+    out = tmp_path / "out"
+    report = await run(fake, read_batch_jobs(path), out)
+    assert_complete(report, fake)
+    sent = fake.requests_to("/sonic/create")[0].json["webhook_url"]
+    assert "TOPSECRET" in sent
+    for file, data in contents(out).items():
+        assert b"TOPSECRET" not in data, file
+        assert b"pw@" not in data, file
+    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+        [(request,)] = db.execute("SELECT request FROM jobs").fetchall()
+    assert json.loads(request)["webhook_url"] == "https://hooks.example.com/h"
+
+
+# --- the journal's version -----------------------------------------------------------------------
+
+
+def make_journal(out: Path, schema: str, *, tables: bool = True) -> None:
+    out.mkdir()
+    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (schema,))
+        if tables:
+            db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, position INTEGER NOT NULL)")
+
+
+def journal_tables(out: Path) -> list[str]:
+    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+        return sorted(n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ("1", "older musicapi-async .journal version 1. that named jobs differently"),
+        ("99", "newer version of musicapi-async"),
+        ("two", "records a journal version of 'two'"),
+    ],
+)
+async def test_a_journal_of_another_version_is_refused_and_left_as_it_is(
+    tmp_path: Path, schema: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    make_journal(out, schema, tables=False)
+    fake = make_fake()
+    with pytest.raises(BatchConflictError, match=message):
+        await run(fake, jobs_of("a"), out)
+    assert not fake.requests
+    assert journal_tables(out) == ["meta"]  # the schema script did not run
+
+
+async def test_a_journal_of_another_api_is_refused_while_a_job_is_uncertain(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)
+    report = await run(fake, jobs_of("a"), tmp_path)
+    assert report.jobs[0].state is S.UNCERTAIN
+    elsewhere = make_fake(base_url="http://127.0.0.1:9/api/v1")
+    with pytest.raises(BatchConflictError, match="created on"):
+        await run(elsewhere, jobs_of("a"), tmp_path)
+
+
+# --- a create the server certainly did not act on is not "sending" -----------------------------
+
+
+class FirstCreate429(httpx.AsyncBaseTransport):
+    """The fake's transport, answering the first create 429 with a long Retry-After."""
+
+    def __init__(self, fake: FakeMusicAPI, retry_after: float) -> None:
+        self._inner = fake.transport()
+        self._retry_after = retry_after
+        self.creates = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and "/sonic/create" in str(request.url):
+            self.creates += 1
+            if self.creates == 1:
+                headers = {"Retry-After": f"{self._retry_after:g}"}
+                return httpx.Response(429, headers=headers, json={"message": "slow down"})
+        return await self._inner.handle_async_request(request)
+
+
+async def test_a_create_waiting_out_a_429_is_submitting_and_cancelling_drops_it(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    seen: dict[str, Any] = {}
+    async with client_of(fake, FirstCreate429(fake, retry_after=100)) as client:
+        with anyio.CancelScope() as scope:
+
+            async def cancel_during_the_backoff() -> None:
+                await anyio.sleep(1.0)
+                seen["states"] = journal_states(tmp_path)
+                seen["at"] = anyio.current_time()
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_during_the_backoff)
+                await run_batch(client, jobs_of("a"), tmp_path)
+        took = anyio.current_time() - seen["at"]
+    assert list(seen["states"].values()) == ["submitting"]  # a kill -9 now is not uncertain
+    assert took < 1.0  # the 100 s backoff was not waited out
+    assert journal_states(tmp_path) == {derived_id(jobs_of("a"), 0): "planned"}
+    assert creates_by_prompt(fake) == {}
+
+
+async def test_a_crash_in_a_429_backoff_resumes_by_creating_the_job_once(tmp_path: Path) -> None:
+    fake = make_fake()
+    retries: list[str] = []
+
+    def die(event: Any) -> None:  # the user's on_retry hook, called after the journal's
+        retries.append(event.path)
+        raise Crash
+
+    http = httpx.AsyncClient(transport=FirstCreate429(fake, retry_after=5))
+    client = fake.client(http_client=http, on_retry=die)
+    with pytest.RaisesGroup(Crash, allow_unwrapped=True, flatten_subgroups=True):
+        async with client:
+            await run_batch(client, jobs_of("a"), tmp_path)
+    assert retries == ["/sonic/create"]
+    assert list(journal_states(tmp_path).values()) == ["submitting"]
+    report = await run(fake, jobs_of("a"), tmp_path)
+    assert_complete(report, fake)
+    assert report.jobs[0].attempts == 1
+    assert creates_by_prompt(fake) == {"a": 1}
+
+
+async def test_a_create_retried_after_a_429_counts_one_attempt(tmp_path: Path) -> None:
+    fake = make_fake()
+    report = await run(fake, jobs_of("a"), tmp_path, FirstCreate429(fake, retry_after=5))
+    assert_complete(report, fake)
+    assert report.jobs[0].attempts == 1
