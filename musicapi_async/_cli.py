@@ -566,8 +566,24 @@ def print_batch(report: BatchReport, *, as_json: bool) -> None:
         fields = [job.job_id, job.state.value, job.task_id or "-"]
         fields += [str(path) for path in job.files]
         if not job.complete and job.error:
-            fields.append(job.error)
+            fields.append(" ".join(job.error.split()))  # one line per job, tabs between fields
         print("\t".join(fields))
+
+
+def batch_resume_command(ctx: click.Context, argv: Sequence[str]) -> str:
+    """The command that resumes this batch: the global options given (never the key), then
+    ``batch`` and ``argv``, quoted for a POSIX shell."""
+    import shlex
+
+    root = ctx.find_root().params
+    words = ["musicapi"]
+    if root.get("sandbox"):
+        words.append("--sandbox")
+    if root.get("rate"):
+        words += ["--rate", str(root["rate"])]
+    if root.get("as_json"):
+        words.append("--json")
+    return shlex.join([*words, "batch", *argv])
 
 
 def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox: bool) -> None:
@@ -1157,6 +1173,11 @@ def build_cli() -> click.Group:
         from ._batch import BatchInputError, read_batch_jobs
 
         settings = settings_of(ctx)
+        # Every option that shapes the run, so that following the hint cannot change it.
+        argv = [file, "-o", out_dir, "--mv", mv]
+        argv += ["--no-download"] * no_download + ["--json"] * as_json
+        argv += [] if timeout is None else ["--timeout", repr(timeout)]
+        resume = batch_resume_command(ctx, argv)
         as_json = as_json or settings.json
         try:
             jobs = read_batch_jobs(file, default_mv=mv)
@@ -1165,7 +1186,6 @@ def build_cli() -> click.Group:
             Progress.for_stderr().note(f"musicapi: error: {reason}", "bold red")
             ctx.exit(EXIT_USAGE)
         tracker = BatchTracker()
-        resume = f"musicapi batch {file} -o {out_dir}"
 
         async def work(session: Session, progress: Progress) -> None:
             from ._batch import run_batch

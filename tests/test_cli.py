@@ -7,8 +7,11 @@ so a sandbox task is finished at its first poll; the subprocess tests keep the d
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -437,3 +440,52 @@ def test_batch_notes_the_failed_clip_of_a_partly_failed_task(tmp_path: Path) -> 
     assert result.exit_code == 0, result.stderr
     assert "job a: 1 clip(s) failed" in result.stderr
     assert len(result.stdout.split("\t")) == 4  # id, state, task id, the one file
+
+
+def test_batch_resume_hint_is_the_real_command_quoted_with_every_option(tmp_path: Path) -> None:
+    folder = tmp_path / "my prompts"
+    folder.mkdir()
+    batch = write_batch(folder, '{"prompt": "lofi"}')
+    out = tmp_path / "out dir"
+    result = invoke(
+        [
+            *("--sandbox", "--rate", "2/3", "--api-key", "sk-not-printed"),
+            *("batch", str(batch), "-o", str(out), "--mv", "sonic-v4-5", "--no-download"),
+            *("--timeout", "0", "--resubmit-uncertain"),
+        ]
+    )
+    assert result.exit_code == 1, result.stderr
+    expected = shlex.join(
+        [
+            *("musicapi", "--sandbox", "--rate", "2/3", "batch", str(batch), "-o", str(out)),
+            *("--mv", "sonic-v4-5", "--no-download", "--timeout", "0.0"),
+        ]
+    )
+    assert f"resume with: {expected}" in result.stderr
+    assert "sk-not-printed" not in result.stderr
+    assert shlex.split(expected)[5] == str(batch)  # the path with a space is one word
+
+
+def test_batch_rerun_with_another_mv_exits_2_naming_the_option(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"prompt": "lofi"}')
+    out = tmp_path / "out"
+    first = invoke(["--sandbox", "batch", str(batch), "-o", str(out), "--mv", "sonic-v4-5"])
+    assert first.exit_code == 0, first.stderr
+    again = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert again.exit_code == 2
+    assert "rerun with --mv sonic-v4-5" in again.stderr
+
+
+def test_batch_plain_output_keeps_one_line_per_job_whatever_the_error(tmp_path: Path) -> None:
+    from musicapi_async._batch import BatchJobResult, BatchJobState, BatchReport
+    from musicapi_async._cli import print_batch
+
+    job = BatchJobResult(
+        job_id="a", state=BatchJobState.UNCERTAIN, complete=False, error="first\nsecond\tthird"
+    )
+    report = BatchReport(
+        jobs=(job,), out_dir=tmp_path, results_path=tmp_path, journal_path=tmp_path
+    )
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        print_batch(report, as_json=False)
+    assert stdout.getvalue() == "a\tuncertain\t-\tfirst second third\n"
