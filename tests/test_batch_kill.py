@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -294,7 +295,9 @@ def test_ctrl_c_stops_cleanly_prints_the_running_tasks_and_a_rerun_resumes(
     assert "planned" in states.values()
     [running] = [line for line in stderr.splitlines() if "still running:" in line]
     assert set(running.split(":", 2)[2].split()) == set(created_ids)
-    assert f"resume with: musicapi batch {batch} -o {out}" in stderr
+    # The hint is the command that was run (the rerun below runs just that), quoted.
+    hint = shlex.join(["musicapi", *command(batch, out)[3:], "--mv", "sonic-v5"])
+    assert f"resume with: {hint}\n" in stderr
     assert {row["id"]: row["state"] for row in rows} == states  # written at the interruption
 
     assert rerun.returncode == 0, rerun.stderr
