@@ -236,13 +236,16 @@ def read_batch_jobs(
     * ``{"lyrics": "[Verse] ...", "title": ..., "tags": ...}`` is custom mode (``prompt``
       next to ``lyrics`` is the style when ``tags`` is not given);
     * ``"instrumental": true`` is ``make_instrumental``; ``"mv"`` defaults to ``default_mv``;
-    * ``"id"`` names the job (unique); without it the id is derived from the content.
+    * ``"id"`` names the job (unique); without it the id is derived from the line as
+      written, before ``default_mv`` is filled in (so ``default_mv`` never changes an id).
 
-    Blank lines are skipped. Every problem of every line is collected and raised together.
+    Only ``"\n"`` (or ``"\r\n"``) ends a line; blank lines are skipped. Every problem of
+    every line is collected and raised together.
 
     Raises:
-        BatchInputError: a line is not a JSON object, has an unknown key or a value of the
-            wrong type, lacks what its mode needs, or repeats an id; or the file is empty.
+        BatchInputError: a line is not a JSON object, gives a key twice, has an unknown key
+            or a value of the wrong type, lacks what its mode needs, or repeats an id; or
+            the file is empty.
         OSError: the file cannot be read.
     """
     source = os.fspath(path)
