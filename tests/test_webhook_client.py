@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -78,6 +80,30 @@ async def deliver(
     body = body_of(task, **kwargs)
     kind = "song.failed" if kwargs.get("state") == "failed" else "song.completed"
     return await client.webhooks.handle(body, sign_webhook(body, secret, kind=kind))
+
+
+@asynccontextmanager
+async def waiting(client: MusicAPI, ref: TaskRef, **kwargs: Any) -> AsyncIterator[list[Task]]:
+    """``client.await_task(ref, **kwargs)`` in the background while the block runs (it must
+    end by the block's end); the list yielded receives its result."""
+    got: list[Task] = []
+
+    async def wait() -> None:
+        got.append(await client.await_task(ref, **kwargs))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        yield got
+
+
+async def teach(client: MusicAPI, fake: FakeMusicAPI, n: int) -> None:
+    """Run ``n`` tasks one after the other, each awaited and delivered when it is done, so
+    the client learns their duration from deliveries alone."""
+    for k in range(n):
+        ref = await create(client, f"song {k}")
+        async with waiting(client, ref):
+            await anyio.sleep(fake.tasks[ref.task_id].duration)
+            await deliver(client, fake.tasks[ref.task_id])
 
 
 def polls(fake: FakeMusicAPI, ref: TaskRef) -> list[float]:
@@ -213,13 +239,7 @@ async def test_a_delivery_resolves_await_task_at_once_without_a_single_poll() ->
     async with hooked(fake) as client:
         ref = await create(client)
         created = anyio.current_time()
-        got: list[Task] = []
-
-        async def wait() -> None:
-            got.append(await client.await_task(ref))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(wait)
+        async with waiting(client, ref) as got:
             await anyio.sleep(90.0)
             answer = await deliver(client, fake.tasks[ref.task_id])
             assert answer.status == 200
@@ -294,13 +314,7 @@ async def test_a_failed_task_by_webhook_is_returned_as_data() -> None:
     fake = make_fake(duration=30.0)
     async with hooked(fake) as client:
         ref = await create(client)
-        async with anyio.create_task_group() as tg:
-            got: list[Task] = []
-
-            async def wait() -> None:
-                got.append(await client.await_task(ref))
-
-            tg.start_soon(wait)
+        async with waiting(client, ref) as got:
             await anyio.sleep(30.0)
             await deliver(client, fake.tasks[ref.task_id], state="failed")
     assert got[0].status is TaskStatus.FAILED
@@ -311,13 +325,7 @@ async def test_a_streaming_delivery_reports_progress_and_waits_on() -> None:
     events: list[TaskProgress] = []
     async with hooked(fake) as client:
         ref = await create(client)
-        async with anyio.create_task_group() as tg:
-            got: list[Task] = []
-
-            async def wait() -> None:
-                got.append(await client.await_task(ref, on_progress=events.append))
-
-            tg.start_soon(wait)
+        async with waiting(client, ref, on_progress=events.append) as got:
             await anyio.sleep(30.0)
             await deliver(client, fake.tasks[ref.task_id], state="streaming")
             await anyio.sleep(1.0)
@@ -334,13 +342,7 @@ async def test_a_delivery_whose_body_names_another_family_still_finds_its_task()
     fake = make_fake(duration=20.0)
     async with hooked(fake) as client:
         ref = await create(client)
-        async with anyio.create_task_group() as tg:
-            got: list[Task] = []
-
-            async def wait() -> None:
-                got.append(await client.await_task(ref))
-
-            tg.start_soon(wait)
+        async with waiting(client, ref) as got:
             await anyio.sleep(20.0)
             body = json.loads(body_of(fake.tasks[ref.task_id]))
             body["platform"] = "nuro"  # a wrong hint: the id is what matters
@@ -456,12 +458,7 @@ async def test_durations_learned_from_deliveries_guide_the_polling_of_other_task
     # webhook elsewhere (so polled), is first polled near that duration, not the prior's.
     fake = make_fake(duration=40.0)
     async with hooked(fake) as client:
-        for k in range(6):
-            ref = await create(client, f"song {k}")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(client.await_task, ref)
-                await anyio.sleep(40.0)
-                await deliver(client, fake.tasks[ref.task_id])
+        await teach(client, fake, 6)
         polled = await create(client, "polled", webhook_url="https://elsewhere.example/h")
         created = anyio.current_time()
         await client.await_task(polled)
@@ -481,12 +478,7 @@ async def test_once_durations_are_learned_a_lost_delivery_is_polled_soon_after_t
 
     fake = make_fake(duration=40.0)
     async with hooked(fake) as client:
-        for k in range(WEBHOOK_FALLBACK_SAMPLES):
-            ref = await create(client, f"song {k}")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(client.await_task, ref)
-                await anyio.sleep(40.0)
-                await deliver(client, fake.tasks[ref.task_id])
+        await teach(client, fake, WEBHOOK_FALLBACK_SAMPLES)
         lost = await create(client, "lost")
         created = anyio.current_time()
         assert (await client.await_task(lost)).succeeded
@@ -501,12 +493,7 @@ async def test_lost_deliveries_found_late_do_not_push_later_fallbacks_later() ->
 
     fake = make_fake(duration=40.0)
     async with hooked(fake) as client:
-        for k in range(WEBHOOK_FALLBACK_SAMPLES):
-            ref = await create(client, f"song {k}")
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(client.await_task, ref)
-                await anyio.sleep(40.0)
-                await deliver(client, fake.tasks[ref.task_id])
+        await teach(client, fake, WEBHOOK_FALLBACK_SAMPLES)
         firsts = []
         for k in range(3 * WEBHOOK_FALLBACK_SAMPLES):  # then every delivery is lost
             lost = await create(client, f"lost {k}")
@@ -577,14 +564,7 @@ async def test_progress_never_goes_back_when_a_poll_answers_after_a_delivery() -
     async with hooked(fake) as client:
         created = anyio.current_time()
         ref = await create(client)
-        async with anyio.create_task_group() as tg:
-
-            async def wait() -> None:
-                await client.await_task(
-                    ref, timeout=None, on_progress=lambda e: events.append(e.state)
-                )
-
-            tg.start_soon(wait)
+        async with waiting(client, ref, timeout=None, on_progress=lambda e: events.append(e.state)):
             # The fallback poll leaves at 240 s (the task still "running" then); a streaming
             # delivery lands while it is in flight.
             await anyio.sleep(FALLBACK + 2.0 - (anyio.current_time() - created))
