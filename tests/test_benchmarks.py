@@ -29,17 +29,34 @@ def test_the_ideal_polling_simulation_prints_its_table(capsys: pytest.CaptureFix
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| index | interval |")
     rows = [line for line in lines[2:] if line.startswith("| ")]
-    assert len(rows) == 2 * len(ideal_polling.INDEXES)
+    assert len(rows) == 2 * (len(ideal_polling.INDEXES) + 1)  # and the clairvoyant bound
 
 
 def test_the_ideal_simulation_detects_every_task_and_polls_no_earlier_than_possible() -> None:
     import ideal_polling
 
+    arrivals, durations = ideal_polling.stream(3, 1.0)
     figures = ideal_polling.simulate(
-        ideal_polling.INDEXES["greedy"], seed=3, per_minute=1.0, interval=3.0
+        ideal_polling.INDEXES["greedy"], arrivals=arrivals, durations=durations, interval=3.0
     )
     # Lightly loaded: almost every token is free, so the lag is a few token intervals at most,
     # and never negative (a task is only seen done after it finished).
     assert 0.0 <= figures.lag < 10.0
     assert 0.0 <= figures.create_wait <= 3.0
     assert figures.requests_per_task >= 2.0  # a create and at least one poll each
+
+
+def test_in_the_ideal_simulation_the_clairvoyant_bound_is_a_bound() -> None:
+    import ideal_polling
+
+    arrivals, durations = ideal_polling.batch(5, 20)
+    bound = ideal_polling.simulate(None, arrivals=arrivals, durations=durations, interval=3.0)
+    greedy = ideal_polling.simulate(
+        ideal_polling.INDEXES["greedy"], arrivals=arrivals, durations=durations, interval=3.0
+    )
+    assert bound.requests_per_task == 2.0  # a create and one poll, at the right moment
+    assert bound.makespan <= greedy.makespan
+    assert bound.lag <= greedy.lag
+    # Creates first, one every 3 s; the last finishes no earlier than it was created plus its
+    # duration.
+    assert bound.makespan >= 19 * 3.0 + min(durations)
