@@ -39,7 +39,7 @@ from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
 from ._ratelimit import Limiter, TokenBucket
-from ._resource import TaskResource, check_webhook, is_loopback_host
+from ._resource import TaskResource, check_webhook, is_loopback_host, shown_url
 from ._retry import RetryEvent, RetryPolicy
 from ._serde import reports_no_task
 from ._sonic import Sonic
@@ -67,11 +67,13 @@ def _user_agent() -> str:
     )
 
 
-def _check_base_url(base_url: str) -> httpx.URL:
+def _check_base_url(base_url: str, source: str = "base_url") -> httpx.URL:
+    """``base_url`` checked; ``source`` names where it came from, for the error message."""
+    shown = f"{source} {shown_url(base_url)}"
     try:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise ValueError(f"base_url {base_url!r} is not a valid URL: {exc}") from exc
+        raise ValueError(f"{shown} is not a valid URL ({type(exc).__name__})") from None
     host = url.host.lower()
     if url.scheme == "https" and host:
         return url
@@ -79,11 +81,11 @@ def _check_base_url(base_url: str) -> httpx.URL:
         return url
     if url.scheme == "http":
         raise ValueError(
-            f"base_url {base_url!r} uses plain http://: MusicAPI requires https:// (the API key "
+            f"{shown} uses plain http://: MusicAPI requires https:// (the API key "
             "would travel in clear text). http:// is allowed only for loopback hosts "
             "(localhost, 127.0.0.1, ::1), where fakes run."
         )
-    raise ValueError(f"base_url {base_url!r} must be an absolute https:// URL")
+    raise ValueError(f"{shown} must be an absolute https:// URL")
 
 
 def _timeout(timeout: float | httpx.Timeout | None, connect: float | None) -> httpx.Timeout:
@@ -178,9 +180,11 @@ class MusicAPI:
                 "the API key contains whitespace, line breaks or other characters a key cannot "
                 "have; check how it was copied"
             )
+        source = "base_url"
         if base_url is None:
             base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        url = _check_base_url(base_url)
+            source = f"{BASE_URL_ENV} (the environment variable)"
+        url = _check_base_url(base_url, source)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"

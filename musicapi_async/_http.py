@@ -208,7 +208,8 @@ class HTTPCore:
     ) -> Exception:
         timeout = isinstance(exc, httpx.TimeoutException)
         cls = APITimeoutError if timeout else APIConnectionError
-        what = _describe_transport_error(exc)
+        # Name the server: a base URL from MUSICAPI_BASE_URL is easy to forget.
+        what = f"{_describe_transport_error(exc)}; server {self.base_url.host}"
         if isinstance(exc, httpx.UnsupportedProtocol):
             return cls(f"{method} {path}: {what}", method=method, path=path)  # same every time
         if isinstance(exc, NOT_SENT_ERRORS):

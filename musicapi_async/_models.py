@@ -122,6 +122,19 @@ class TaskRef:
 
         return task_ref_from_json(text)
 
+    @classmethod
+    def list_from_json(cls, text: str | bytes) -> list[TaskRef]:
+        """Read a JSON list of references, such as ``WaitTimeoutError.pending_json()``::
+
+            >>> refs = TaskRef.list_from_json(error.pending_json())
+            >>> tasks = await client.await_task(refs)
+
+        Raises ``ValueError`` naming the first entry that is not a valid reference.
+        """
+        from ._serde import task_refs_from_json
+
+        return task_refs_from_json(text)
+
 
 @final
 @frozen

@@ -1023,7 +1023,7 @@ class AsCompleted:
         ids = ", ".join(ref.task_id for ref in pending[:5]) + (" ..." if len(pending) > 5 else "")
         return WaitTimeoutError(
             f"{len(pending)} of {len(self._refs)} task(s) still unfinished at the deadline "
-            f"({ids}); resume with await_task(TaskRef.from_dict(...)) on error.pending_json()",
+            f"({ids}); resume with await_task(TaskRef.list_from_json(error.pending_json()))",
             pending=pending,
             completed=tuple(self._completed.values()),
         )

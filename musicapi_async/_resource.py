@@ -185,6 +185,26 @@ def check_url(url: str, field: str) -> None:
         raise ValueError(f"{field} must be a public http(s) URL that MusicAPI can fetch")
 
 
+def shown_url(url: object) -> str:
+    """A URL fit for an error message: no user, password, query or fragment (they may hold
+    credentials), and at most 80 characters."""
+    if not isinstance(url, str):
+        return repr(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<an unparseable URL>"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    hidden = "?..." if parts.query or parts.fragment else ""
+    shown = f"{parts.scheme}://{host}{port}{parts.path}{hidden}" if parts.scheme else url
+    if not parts.scheme and ("@" in url or "?" in url):
+        shown = "<a URL without a scheme>"
+    return repr(shown if len(shown) <= 80 else shown[:77] + "...")
+
+
 def is_loopback_host(host: str) -> bool:
     """``localhost`` or a literal loopback address (where fakes and tests run)."""
     host = host.lower()
@@ -210,7 +230,7 @@ def check_webhook(url: str | None) -> None:
     ):
         raise ValueError(
             f"webhook_url must be an https:// URL (MusicAPI only calls HTTPS; http:// is "
-            f"accepted for loopback hosts only, where fakes run), got {url[:80]!r}"
+            f"accepted for loopback hosts only, where fakes run), got {shown_url(url)}"
         )
     if len(url) > 1024:
         raise ValueError(f"webhook_url is {len(url)} characters; MusicAPI accepts at most 1024")

@@ -300,6 +300,25 @@ def task_ref_from_json(text: str | bytes) -> TaskRef:
     return task_ref_from_dict(data)
 
 
+def task_refs_from_json(text: str | bytes) -> list[TaskRef]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"a list of task references must be JSON: {exc}") from exc
+    if not isinstance(data, list):
+        # ValueError, as for one reference: callers handle bad input with one except clause.
+        raise ValueError(  # noqa: TRY004
+            f"expected a JSON list of task references, got {_json_type(data)}"
+        )
+    refs = []
+    for index, item in enumerate(data):
+        try:
+            refs.append(task_ref_from_dict(item))
+        except ValueError as exc:
+            raise ValueError(f"entry {index}: {exc}") from exc
+    return refs
+
+
 def reports_no_task(body: Any) -> bool:
     """True when a submit answer itself says no task was started (a ``failed_step``)."""
     return isinstance(body, Mapping) and not body.get("task_id") and bool(body.get("failed_step"))

@@ -379,7 +379,9 @@ async def test_a_new_client_resumes_the_pending_refs_of_a_wait_timeout_error() -
         with pytest.raises(WaitTimeoutError) as info:
             await client.await_task(refs, timeout=50)
     saved = info.value.pending_json()
-    resumed = [TaskRef.from_dict(item) for item in json.loads(saved)]
+    # What the error message advises, verbatim.
+    assert "await_task(TaskRef.list_from_json(error.pending_json()))" in str(info.value)
+    resumed = TaskRef.list_from_json(saved)
     assert resumed == refs
     async with fake.client() as other:
         tasks = await other.await_task(resumed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 import musicapi_async
-from musicapi_async import MusicAPI, TaskFamily, TaskRef, TaskStatus
+from musicapi_async import APIConnectionError, MusicAPI, TaskFamily, TaskRef, TaskStatus
 from tests._scripted import (
     CREDITS_BODY,
     SONIC_TASK_BODY,
@@ -466,3 +467,59 @@ def test_every_public_class_method_and_property_has_a_docstring() -> None:
 def test_an_empty_base_url_is_refused_not_replaced_by_production() -> None:
     with pytest.raises(ValueError, match="base_url"):
         MusicAPI("test-key", base_url="")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["[1]", '{"task_id": "t"}', "not json", '[{"task_id": "t", "family": "nope"}]'],
+)
+def test_task_ref_list_from_json_refuses_what_is_not_a_list_of_refs(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"task ref|JSON|entry 0|family"):
+        TaskRef.list_from_json(bad)
+
+
+def test_task_ref_list_from_json_reads_refs_of_every_family() -> None:
+    refs = [TaskRef("a"), TaskRef("b", TaskFamily.PRODUCER)]
+    text = json.dumps([ref.to_dict() for ref in refs])
+    assert TaskRef.list_from_json(text) == refs
+    assert TaskRef.list_from_json(text.encode()) == refs
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:hunter2@api.example.com/api/v1",
+        "http://api.example.com/api/v1?token=hunter2",
+        "ftp://api.example.com/x#hunter2",
+    ],
+)
+def test_a_refused_base_url_is_shown_without_its_credentials(url: str) -> None:
+    with pytest.raises(ValueError, match="base_url") as caught:
+        MusicAPI("k", base_url=url)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_refused_webhook_url_is_shown_without_its_credentials() -> None:
+    with pytest.raises(ValueError, match="webhook_url") as caught:
+        MusicAPI("k", webhook_url="http://u:hunter2@hooks.example/h?t=hunter2", webhook_secret="s")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_base_url_from_the_environment_is_named_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MUSICAPI_BASE_URL", "http://api.example.com/api/v1")
+    with pytest.raises(ValueError, match="MUSICAPI_BASE_URL"):
+        MusicAPI("k")
+
+
+@pytest.mark.anyio
+async def test_a_connection_error_names_the_server() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    transport = httpx.MockTransport(refuse)
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = MusicAPI("k", base_url="https://api.example.com/api/v1", http_client=http)
+        with pytest.raises(APIConnectionError, match=r"server api\.example\.com"):
+            await client.with_options(max_retries=0).credits.get()
