@@ -176,7 +176,28 @@ class Clip:
 @final
 @frozen
 class Task:
-    """A snapshot of a task, as one poll saw it."""
+    """A snapshot of a task, as one poll (or one webhook delivery) saw it.
+
+    Attributes:
+        ref: The :class:`TaskRef` (id and family) it belongs to.
+        status: :class:`TaskStatus`: ``PENDING``, ``RUNNING``, ``SUCCEEDED`` or ``FAILED``
+            (terminal only when every clip is), ``UNKNOWN`` for a state the SDK does not
+            know (kept in ``raw``).
+        clips: The :class:`Clip` results (two per Sonic generation); ``audio_url`` may be
+            set while a clip is still streaming.
+        error: Why it failed, when the server said; ``error_type`` its kind.
+        progress: 0-100, when the server reports it (Nuro).
+        http_status: The poll answer's HTTP status (200, or 202 while not ready).
+        raw: The decoded body as received.
+
+    Also: ``task_id``, ``is_terminal``, ``succeeded``, ``audio_urls`` (the clips' audio,
+    in order) and ``raise_for_status()`` (raises :class:`TaskFailedError` for a failed
+    task, returns the task otherwise)::
+
+        >>> task = await client.await_task(ref)
+        >>> task.raise_for_status().audio_urls
+        ('https://cdn1.suno.ai/....mp3', 'https://cdn1.suno.ai/....mp3')
+    """
 
     ref: TaskRef
     status: TaskStatus
