@@ -1342,6 +1342,28 @@ class _Run:
         _write_atomically(self.out / BATCH_RESULTS, "".join(f"{line}\n" for line in lines))
 
 
+def sent_job_ids(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Ids of the jobs of ``out_dir``'s journal whose create was sent and whose task was not
+    finished (``sending``, ``uncertain``, ``created``); ``[]`` without a readable journal.
+
+    Reads without creating or locking anything: the command checks it before a run that
+    could not carry those jobs on (a sandbox's tasks die with the process that made them).
+    """
+    path = Path(out_dir) / BATCH_JOURNAL
+    if not path.is_file():
+        return []
+    states = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT id, state FROM jobs ORDER BY position").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []  # not a journal run_batch can use either: it says why
+    return [str(job_id) for job_id, state in rows if _state(str(state)) in states]
+
+
 def result_json(job: BatchJobResult) -> dict[str, Any]:
     """One line of ``results.jsonl``: the job, its task and clips, its files (by name)."""
     task = job.task

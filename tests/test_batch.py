@@ -33,6 +33,7 @@ from musicapi_async._batch import (
     BatchReport,
     read_batch_jobs,
     run_batch,
+    sent_job_ids,
 )
 from musicapi_async.testing import FakeMusicAPI
 
@@ -1075,3 +1076,20 @@ async def test_a_create_retried_after_a_429_counts_one_attempt(tmp_path: Path) -
     report = await run(fake, jobs_of("a"), tmp_path, FirstCreate429(fake, retry_after=5))
     assert_complete(report, fake)
     assert report.jobs[0].attempts == 1
+
+
+async def test_sent_job_ids_lists_the_jobs_whose_task_may_still_run(tmp_path: Path) -> None:
+    assert sent_job_ids(tmp_path) == []  # no journal (and none is created)
+    assert not (tmp_path / BATCH_JOURNAL).exists()
+    durations = iter([0.0, 600.0])  # the first job finishes at once, the second runs on
+    fake = make_fake(sonic_duration=lambda task: next(durations))
+    jobs = [
+        SonicCreate(mv="sonic-v5", gpt_description_prompt="fast"),
+        SonicCreate(mv="sonic-v5", gpt_description_prompt="slow"),
+    ]
+    report = await run(fake, jobs, tmp_path, wait_timeout=120.0, download=False)
+    assert [job.state for job in report.jobs] == [S.DONE, S.CREATED]
+    assert sent_job_ids(tmp_path) == [report.jobs[1].job_id]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / BATCH_JOURNAL).write_text("not a database", encoding="utf-8")
+    assert sent_job_ids(tmp_path / "other") == []  # run_batch itself says what is wrong
