@@ -21,11 +21,15 @@ Exit codes: 0 success; 1 an API error or a failed task; 2 a usage error; 130 int
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import re
+import shlex
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -434,6 +438,62 @@ class UsageProblem(Exception):
     """A bad value the options parser could not catch (exit status 2)."""
 
 
+class Reported(Exception):
+    """The errors were printed already; exit with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def describe_error(exc: Exception, *, sandbox: bool) -> tuple[str, int] | None:
+    """The CLI's wording of an error and the exit status, or ``None`` if it is unexpected.
+
+    Library messages that give Python advice (``overwrite=True``, ``pending_json()``) are
+    replaced by the command-line way.
+    """
+    if isinstance(exc, UsageProblem):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, WaitTimeoutError):
+        ids = " ".join(ref.task_id for ref in exc.pending) or "-"
+        return f"still unfinished at the deadline (--timeout): {ids}", EXIT_FAILURE
+    if isinstance(exc, NotFoundError):
+        hint = ""
+        if sandbox:
+            hint = " (sandbox tasks live only as long as the command that created them)"
+        return f"{exc}{hint}", EXIT_FAILURE
+    if isinstance(exc, (MusicAPIError, CommandFailed)):
+        return str(exc), EXIT_FAILURE
+    if isinstance(exc, ValueError):
+        # The SDK refuses what the server certainly would (a missing key, a long title).
+        return str(exc), EXIT_USAGE
+    return None
+
+
+def writable_dir(text: str) -> Path:
+    """Create the output directory ``text`` and check a file can be written there, so that
+    a bad ``-o`` is refused before anything is paid for; UsageProblem says why."""
+    path = Path(text)
+    try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".musicapi-probe-", dir=path)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename is not None and os.fspath(exc.filename) != text:
+            reason = f"{reason}: {os.fspath(exc.filename)}"
+        raise UsageProblem(f"cannot save files in {text} (-o): {reason}") from exc
+    return path
+
+
+def exists_message(where: str) -> str:
+    """The CLI's wording of the library's FileExistsError."""
+    return f"{where} already exists: pass --overwrite to replace it, or use another -o directory"
+
+
 @attrs.define
 class Results:
     """What a waiting command produced: terminal tasks and the files saved."""
@@ -441,6 +501,8 @@ class Results:
     tasks: list[Task] = attrs.field(factory=list)
     paths: dict[str, Path] = attrs.field(factory=dict)
     refs: list[TaskRef] = attrs.field(factory=list)
+    #: Tasks that could not be awaited (unknown, timed out...), by task id.
+    errors: dict[str, Exception] = attrs.field(factory=dict)
 
 
 # --- the work, shared by the commands ---------------------------------------------------------
@@ -455,13 +517,30 @@ async def wait_and_download(
     timeout: float | None,
     overwrite: bool,
 ) -> Results:
-    """Await tasks with live progress, then download their finished clips into ``out_dir``."""
+    """Await tasks with live progress, then download their finished clips into ``out_dir``.
+
+    Each task is awaited on its own, so one that cannot be (an unknown id) is recorded in
+    ``errors`` and the others are still awaited and saved.
+    """
     outcome = Results(refs=refs)
     for ref in refs:
         progress.follow(ref.task_id, "pending")
     with progress:
         kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        tasks = await session.client.await_task(refs, on_progress=progress.update, **kwargs)
+        done: dict[str, Task] = {}
+
+        async def one(ref: TaskRef) -> None:
+            try:
+                done[ref.task_id] = await session.client.await_task(
+                    ref, on_progress=progress.update, **kwargs
+                )
+            except MusicAPIError as exc:
+                outcome.errors[ref.task_id] = exc
+
+        async with anyio.create_task_group() as tg:
+            for ref in refs:
+                tg.start_soon(one, ref)
+        tasks = [done[ref.task_id] for ref in refs if ref.task_id in done]
         outcome.tasks = tasks
         for task in tasks:
             progress.finish(task)
@@ -485,7 +564,18 @@ async def _download_task(
         try:
             path = await session.client.download(clip, out_dir, overwrite=overwrite)
         except FileExistsError as exc:
-            raise CommandFailed(f"{exc} (or pass --overwrite)") from exc
+            where = f"the file of clip {clip.clip_id} in {out_dir}"
+            raise CommandFailed(exists_message(where)) from exc
+        except OSError as exc:
+            # -o was checked before the create: this is a full disk or the like, and the
+            # task is done and paid for; say how to fetch it, not a traceback.
+            later = f"musicapi download {task.task_id} -o {out_dir}"
+            if session.sandbox:
+                later += " (not in the sandbox, whose tasks end with the command)"
+            raise CommandFailed(
+                f"could not save the audio of task {task.task_id} in {out_dir}: "
+                f"{exc.strerror or exc}; the task is finished, fetch it later with: {later}"
+            ) from exc
         outcome.paths[clip.clip_id or str(path)] = path
     if clips:
         progress.step(task.task_id, "saved", f"{len(clips)} file(s) in {out_dir}")
@@ -503,6 +593,34 @@ def print_outcome(settings: Settings, outcome: Results, *, downloaded: bool) -> 
                 print(path)
             elif not downloaded and clip.audio_url:
                 print(f"{task.task_id}\t{clip.clip_id}\t{clip.audio_url}")
+
+
+def report_errors(
+    errors: dict[str, Exception], progress: Progress, *, sandbox: bool, resume: str = ""
+) -> None:
+    """Print each task's error on stderr (the resume command for those still running)."""
+    pending: list[str] = []
+    for task_id, exc in errors.items():
+        if isinstance(exc, WaitTimeoutError):
+            pending += [ref.task_id for ref in exc.pending] or [task_id]
+            continue
+        described = describe_error(exc, sandbox=sandbox)
+        message = str(exc) if described is None else described[0]
+        progress.note(f"musicapi: error: {message}", "bold red")
+    if pending:
+        progress.note(
+            "musicapi: error: still unfinished at the deadline (--timeout): " + " ".join(pending),
+            "bold red",
+        )
+        progress.note(f"musicapi: resume with: musicapi wait {' '.join(pending)}{resume}")
+
+
+def check_results(outcome: Results, progress: Progress, *, sandbox: bool, resume: str) -> None:
+    """Report the tasks that could not be awaited and those that failed; exit 1 if any."""
+    report_errors(outcome.errors, progress, sandbox=sandbox, resume=resume)
+    check_tasks(outcome.tasks, progress)
+    if outcome.errors:
+        raise Reported(EXIT_FAILURE)
 
 
 def check_tasks(tasks: Sequence[Task], progress: Progress) -> None:
@@ -573,8 +691,6 @@ def print_batch(report: BatchReport, *, as_json: bool) -> None:
 def batch_resume_command(ctx: click.Context, argv: Sequence[str]) -> str:
     """The command that resumes this batch: the global options given (never the key), then
     ``batch`` and ``argv``, quoted for a POSIX shell."""
-    import shlex
-
     root = ctx.find_root().params
     words = ["musicapi"]
     if root.get("sandbox"):
@@ -606,8 +722,22 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
             progress.note(f"musicapi: job {job.job_id}: {len(bad)} clip(s) failed", "yellow")
     if report.complete:
         return
-    for job in report.by_state(S.FAILED):
+    failed = report.by_state(S.FAILED)
+    for job in failed:
         progress.note(f"musicapi: job {job.job_id} failed: {job.error or 'no reason given'}")
+    if failed:
+        # A failed job keeps its id's verdict; a new id is a new job. When every job failed,
+        # nothing in the directory is worth keeping, and a directory whose jobs are all
+        # renamed reads as another batch: then the way is another -o.
+        again = (
+            "run the same command with another -o directory"
+            if len(failed) == len(report.jobs)
+            else f'give its line a new "id" in the file and rerun: {resume}'
+        )
+        progress.note(
+            f"musicapi: {len(failed)} job(s) failed and are not retried (MusicAPI refunds "
+            f"failed tasks); to try one again, {again}"
+        )
     uncertain = report.by_state(S.UNCERTAIN)
     if uncertain:
         progress.note(
@@ -698,32 +828,30 @@ def run_command(
             progress.note("musicapi: still running: " + " ".join(running))
             progress.note("musicapi: resume with: musicapi wait " + " ".join(running))
         code = EXIT_INTERRUPTED
-    except UsageProblem as exc:
-        progress.note(f"musicapi: error: {exc}", "bold red")
-        code = EXIT_USAGE
+    except Reported as exc:
+        code = exc.code
     except WaitTimeoutError as exc:
-        progress.note(f"musicapi: error: {exc}", "bold red")
-        pending = [ref.task_id for ref in exc.pending]
-        if pending:
-            progress.note("musicapi: resume with: musicapi wait " + " ".join(pending))
+        report_errors({"": exc}, progress, sandbox=settings.sandbox)
         code = EXIT_FAILURE
-    except NotFoundError as exc:
-        hint = ""
-        if settings.sandbox:
-            hint = " (sandbox tasks live only as long as the command that created them)"
-        progress.note(f"musicapi: error: {exc}{hint}", "bold red")
-        code = EXIT_FAILURE
-    except (MusicAPIError, CommandFailed) as exc:
-        progress.note(f"musicapi: error: {exc}", "bold red")
-        code = EXIT_FAILURE
-    except ValueError as exc:
-        # The SDK refuses what the server certainly would (a missing key, a long title).
-        progress.note(f"musicapi: error: {exc}", "bold red")
-        code = EXIT_USAGE
+    except Exception as exc:
+        described = describe_error(exc, sandbox=settings.sandbox)
+        if described is None:
+            raise
+        message, code = described
+        progress.note(f"musicapi: error: {message}", "bold red")
     click.get_current_context().exit(code)
 
 
 # --- the commands -----------------------------------------------------------------------------
+
+
+def refuse(message: object) -> NoReturn:
+    """Print a usage error of the running command and exit 2 (before any request)."""
+    import click
+
+    Progress.for_stderr().note(f"musicapi: error: {message}", "bold red")
+    click.get_current_context().exit(EXIT_USAGE)
+    raise AssertionError  # exit() raises
 
 
 def _read_text(path: str | None) -> str | None:
@@ -732,7 +860,9 @@ def _read_text(path: str | None) -> str | None:
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+        refuse(f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        refuse(f"cannot read {path}: it is not UTF-8 text")
 
 
 def build_cli() -> click.Group:
@@ -775,15 +905,28 @@ def build_cli() -> click.Group:
             click.option(
                 "--timeout", type=click.FloatRange(min=0), help="Seconds to wait at most."
             ),
+            json_option,
         ]
         for option in reversed(options):
             function = option(function)
         return function
 
-    def settings_of(ctx: click.Context) -> Settings:
+    #: ``--json`` is accepted after the command too (``musicapi generate x --json``).
+    json_option = click.option(
+        "--json", "as_json", is_flag=True, help="Machine-readable results on stdout."
+    )
+
+    def settings_of(ctx: click.Context, as_json: bool = False) -> Settings:
         settings = ctx.find_object(Settings)
         assert settings is not None  # the group made it
-        return settings
+        return attrs.evolve(settings, json=True) if as_json else settings
+
+    def output_dir(out_dir: str) -> Path:
+        """``-o``, created and writable, before any request (exit 2 otherwise)."""
+        try:
+            return writable_dir(out_dir)
+        except UsageProblem as exc:
+            refuse(exc)
 
     def submit_then_wait(
         ctx: click.Context,
@@ -794,8 +937,11 @@ def build_cli() -> click.Group:
         no_download: bool,
         overwrite: bool,
         timeout: float | None,
+        as_json: bool,
     ) -> NoReturn:
-        settings = settings_of(ctx)
+        settings = settings_of(ctx, as_json)
+        if not (no_wait or no_download):
+            output_dir(out_dir)
 
         async def work(session: Session, progress: Progress) -> None:
             ref = await create(session.client)
@@ -816,7 +962,8 @@ def build_cli() -> click.Group:
                 session, [ref], progress, out_dir=target, timeout=timeout, overwrite=overwrite
             )
             print_outcome(settings, outcome, downloaded=not no_download)
-            check_tasks(outcome.tasks, progress)
+            resume = "" if target is None else f" -o {shlex.quote(out_dir)}"
+            check_results(outcome, progress, sandbox=session.sandbox, resume=resume)
 
         run_command(settings, work)
 
@@ -887,6 +1034,7 @@ def build_cli() -> click.Group:
         no_download: bool,
         overwrite: bool,
         timeout: float | None,
+        as_json: bool,
     ) -> None:
         """Generate a song from a description (PROMPT), or from lyrics with --lyrics.
 
@@ -896,6 +1044,8 @@ def build_cli() -> click.Group:
         lyrics = _read_text(lyrics_file)
         if lyrics is None and not prompt:
             raise click.UsageError("give a PROMPT (a description of the song) or --lyrics FILE")
+        if lyrics is not None and not lyrics.strip():
+            refuse(f"the lyrics file {lyrics_file} is empty")
 
         async def create(client: MusicAPI) -> TaskRef:
             if lyrics is not None:
@@ -924,6 +1074,7 @@ def build_cli() -> click.Group:
             no_download=no_download,
             overwrite=overwrite,
             timeout=timeout,
+            as_json=as_json,
         )
 
     def derived_options(title: str | None, tags: str | None, instrumental: bool) -> dict[str, Any]:
@@ -938,7 +1089,13 @@ def build_cli() -> click.Group:
 
     @cli.command()
     @click.argument("clip_id")
-    @click.option("--at", "continue_at", type=float, required=True, help="Second to continue from.")
+    @click.option(
+        "--at",
+        "continue_at",
+        type=click.FloatRange(min=0),
+        required=True,
+        help="Second to continue from.",
+    )
     @click.option("--prompt", help="A description of the continuation.")
     @creation_options
     @wait_options
@@ -958,6 +1115,7 @@ def build_cli() -> click.Group:
         no_download: bool,
         overwrite: bool,
         timeout: float | None,
+        as_json: bool,
     ) -> None:
         """Continue a generated clip from --at SECONDS (a new task)."""
         lyrics = _read_text(lyrics_file)
@@ -981,6 +1139,7 @@ def build_cli() -> click.Group:
             no_download=no_download,
             overwrite=overwrite,
             timeout=timeout,
+            as_json=as_json,
         )
 
     @cli.command()
@@ -1003,6 +1162,7 @@ def build_cli() -> click.Group:
         no_download: bool,
         overwrite: bool,
         timeout: float | None,
+        as_json: bool,
     ) -> None:
         """A new style or arrangement of a generated clip (a new task)."""
         lyrics = _read_text(lyrics_file)
@@ -1021,24 +1181,40 @@ def build_cli() -> click.Group:
             no_download=no_download,
             overwrite=overwrite,
             timeout=timeout,
+            as_json=as_json,
         )
 
     @cli.command()
     @click.argument("task_ids", nargs=-1, required=True)
+    @json_option
     @click.pass_context
-    def status(ctx: click.Context, task_ids: tuple[str, ...]) -> None:
-        """Poll each TASK once and print its status (free)."""
-        settings = settings_of(ctx)
+    def status(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None:
+        """Poll each TASK once and print its status (free).
+
+        A task that cannot be polled (an unknown id) is reported on stderr, the others are
+        still printed, and the exit status is 1.
+        """
+        settings = settings_of(ctx, as_json)
 
         async def work(session: Session, progress: Progress) -> None:
-            tasks = [await session.client.sonic.get_task(task_id) for task_id in task_ids]
+            tasks: list[Task] = []
+            errors: dict[str, Exception] = {}
+            for task_id in task_ids:
+                try:
+                    tasks.append(await session.client.sonic.get_task(task_id))
+                except MusicAPIError as exc:
+                    errors[task_id] = exc
             if settings.json:
-                print(json.dumps({"tasks": [task_json(t) for t in tasks]}))
-                return
-            for task in tasks:
-                states = ",".join(c.state.value for c in task.clips) or "-"
-                line = f"{task.task_id}\t{task.status.value}\tclips: {states}"
-                print(f"{line}\t{task.error}" if task.error else line)
+                failed = [{"task_id": t, "error": str(exc)} for t, exc in errors.items()]
+                print(json.dumps({"tasks": [task_json(t) for t in tasks], "errors": failed}))
+            else:
+                for task in tasks:
+                    states = ",".join(c.state.value for c in task.clips) or "-"
+                    line = f"{task.task_id}\t{task.status.value}\tclips: {states}"
+                    print(f"{line}\t{task.error}" if task.error else line)
+            report_errors(errors, progress, sandbox=session.sandbox)
+            if errors:
+                raise Reported(EXIT_FAILURE)
 
         run_command(settings, work)
 
@@ -1053,6 +1229,7 @@ def build_cli() -> click.Group:
     )
     @click.option("--overwrite", is_flag=True, help="Replace files that exist.")
     @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait at most.")
+    @json_option
     @click.pass_context
     def wait(
         ctx: click.Context,
@@ -1060,18 +1237,20 @@ def build_cli() -> click.Group:
         out_dir: str | None,
         overwrite: bool,
         timeout: float | None,
+        as_json: bool,
     ) -> None:
         """Wait for tasks to finish (e.g. after --no-wait or Ctrl-C), optionally download."""
-        settings = settings_of(ctx)
+        settings = settings_of(ctx, as_json)
         refs = [TaskRef(task_id) for task_id in dict.fromkeys(task_ids)]
+        target = None if out_dir is None else output_dir(out_dir)
 
         async def work(session: Session, progress: Progress) -> None:
-            target = None if out_dir is None else Path(out_dir)
             outcome = await wait_and_download(
                 session, refs, progress, out_dir=target, timeout=timeout, overwrite=overwrite
             )
             print_outcome(settings, outcome, downloaded=target is not None)
-            check_tasks(outcome.tasks, progress)
+            resume = "" if out_dir is None else f" -o {shlex.quote(out_dir)}"
+            check_results(outcome, progress, sandbox=session.sandbox, resume=resume)
 
         run_command(settings, work)
 
@@ -1086,40 +1265,60 @@ def build_cli() -> click.Group:
         help="Directory to save the audio in.",
     )
     @click.option("--overwrite", is_flag=True, help="Replace files that exist.")
+    @json_option
     @click.pass_context
     def download(
-        ctx: click.Context, sources: tuple[str, ...], out_dir: str, overwrite: bool
+        ctx: click.Context, sources: tuple[str, ...], out_dir: str, overwrite: bool, as_json: bool
     ) -> None:
-        """Download audio URLs, or the clips of finished tasks (by task id)."""
-        settings = settings_of(ctx)
+        """Download audio URLs, or the clips of finished tasks (by task id).
+
+        A source that fails is reported on stderr, the others are still saved and printed,
+        and the exit status is 1.
+        """
+        settings = settings_of(ctx, as_json)
+        for source in sources:
+            scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
+            if scheme and scheme.group(1).lower() not in ("http", "https"):
+                refuse(f"{source}: only http(s) URLs (or task ids) can be downloaded")
+        target = output_dir(out_dir)
+
+        async def fetch(session: Session, progress: Progress, source: str) -> list[Path]:
+            if re.match(r"https?://", source, re.IGNORECASE):
+                try:
+                    return [await session.client.download(source, target, overwrite=overwrite)]
+                except FileExistsError as exc:
+                    raise CommandFailed(exists_message(f"the file of {source}")) from exc
+                except OSError as exc:
+                    raise CommandFailed(
+                        f"could not save {source} in {out_dir}: {exc.strerror or exc}"
+                    ) from exc
+            task = await session.client.sonic.get_task(source)
+            if not task.is_terminal:
+                raise CommandFailed(
+                    f"task {source} is {task.status.value}, not finished: "
+                    f"musicapi wait {source} -o {shlex.quote(out_dir)}"
+                )
+            check_tasks([task], progress)
+            outcome = Results(tasks=[task])
+            await _download_task(session, task, target, progress, outcome, overwrite)
+            return list(outcome.paths.values())
 
         async def work(session: Session, progress: Progress) -> None:
             paths: list[Path] = []
+            errors: dict[str, Exception] = {}
             for source in sources:
-                if source.startswith(("http://", "https://")):
-                    try:
-                        path = await session.client.download(
-                            source, Path(out_dir), overwrite=overwrite
-                        )
-                    except FileExistsError as exc:
-                        raise CommandFailed(f"{exc} (or pass --overwrite)") from exc
-                    paths.append(path)
-                    continue
-                task = await session.client.sonic.get_task(source)
-                if not task.is_terminal:
-                    raise CommandFailed(
-                        f"task {source} is {task.status.value}, not finished: "
-                        f"musicapi wait {source} -o {out_dir}"
-                    )
-                check_tasks([task], progress)
-                outcome = Results(tasks=[task])
-                await _download_task(session, task, Path(out_dir), progress, outcome, overwrite)
-                paths.extend(outcome.paths.values())
+                try:
+                    paths += await fetch(session, progress, source)
+                except (MusicAPIError, CommandFailed) as exc:
+                    errors[source] = exc
             if settings.json:
                 print(json.dumps({"paths": [str(p) for p in paths]}))
             else:
                 for path in paths:
                     print(path)
+            report_errors(errors, progress, sandbox=session.sandbox)
+            if errors:
+                raise Reported(EXIT_FAILURE)
 
         run_command(settings, work)
 
@@ -1146,7 +1345,7 @@ def build_cli() -> click.Group:
     @click.option(
         "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for each task at most."
     )
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
+    @json_option
     @click.pass_context
     def batch(
         ctx: click.Context,
@@ -1170,7 +1369,7 @@ def build_cli() -> click.Group:
         reached MusicAPI without an answer is reported as uncertain and repeated only with
         --resubmit-uncertain.
         """
-        from ._batch import BatchInputError, read_batch_jobs
+        from ._batch import BatchConflictError, BatchInputError, read_batch_jobs, sent_job_ids
 
         settings = settings_of(ctx)
         # Every option that shapes the run, so that following the hint cannot change it.
@@ -1182,9 +1381,17 @@ def build_cli() -> click.Group:
         try:
             jobs = read_batch_jobs(file, default_mv=mv)
         except (BatchInputError, OSError) as exc:
-            reason = exc if isinstance(exc, BatchInputError) else exc.strerror or exc
-            Progress.for_stderr().note(f"musicapi: error: {reason}", "bold red")
-            ctx.exit(EXIT_USAGE)
+            refuse(exc if isinstance(exc, BatchInputError) else exc.strerror or exc)
+        output_dir(out_dir)
+        if settings.sandbox:
+            sent = sent_job_ids(out_dir)
+            if sent:
+                refuse(
+                    f"{out_dir} holds {len(sent)} job(s) sent by an earlier run "
+                    f"({' '.join(sent[:5])}{' ...' if len(sent) > 5 else ''}): a sandbox batch "
+                    "cannot resume (the sandbox's tasks died with the previous run): use "
+                    "another -o directory",
+                )
         tracker = BatchTracker()
 
         async def work(session: Session, progress: Progress) -> None:
@@ -1192,15 +1399,25 @@ def build_cli() -> click.Group:
 
             progress.noun = "job"
             options: dict[str, Any] = {} if timeout is None else {"wait_timeout": timeout}
-            report = await run_batch(
-                session.client,
-                jobs,
-                Path(out_dir),
-                download=not no_download,
-                resubmit_uncertain=resubmit_uncertain,
-                on_progress=lambda event: tracker.update(progress, event),
-                **options,
-            )
+            try:
+                report = await run_batch(
+                    session.client,
+                    jobs,
+                    Path(out_dir),
+                    download=not no_download,
+                    resubmit_uncertain=resubmit_uncertain,
+                    on_progress=lambda event: tracker.update(progress, event),
+                    **options,
+                )
+            except BatchConflictError as exc:
+                # Its text names the Python spelling of --mv too; the CLI needs only its own.
+                text = re.sub(r" \(read_batch_jobs\([^()]*\)\)", "", str(exc))
+                raise UsageProblem(text) from exc
+            except OSError as exc:
+                raise CommandFailed(
+                    f"could not write in {out_dir}: {exc.strerror or exc}; the journal keeps "
+                    f"every job: once that is fixed, resume with: {resume}"
+                ) from exc
             print_batch(report, as_json=as_json)
             check_batch(report, progress, resume=resume, sandbox=session.sandbox)
 
@@ -1222,10 +1439,11 @@ def build_cli() -> click.Group:
         run_command(settings, work, on_interrupt=interrupted)
 
     @cli.command()
+    @json_option
     @click.pass_context
-    def credits(ctx: click.Context) -> None:
+    def credits(ctx: click.Context, as_json: bool) -> None:
         """Print the account's credits (free)."""
-        settings = settings_of(ctx)
+        settings = settings_of(ctx, as_json)
 
         async def work(session: Session, progress: Progress) -> None:
             balance = await session.client.credits.get()

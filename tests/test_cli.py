@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -474,6 +475,7 @@ def test_batch_rerun_with_another_mv_exits_2_naming_the_option(tmp_path: Path) -
     again = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
     assert again.exit_code == 2
     assert "rerun with --mv sonic-v4-5" in again.stderr
+    assert "read_batch_jobs" not in again.stderr  # the CLI's way only
 
 
 def test_batch_plain_output_keeps_one_line_per_job_whatever_the_error(tmp_path: Path) -> None:
@@ -489,3 +491,199 @@ def test_batch_plain_output_keeps_one_line_per_job_whatever_the_error(tmp_path: 
     with contextlib.redirect_stdout(io.StringIO()) as stdout:
         print_batch(report, as_json=False)
     assert stdout.getvalue() == "a\tuncertain\t-\tfirst second third\n"
+
+
+# --- a cold user's review: -o, several ids, --json, next steps --------------------------------
+
+
+def _unusable_dirs(tmp_path: Path) -> list[str]:
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory", encoding="utf-8")
+    dirs = [str(afile / "sub")]
+    if Path("/proc/1").is_dir():
+        dirs.append("/proc/1/xx")  # a directory nobody may create in
+    return dirs
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "hi"],
+        ["extend", "clip", "--at", "3"],
+        ["cover", "clip"],
+        ["wait", "some-task"],
+        ["download", "some-task"],
+        ["batch", "BATCH"],
+    ],
+)
+def test_an_unusable_output_directory_exits_2_naming_it_before_any_request(
+    tmp_path: Path, command: list[str]
+) -> None:
+    batch = write_batch(tmp_path, '{"prompt": "lofi"}')
+    for out in _unusable_dirs(tmp_path):
+        args = [str(batch) if word == "BATCH" else word for word in command]
+        result = invoke(["--sandbox", *args, "-o", out])
+        assert result.exit_code == 2, result.stderr
+        assert f"cannot save files in {out} (-o)" in result.stderr
+        assert "SANDBOX" not in result.stderr  # refused before the client even opened
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+def test_the_output_directory_is_created_with_its_parents_and_left_clean(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    result = invoke(["--sandbox", "generate", "hi", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert len(list(out.glob("*.wav"))) == 2
+    assert not list(out.glob(".*"))  # the writability probe is gone
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_save_failing_after_the_create_says_how_to_fetch_the_result_later(
+    tmp_path: Path,
+) -> None:
+    """A full disk, imitated by a file-size limit smaller than a clip (the probe is empty)."""
+    code = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)); "
+        "from musicapi_async._cli import main; main(sys.argv[1:])"
+    )
+    out = tmp_path / "songs"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--sandbox", "generate", "lofi", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_child_env(MUSICAPI_SANDBOX_DURATION="0", PYTHONDONTWRITEBYTECODE="1"),
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    saved = re.search(r"could not save the audio of task (\S+) in", done.stderr)
+    assert saved is not None, done.stderr
+    assert f"fetch it later with: musicapi download {saved.group(1)}" in done.stderr
+    assert f"-o {out}" in done.stderr
+
+
+def test_several_task_ids_report_each_and_exit_1_if_any_failed(tmp_path: Path) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    with use_fake(fake):
+        created = invoke([*key, "generate", "lofi", "--no-wait"])
+        assert created.exit_code == 0, created.stderr
+        good = created.stdout.strip()
+
+        status = invoke([*key, "status", good, "no-such-task"])
+        assert status.exit_code == 1
+        assert status.stdout.startswith(f"{good}\tsucceeded")
+        assert "no-such-task" in status.stderr
+        assert "not found" in status.stderr
+        as_json = invoke([*key, "status", good, "no-such-task", "--json"])
+        payload = json.loads(as_json.stdout)
+        assert [task["task_id"] for task in payload["tasks"]] == [good]
+        assert [error["task_id"] for error in payload["errors"]] == ["no-such-task"]
+
+        waited = invoke([*key, "wait", "no-such-task", good, "-o", str(tmp_path / "w")])
+        assert waited.exit_code == 1
+        assert len(waited.stdout.splitlines()) == 2  # the good task's two files
+        assert len(list((tmp_path / "w").glob("*.wav"))) == 2
+        assert "not found" in waited.stderr
+
+        fetched = invoke([*key, "download", "no-such-task", good, "-o", str(tmp_path / "d")])
+        assert fetched.exit_code == 1
+        assert len(fetched.stdout.splitlines()) == 2
+        assert "not found" in fetched.stderr
+
+
+def test_json_is_accepted_after_every_command_too(tmp_path: Path) -> None:
+    cli = build_cli()
+    for name, command in cli.commands.items():
+        assert "--json" in [o for p in command.params for o in p.opts], name
+    result = invoke(["--sandbox", "generate", "x", "-o", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["tasks"][0]["status"] == "succeeded"
+    credits = invoke(["--sandbox", "credits", "--json"])
+    assert json.loads(credits.stdout)["total"] == 1000
+
+
+@pytest.mark.parametrize("source", ["file:///etc/passwd", "ftp://example.com/a.mp3"])
+def test_download_of_a_url_that_is_not_http_is_a_usage_error(tmp_path: Path, source: str) -> None:
+    result = invoke(["--sandbox", "download", source, "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "only http(s) URLs" in result.stderr
+    assert "SANDBOX" not in result.stderr
+
+
+def test_errors_give_the_command_line_way_not_python_advice(tmp_path: Path) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    with use_fake(fake):
+        first = invoke([*key, "generate", "x", "-o", str(tmp_path)])
+        assert first.exit_code == 0, first.stderr
+        fetched = invoke([*key, "download", fake.last_task.task_id, "-o", str(tmp_path)])
+    assert fetched.exit_code == 1
+    assert "already exists: pass --overwrite" in fetched.stderr
+    assert "overwrite=True" not in fetched.stderr
+
+    late = invoke(["--sandbox", "generate", "x", "--timeout", "0", "-o", str(tmp_path / "t")])
+    assert late.exit_code == 1
+    assert "pending_json" not in late.stderr
+    assert "resume with: musicapi wait " in late.stderr
+    assert f"-o {tmp_path / 't'}" in late.stderr
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n", encoding="utf-8")
+    lyrics = invoke(["--sandbox", "generate", "--lyrics", str(empty), "-o", str(tmp_path)])
+    assert lyrics.exit_code == 2
+    assert "is empty" in lyrics.stderr
+    assert "custom_mode=True" not in lyrics.stderr
+
+    negative = invoke(["--sandbox", "extend", "clip", "--at", "-3"])
+    assert negative.exit_code == 2
+    assert "continue_at" not in negative.stderr
+
+
+def test_a_sandbox_batch_with_sent_jobs_refuses_to_resume_before_any_request(
+    tmp_path: Path,
+) -> None:
+    batch = write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}')
+    out = tmp_path / "out"
+    slow = {"MUSICAPI_SANDBOX_DURATION": "600"}
+    first = invoke(["--sandbox", "batch", str(batch), "-o", str(out), "--timeout", "0"], slow)
+    assert first.exit_code == 1, first.stderr  # left created, as after a Ctrl-C
+    again = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert again.exit_code == 2, again.stderr
+    assert "a sandbox batch cannot resume" in again.stderr
+    assert "use another -o directory" in again.stderr
+    assert "SANDBOX" not in again.stderr  # refused before the sandbox even started
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [row["state"] for row in rows] == ["created"]  # not poisoned as failed
+
+
+def test_batch_failed_jobs_say_how_to_try_them_again(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}', '{"id": "b", "prompt": "x"}')
+    out = tmp_path / "out"
+    failed = {"MUSICAPI_SANDBOX_OUTCOME": "failed"}
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(out)], failed)
+    assert result.exit_code == 1
+    assert "are not retried" in result.stderr
+    assert "with another -o directory" in result.stderr  # every job failed
+
+    # One job kept, one failed: a new id for the failed one's line tries it again.
+    mixed = tmp_path / "mixed"
+    write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}')
+    assert invoke(["--sandbox", "batch", str(batch), "-o", str(mixed)]).exit_code == 0
+    write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}', '{"id": "c", "prompt": "y"}')
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(mixed)], failed)
+    assert result.exit_code == 1
+    assert 'give its line a new "id" in the file and rerun: musicapi --sandbox batch' in (
+        result.stderr
+    )
+    write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}', '{"id": "c2", "prompt": "y"}')
+    retried = invoke(["--sandbox", "batch", str(batch), "-o", str(mixed)])
+    assert retried.exit_code == 0, retried.stderr
+    assert "c2\tdownloaded" in retried.stdout
