@@ -534,8 +534,8 @@ async def wait_and_download(
                 done[ref.task_id] = await session.client.await_task(
                     ref, on_progress=progress.update, **kwargs
                 )
-            except MusicAPIError as exc:
-                outcome.errors[ref.task_id] = exc
+            except (MusicAPIError, ValueError) as exc:
+                outcome.errors[ref.task_id] = exc  # not an exception group out of the wait
 
         async with anyio.create_task_group() as tg:
             for ref in refs:
@@ -1241,6 +1241,8 @@ def build_cli() -> click.Group:
     ) -> None:
         """Wait for tasks to finish (e.g. after --no-wait or Ctrl-C), optionally download."""
         settings = settings_of(ctx, as_json)
+        if not all(task_id.strip() for task_id in task_ids):
+            refuse("a task id is empty: give the ids a create printed")
         refs = [TaskRef(task_id) for task_id in dict.fromkeys(task_ids)]
         target = None if out_dir is None else output_dir(out_dir)
 

@@ -174,6 +174,7 @@ def test_download_of_an_unknown_task_exits_1(tmp_path: Path) -> None:
         ["--sandbox", "status"],  # no task
         ["--sandbox", "frobnicate"],
         ["--sandbox", "generate", "x", "--lyrics", "/no/such/file"],
+        ["--sandbox", "wait", "task", " "],  # an empty id
     ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
