@@ -449,14 +449,11 @@ class Reported(Exception):
 def describe_error(exc: Exception, *, sandbox: bool) -> tuple[str, int] | None:
     """The CLI's wording of an error and the exit status, or ``None`` if it is unexpected.
 
-    Library messages that give Python advice (``overwrite=True``, ``pending_json()``) are
-    replaced by the command-line way.
+    A WaitTimeoutError is ``report_errors``'s: its text gives Python advice
+    (``pending_json()``), the CLI prints the command that resumes instead.
     """
     if isinstance(exc, UsageProblem):
         return str(exc), EXIT_USAGE
-    if isinstance(exc, WaitTimeoutError):
-        ids = " ".join(ref.task_id for ref in exc.pending) or "-"
-        return f"still unfinished at the deadline (--timeout): {ids}", EXIT_FAILURE
     if isinstance(exc, NotFoundError):
         hint = ""
         if sandbox:
@@ -569,7 +566,7 @@ async def _download_task(
         except OSError as exc:
             # -o was checked before the create: this is a full disk or the like, and the
             # task is done and paid for; say how to fetch it, not a traceback.
-            later = f"musicapi download {task.task_id} -o {out_dir}"
+            later = shlex.join(["musicapi", "download", task.task_id, "-o", str(out_dir)])
             if session.sandbox:
                 later += " (not in the sandbox, whose tasks end with the command)"
             raise CommandFailed(
@@ -612,7 +609,9 @@ def report_errors(
             "musicapi: error: still unfinished at the deadline (--timeout): " + " ".join(pending),
             "bold red",
         )
-        progress.note(f"musicapi: resume with: musicapi wait {' '.join(pending)}{resume}")
+        progress.note(
+            f"musicapi: resume with: {shlex.join(['musicapi', 'wait', *pending])}{resume}"
+        )
 
 
 def check_results(outcome: Results, progress: Progress, *, sandbox: bool, resume: str) -> None:
