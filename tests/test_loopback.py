@@ -444,7 +444,9 @@ async def test_the_safety_margin_absorbs_arrival_jitter(margin: float, refused: 
             for _ in range(3):
                 await api.credits.get()  # a 429 is retried: every call succeeds
     assert (fake.rate_limited() > 0) is refused
-    assert [r.status for r in fake.requests][:3] == ([200, 200, 429] if refused else [200] * 3)
+    # Which request draws the 429 depends on how long the first one's real connection took
+    # to set up (CI once saw [200, 429, 200]); that one of the first three does, does not.
+    assert (429 in [r.status for r in fake.requests][:3]) is refused
 
 
 # ---------------------------------------------------------------------------- command line
