@@ -107,7 +107,8 @@ async def test_served_fake_answers_a_plain_httpx_client_over_loopback() -> None:
 
 
 async def test_sdk_client_works_end_to_end_over_loopback() -> None:
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.5)
+    # 2 s of generation: room for a slow machine between the create and the first poll.
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=2.0)
     with anyio.fail_after(20):
         async with (
             serving(fake) as served,
@@ -118,7 +119,7 @@ async def test_sdk_client_works_end_to_end_over_loopback() -> None:
             )
             first = await api.sonic.get_task(ref)
             assert not first.is_terminal
-            await anyio.sleep(0.6)
+            await anyio.sleep(2.1)
             task = await api.get_task(ref)
             balance = await api.credits.get()
     assert task.status is TaskStatus.SUCCEEDED
