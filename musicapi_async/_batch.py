@@ -873,7 +873,7 @@ class _Run:
     def prepare(self) -> None:
         """Check the journal against the jobs, add the new jobs, reconcile interruptions."""
         journal = self.journal
-        api = _shown_url(self.client.base_url)
+        api = _without_secrets(self.client.base_url)  # as the journal records it
         canonical = {job.job_id: _canonical(job.create) for job in self.jobs}
         rows = journal.rows
         ours = set(self.by_id)
@@ -1406,9 +1406,3 @@ def _write_atomically(path: Path, text: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _shown_url(url: str) -> str:
-    """The API URL without credentials or query, as recorded in the journal."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
