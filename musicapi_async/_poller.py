@@ -19,6 +19,7 @@ import bisect
 import copy
 import enum
 import inspect
+import itertools
 import logging
 import math
 import weakref
@@ -587,7 +588,7 @@ class Scheduler:
         key = (ref.family, ref.task_id)
         if key in self._tracked or key in self._done:
             return key
-        for other in (*self._tracked, *self._submitted):
+        for other in itertools.chain(self._tracked, self._submitted):  # no copy of either
             if other[1] == ref.task_id:
                 return other
         return key
@@ -598,7 +599,7 @@ class Scheduler:
         if entry is None:
             return None
         task = _as_family(entry[1], key[0])
-        self._done[key] = task
+        self._remember_result(key, task)  # bounded like every result
         return task
 
     def _prune_early(self, now: float) -> None:
