@@ -10,7 +10,15 @@ with the highest index:
 * ``greedy``: the chance the task finished since its last poll (the reference heuristic);
 * ``chance x lag``: that chance times the lag it would have accrued (the SDK's ranking);
 * ``chance x lag / (1.1 - chance)``: a variant that favours near-certain polls;
+* ``whittle``: the Whittle index, the classic near-optimal rule for sharing one server among
+  many such tasks: the price per poll (in seconds of lag) at which polling this task now is
+  exactly as good as waiting, from each task's own optimal polling plan;
 * ``clairvoyant``: the bound, which knows every duration and polls each task once, done.
+
+Below the table, a *fluid bound* on the lag of any polling policy that does not know the
+durations: every task polled on its own optimal plan, the budget spent only on average, and
+no two tasks ever wanting the same slot. The distance from it to the indexes is the price of
+sharing one request at a time.
 
     python benchmarks/ideal_polling.py                  # stream 5/min, seeds 7-10
     python benchmarks/ideal_polling.py --rate 3 --seeds 10
@@ -20,6 +28,8 @@ with the highest index:
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import random
 import statistics
 from collections.abc import Callable
@@ -44,12 +54,97 @@ def accrued_lag(age: float, last: float) -> float:
     return age - (start + end) / 2 if end > start else 0.0
 
 
+def cdf_integral(age: float) -> float:
+    """The integral of ``cdf`` from 0 to ``age``."""
+    if age <= LOW:
+        return 0.0
+    if age >= HIGH:
+        return (HIGH - LOW) / 2 + (age - HIGH)
+    return (age - LOW) ** 2 / (2 * (HIGH - LOW))
+
+
+#: Ages on which polling plans are computed, and the prices per poll tried (seconds of lag).
+PLAN_STEP = 0.5
+PRICES = tuple(0.25 * i for i in range(1, 161))
+
+
+def polling_plan(price: float) -> list[float]:
+    """One task's optimal plan when each poll costs ``price`` seconds of lag: for a task last
+    seen running at age ``PLAN_STEP * i``, the age at which to poll it next.
+
+    Dynamic programming over the ages, from the end: with ``S = 1 - F`` and ``G`` the integral
+    of ``F``, the expected cost still to come of a task last seen running at ``s``, times
+    ``S(s)``, is ``U(s) = min over t > s of price * S(s) + G(t) - G(s) - F(s) (t - s) + U(t)``.
+    """
+    ages = [i * PLAN_STEP for i in range(int(HIGH / PLAN_STEP) + 1)]
+    cost = [0.0] * len(ages)
+    plan = list(ages)
+    for i in range(len(ages) - 2, -1, -1):
+        s = ages[i]
+        alive, g_s, f_s = 1.0 - cdf(s), cdf_integral(s), cdf(s)
+        if alive <= 0.0:
+            continue
+        best, best_at = math.inf, HIGH
+        for j in range(i + 1, len(ages)):
+            t = ages[j]
+            c = price * alive + cdf_integral(t) - g_s - f_s * (t - s) + cost[j]
+            if c < best:
+                best, best_at = c, t
+        cost[i], plan[i] = best, best_at
+    return plan
+
+
+@functools.cache
+def polling_plans() -> tuple[list[float], ...]:
+    return tuple(polling_plan(price) for price in PRICES)
+
+
+def whittle(chance: float, age: float, last: float) -> float:
+    """The highest price per poll at which the task's own plan polls it by ``age``."""
+    plans = polling_plans()
+    i = min(len(plans[0]) - 1, round(last / PLAN_STEP))
+    if plans[0][i] > age:
+        return -(plans[0][i] - age)  # not due even at the lowest price: the nearest first
+    lo, hi = 0, len(PRICES) - 1  # plans[p][i] grows with the price p
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if plans[mid][i] <= age else (lo, mid - 1)
+    return PRICES[lo]
+
+
+def fluid_bound(polls_per_task: float) -> float:
+    """The mean lag of one task polled on its optimal plan, at the price that spends
+    ``polls_per_task`` polls on average (durations spread evenly over LOW-HIGH)."""
+
+    def follow(price: float) -> tuple[float, float]:
+        plan = polling_plan(price)
+        polls = lag = 0.0
+        samples = 400
+        for k in range(samples):
+            duration, last = LOW + (HIGH - LOW) * (k + 0.5) / samples, 0.0
+            while True:
+                at = plan[min(len(plan) - 1, round(last / PLAN_STEP))]
+                polls += 1
+                if at >= duration or at <= last:
+                    lag += max(0.0, at - duration)
+                    break
+                last = at
+        return polls / samples, lag / samples
+
+    cheap, dear = 0.05, 1e4  # spends more polls than allowed / fewer
+    for _ in range(30):
+        price = (cheap + dear) / 2
+        cheap, dear = (cheap, price) if follow(price)[0] <= polls_per_task else (price, dear)
+    return follow(dear)[1]
+
+
 INDEXES: dict[str, Index] = {
     "greedy": lambda chance, age, last: chance,
     "chance x lag": lambda chance, age, last: chance * accrued_lag(age, last),
     "chance x lag / (1.1 - chance)": (
         lambda chance, age, last: chance * accrued_lag(age, last) / (1.1 - chance)
     ),
+    "whittle": whittle,
 }
 
 
@@ -169,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             print(f"| {name} | {interval:g} s | " + " | ".join(f"{v:.1f}" for v in row) + " |")
     print(f"\n({scenario}, mean over seeds {seeds[0]}-{seeds[-1]})")
+    if args.batch is None:
+        for interval in (3.0, 3.1):
+            spare = (60.0 / interval - args.rate) / args.rate  # polls a task may have
+            print(
+                f"fluid bound at {interval:g} s: {spare:.2f} polls per task,"
+                f" mean lag at least {fluid_bound(spare):.1f} s"
+            )
     return 0
 
 

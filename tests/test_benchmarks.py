@@ -60,3 +60,32 @@ def test_in_the_ideal_simulation_the_clairvoyant_bound_is_a_bound() -> None:
     # Creates first, one every 3 s; the last finishes no earlier than it was created plus its
     # duration.
     assert bound.makespan >= 19 * 3.0 + min(durations)
+
+
+def test_a_plan_polls_later_when_polls_cost_more_and_the_whittle_index_grows_with_age() -> None:
+    import ideal_polling
+
+    cheap, dear = ideal_polling.polling_plan(1.0), ideal_polling.polling_plan(20.0)
+    start = 0  # a task never polled
+    assert ideal_polling.LOW <= cheap[start] < dear[start] <= ideal_polling.HIGH
+    # A task is never planned past the longest duration, where it is certainly done.
+    assert max(dear) <= ideal_polling.HIGH
+    young = ideal_polling.whittle(0.2, 90.0, 0.0)
+    old = ideal_polling.whittle(0.6, 150.0, 0.0)
+    assert young < old
+    # Just polled in vain: lower than a task of the same age never polled.
+    assert ideal_polling.whittle(0.1, 150.0, 145.0) < old
+
+
+def test_the_fluid_bound_falls_with_more_polls_and_no_index_beats_it() -> None:
+    import ideal_polling
+
+    # One poll a task can only be at the longest duration: the mean lag is half the spread.
+    assert ideal_polling.fluid_bound(1.0) == pytest.approx(60.0, abs=0.5)
+    assert ideal_polling.fluid_bound(4.0) < ideal_polling.fluid_bound(2.0) < 60.0
+    arrivals, durations = ideal_polling.stream(7, 5.0)
+    for index in ideal_polling.INDEXES.values():
+        figures = ideal_polling.simulate(
+            index, arrivals=arrivals, durations=durations, interval=3.0
+        )
+        assert figures.lag >= ideal_polling.fluid_bound(figures.requests_per_task - 1.0)
