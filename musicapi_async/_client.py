@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import os
 import platform
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, final, overload
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import anyio
 import attrs
@@ -23,6 +25,8 @@ from ._constants import (
     DEFAULT_MIN_POLL_GAP,
     DEFAULT_TIMEOUT,
     DEFAULT_WEBHOOK_TOLERANCE,
+    WEBHOOK_TAG_PARAM,
+    WEBHOOK_URL_MAX,
     __version__,
 )
 from ._credits import CreditsResource
@@ -367,18 +371,39 @@ class MusicAPI:
     def _on_webhook_event(self, event: WebhookEvent) -> None:
         self._scheduler.on_webhook(event.task)
 
-    def _with_webhook(self, body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
-        """``body`` with this client's webhook attached, and whether the result will be
-        delivered to this client (a call may name its own ``webhook_url``)."""
+    def _with_webhook(
+        self, body: Mapping[str, Any], *, tag: bool = True
+    ) -> tuple[Mapping[str, Any], bool, str | None]:
+        """``body`` with this client's webhook attached; whether the result will be delivered
+        to this client (a call may name its own ``webhook_url``); and the tag added to the
+        URL, which :meth:`_tag_task` ties to the task once the create call answers.
+
+        The tag names the task for a delivery whose body does not (MusicAPI's published
+        Sonic example carries no ``task_id``). ``tag=False`` for a call whose tasks share one
+        delivery URL (a batch): a tag would not tell them apart.
+        """
         if self._webhook_url is None:
-            return body, False
-        if body.get("webhook_url") is None:
-            body = {
-                **body,
-                "webhook_url": self._webhook_url,
-                "webhook_secret": self._webhook_secret,
-            }
-        return body, self._delivers_here(body)
+            return body, False, None
+        if body.get("webhook_url") is not None:
+            return body, self._delivers_here(body), None
+        url, name = self._webhook_url, None
+        if tag:
+            name = secrets.token_urlsafe(12)
+            parts = urlsplit(url)
+            extra = urlencode({WEBHOOK_TAG_PARAM: name})
+            query = f"{parts.query}&{extra}" if parts.query else extra
+            tagged = urlunsplit(parts._replace(query=query))
+            if len(tagged) <= WEBHOOK_URL_MAX:
+                url = tagged
+            else:
+                name = None  # MusicAPI would refuse the longer URL: untagged, as before
+        body = {**body, "webhook_url": url, "webhook_secret": self._webhook_secret}
+        return body, True, name
+
+    def _tag_task(self, tag: str | None, ref: TaskRef) -> None:
+        """A create call whose webhook URL carried ``tag`` started ``ref``."""
+        if tag is not None and self._webhooks is not None:
+            self._webhooks._remember_tag(tag, ref)
 
     def _delivers_here(self, body: Mapping[str, Any]) -> bool:
         """Whether the task a body starts will be delivered to this client's receiver."""

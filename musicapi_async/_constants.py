@@ -122,3 +122,11 @@ WEBHOOK_DEADLINE_LEAD: Final = 10.0
 #: this many seconds, at most WEBHOOK_EARLY_MAX of them.
 WEBHOOK_EARLY_KEEP: Final = 600.0
 WEBHOOK_EARLY_MAX: Final = 1024
+#: The query parameter a client adds to its webhook URL on each create call: a random tag
+#: that names the task when a delivery's body does not (MusicAPI's published Sonic example
+#: has no task_id). Tags are remembered for this many tasks.
+WEBHOOK_TAG_PARAM: Final = "musicapi_tag"
+WEBHOOK_TAGS_MAX: Final = 100_000
+#: MusicAPI's limit on the length of a webhook_url; a URL the tag would push over it is
+#: sent untagged.
+WEBHOOK_URL_MAX: Final = 1024

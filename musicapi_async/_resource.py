@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 
-from ._constants import LOOPBACK_HOSTS, NOT_READY_DELAY, TITLE_MAX
+from ._constants import LOOPBACK_HOSTS, NOT_READY_DELAY, TITLE_MAX, WEBHOOK_URL_MAX
 from ._exceptions import ResultNotReadyError
 from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
@@ -57,8 +57,9 @@ class Resource:
 
     async def _submit(self, path: str, body: Mapping[str, Any]) -> TaskRef:
         family = self._family
-        body, webhook = self._client._with_webhook(body)
+        body, webhook, tag = self._client._with_webhook(body)
         ref = await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
+        self._client._tag_task(tag, ref)
         # The scheduler learns durations per model, timed from this moment.
         self._client._scheduler.note_submitted(ref, str(body.get("mv") or path), webhook=webhook)
         return ref
@@ -232,5 +233,7 @@ def check_webhook(url: str | None) -> None:
             f"webhook_url must be an https:// URL (MusicAPI only calls HTTPS; http:// is "
             f"accepted for loopback hosts only, where fakes run), got {shown_url(url)}"
         )
-    if len(url) > 1024:
-        raise ValueError(f"webhook_url is {len(url)} characters; MusicAPI accepts at most 1024")
+    if len(url) > WEBHOOK_URL_MAX:
+        raise ValueError(
+            f"webhook_url is {len(url)} characters; MusicAPI accepts at most {WEBHOOK_URL_MAX}"
+        )

@@ -556,8 +556,10 @@ class Sonic(TaskResource):
             except ValueError as exc:
                 raise ValueError(f"items[{index}]: {exc}") from exc
         check_webhook(webhook_url)
-        body, webhook = self._client._with_webhook(
-            compact(items=bodies, webhook_url=webhook_url, webhook_secret=webhook_secret)
+        # One URL for every task of the batch: a tag could not tell them apart.
+        body, webhook, _ = self._client._with_webhook(
+            compact(items=bodies, webhook_url=webhook_url, webhook_secret=webhook_secret),
+            tag=False,
         )
         submission = await self._call("POST", "/sonic/batch", parse_batch_submission, body=body)
         # Refused items leave no task, so tasks and items need not line up: a model, or a

@@ -29,12 +29,13 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, Protocol, final, get_args
+from urllib.parse import parse_qsl
 from uuid import uuid4
 
 import anyio
 from attrs import field, frozen
 
-from ._constants import DEFAULT_WEBHOOK_TOLERANCE
+from ._constants import DEFAULT_WEBHOOK_TOLERANCE, WEBHOOK_TAG_PARAM, WEBHOOK_TAGS_MAX
 from ._exceptions import MusicAPIError, ResponseValidationError
 from ._models import Task, TaskFamily, TaskRef, TaskStatus
 from ._serde import parse_task
@@ -120,7 +121,8 @@ class WebhookEvent:
     #: from the task: ``song.completed``, ``song.failed`` or ``song.streaming``.
     kind: str
     task_id: str
-    #: Read with the parser of ``get_task``; ``task.ref.family`` is inferred from the payload.
+    #: Read with the parser of ``get_task``; ``task.ref.family`` is the one of the create
+    #: call when the delivery's URL tag named it, else inferred from the payload.
     task: Task
     #: ``X-Webhook-Timestamp`` (UTC); ``None`` for the legacy scheme.
     timestamp: datetime | None
@@ -181,7 +183,11 @@ class WebhookStatistics:
 
 
 class HasHandle(Protocol):
-    """Anything that answers a webhook delivery: a :class:`WebhookReceiver`, ``client.webhooks``."""
+    """Anything that answers a webhook delivery: a :class:`WebhookReceiver`, ``client.webhooks``.
+
+    The adapters also pass ``query=`` (the request's query string) when the URL has one,
+    as :meth:`WebhookReceiver.handle` accepts: a wrapper of your own should pass it on.
+    """
 
     async def handle(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse: ...
 
@@ -326,6 +332,7 @@ def _read_event(
     headers: Mapping[str, str],
     scheme: Scheme,
     timestamp: datetime | None,
+    tagged: TaskRef | None,
 ) -> WebhookEvent:
     try:
         body = json.loads(raw)
@@ -339,13 +346,17 @@ def _read_event(
             "the signature is valid but the body is not a JSON object", reason="bad_body"
         )
     task_id = _task_id(body)
+    if task_id is None and tagged is not None:
+        task_id = tagged.task_id
     if task_id is None:
         raise WebhookVerificationError(
             "the signature is valid but the payload names no task: no task_id at its top "
-            "level nor in its clips",
+            "level nor in its clips, and no known tag in the URL",
             reason="bad_body",
         )
-    ref = TaskRef(task_id, _family(body))
+    # The signed body wins over the (unsigned) URL tag when both name a task.
+    family = tagged.family if tagged is not None and tagged.task_id == task_id else None
+    ref = TaskRef(task_id, family or _family(body))
     try:
         task = parse_task(ref, 200, body)
     except ResponseValidationError as exc:
@@ -382,6 +393,7 @@ def verify_webhook(
     tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
     now: float | None = None,
     allow_legacy: bool = True,
+    task: TaskRef | None = None,
 ) -> WebhookEvent:
     """Verify one webhook delivery and read it; usable from any web framework.
 
@@ -404,6 +416,10 @@ def verify_webhook(
         >>> event.task_id, event.kind, event.task.succeeded
         ('t-1', 'song.completed', True)
 
+    ``task`` names the task when the body does not (MusicAPI's published Sonic example
+    carries no ``task_id``): :class:`WebhookReceiver` finds it from the tag a client adds
+    to its webhook URL. A task named in the signed body wins over it.
+
     Raises:
         WebhookVerificationError: a check failed; ``reason`` says which.
         ValueError: ``secret`` is empty, or ``tolerance`` negative or not finite.
@@ -412,10 +428,12 @@ def verify_webhook(
     """
     raw = _check_arguments(body, secret, tolerance)
     _check_allow_legacy(allow_legacy)
+    if task is not None and not isinstance(task, TaskRef):
+        raise TypeError(f"task must be a TaskRef or None, got {type(task).__name__}")
     lowered = _lower_headers(headers)
     if "x-webhook-signature" in lowered:
         timestamp = _check_current(raw, lowered, secret, tolerance, now)
-        return _read_event(raw, lowered, "signature", timestamp)
+        return _read_event(raw, lowered, "signature", timestamp, task)
     if not allow_legacy:
         raise WebhookVerificationError(
             "X-Webhook-Signature is missing and the legacy X-Signature scheme is disabled "
@@ -436,7 +454,7 @@ def verify_webhook(
             "bytes are verified before any parsing or re-encoding",
             reason="bad_signature",
         )
-    return _read_event(raw, lowered, "legacy", None)
+    return _read_event(raw, lowered, "legacy", None, task)
 
 
 def sign_webhook(
@@ -542,6 +560,11 @@ class WebhookReceiver:
 
         anyio.run(main)
 
+    A client's receiver (``client.webhooks``) also knows the tag the client added to its
+    webhook URL on each create call (``?musicapi_tag=...``): pass the request's query string
+    as ``query=`` (the adapters of :mod:`musicapi_async.webhooks` do) and a delivery whose
+    body names no task is matched to its task by that tag.
+
     Args:
         secret: The ``webhook_secret`` given with the create calls. Never shown in a repr.
         tolerance: Seconds a signed timestamp may differ from ``clock()``.
@@ -583,6 +606,8 @@ class WebhookReceiver:
         self._duplicate = 0
         self._failed = 0
         self._rejected: Counter[str] = Counter()
+        # The task each URL tag of a create call stands for (the newest WEBHOOK_TAGS_MAX).
+        self._tags: OrderedDict[str, TaskRef] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -601,8 +626,11 @@ class WebhookReceiver:
         """Whether deliveries signed with the legacy ``X-Signature`` alone are accepted."""
         return self._allow_legacy
 
-    def verify(self, body: bytes, headers: HeadersLike) -> WebhookEvent:
-        """:func:`verify_webhook` with this receiver's secret, tolerance, clock and legacy rule."""
+    def verify(
+        self, body: bytes, headers: HeadersLike, *, query: str | None = None
+    ) -> WebhookEvent:
+        """:func:`verify_webhook` with this receiver's secret, tolerance, clock and legacy
+        rule, and the task of a known tag in ``query`` (the delivery's query string)."""
         now = self._clock() if self._clock is not None else None
         return verify_webhook(
             body,
@@ -611,7 +639,24 @@ class WebhookReceiver:
             tolerance=self._tolerance,
             now=now,
             allow_legacy=self._allow_legacy,
+            task=self._tagged(query),
         )
+
+    def _remember_tag(self, tag: str, ref: TaskRef) -> None:
+        """The create call whose webhook URL carried ``tag`` started ``ref``."""
+        self._tags[tag] = ref
+        self._tags.move_to_end(tag)
+        while len(self._tags) > WEBHOOK_TAGS_MAX:
+            self._tags.popitem(last=False)
+
+    def _tagged(self, query: str | None) -> TaskRef | None:
+        """The task of the tag in a delivery's query string, if it is one this receiver knows."""
+        if not query:
+            return None
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str or None, got {type(query).__name__}")
+        tags = [v for k, v in parse_qsl(query.removeprefix("?")) if k == WEBHOOK_TAG_PARAM]
+        return self._tags.get(tags[-1]) if tags else None
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Also send new events to ``callback``; returns a function that unsubscribes it."""
@@ -633,11 +678,16 @@ class WebhookReceiver:
             remembered=len(self._seen),
         )
 
-    async def handle(self, body: bytes, headers: HeadersLike) -> WebhookResponse:
-        """Verify one delivery, pass a new event to the callbacks, and say what to answer."""
+    async def handle(
+        self, body: bytes, headers: HeadersLike, *, query: str | None = None
+    ) -> WebhookResponse:
+        """Verify one delivery, pass a new event to the callbacks, and say what to answer.
+
+        ``query``: the request's query string, which carries the client's tag.
+        """
         lowered = _lower_headers(headers)  # once: pairs may be a one-shot iterator
         try:
-            event = self.verify(body, lowered)
+            event = self.verify(body, lowered, query=query)
         except WebhookVerificationError as exc:
             self._rejected[exc.reason] += 1
             logger.warning("%s", exc.message)

@@ -31,15 +31,16 @@ aiohttp::
 
     app.router.add_post("/musicapi-webhook", aiohttp_handler(receiver))
 
-Any other framework: ``response = await receiver.handle(raw_body, headers)`` and answer
-``response.status``, ``response.headers`` and ``response.body``; or verify without a
-receiver with :func:`verify_webhook`.
+Any other framework: ``response = await receiver.handle(raw_body, headers,
+query=query_string)`` and answer ``response.status``, ``response.headers`` and
+``response.body``; or verify without a receiver with :func:`verify_webhook`. The query
+string carries the tag ``client.webhooks`` matches a task by when the body names none.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._webhooks import (
@@ -196,8 +197,21 @@ async def _http(
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    response = await receiver.handle(b"".join(chunks), headers)
+    query = bytes(scope.get("query_string") or b"").decode("latin-1")
+    response = await _handle(receiver, b"".join(chunks), headers, query)
     return response.status, response.body, dict(response.headers)
+
+
+async def _handle(
+    receiver: HasHandle, body: bytes, headers: Mapping[str, str], query: str
+) -> WebhookResponse:
+    """``receiver.handle``, given the query string (the client's tag) when there is one; a
+    handler of the minimal protocol is called as before when there is none."""
+    if query:
+        handle: Any = receiver.handle
+        response: WebhookResponse = await handle(body, headers, query=query)
+        return response
+    return await receiver.handle(body, headers)
 
 
 def django_view(receiver: HasHandle) -> Callable[[Any], Awaitable[Any]]:
@@ -214,7 +228,12 @@ def django_view(receiver: HasHandle) -> Callable[[Any], Awaitable[Any]]:
         if request.method != "POST":
             status, body, headers = _plain(405, "method_not_allowed")
             return HttpResponse(body, status=status, headers=headers)
-        response = await receiver.handle(request.body, _lower_headers(request.headers.items()))
+        response = await _handle(
+            receiver,
+            request.body,
+            _lower_headers(request.headers.items()),
+            str(request.META.get("QUERY_STRING") or ""),
+        )
         return HttpResponse(response.body, status=response.status, headers=dict(response.headers))
 
     view: Callable[[Any], Awaitable[Any]] = csrf_exempt(musicapi_webhook)
@@ -243,7 +262,9 @@ def aiohttp_handler(
         if len(raw) > max_body:
             status, body, headers = _plain(413, "body_too_large")
             return web.Response(status=status, body=body, headers=headers)
-        response = await receiver.handle(raw, _lower_headers(request.headers.items()))
+        response = await _handle(
+            receiver, raw, _lower_headers(request.headers.items()), request.query_string
+        )
         return web.Response(
             status=response.status, body=response.body, headers=dict(response.headers)
         )

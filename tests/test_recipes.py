@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -265,11 +266,16 @@ def drive_fastapi_webhooks(ran: Ran) -> None:
         async with serving_app(app) as http, anyio.create_task_group() as tg:
             # The fake signs each result and POSTs it to the task's webhook_url: through the
             # app, to the mounted receiver, as MusicAPI would over the internet.
+            # Bodies as MusicAPI's published Sonic example shows them, with no task id: the
+            # tag the client added to the URL names the task.
+            fake.webhooks.names_task = False
             await tg.start(fake.webhooks.run, httpx.ASGITransport(app=app))
             created = await http.post("/songs", json={"prompt": "lofi hip hop"})
             assert created.status_code == 202, created.text
             first = created.json()["task_id"]
-            assert fake.tasks[first].request["webhook_url"].endswith("/musicapi-webhook")
+            sent = urlsplit(fake.tasks[first].request["webhook_url"])
+            assert sent.path.endswith("/musicapi-webhook")
+            assert sent.query.startswith("musicapi_tag=")
             assert (await http.get(f"/songs/{first}")).json()["status"] == "running"
             await anyio.sleep(fake.tasks[first].done_at - anyio.current_time() + 0.01)
             song = (await http.get(f"/songs/{first}")).json()

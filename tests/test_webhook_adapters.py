@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx
 import pytest
 
-from musicapi_async import WebhookEvent, WebhookReceiver, WebhookResponse, sign_webhook
+from musicapi_async import (
+    TaskFamily,
+    TaskRef,
+    WebhookEvent,
+    WebhookReceiver,
+    WebhookResponse,
+    sign_webhook,
+)
 from musicapi_async.webhooks import aiohttp_handler, asgi_app, django_view
 
 pytestmark = pytest.mark.anyio
@@ -33,14 +40,23 @@ PAYLOAD = {
     "code": 200,
     "data": [{"clip_id": "c-1", "state": "succeeded", "duration": "104.88"}],
 }
-#: Sends one request: (method, body, headers) -> (status, headers, body).
-Send = Callable[[str, bytes, Mapping[str, str]], Awaitable[tuple[int, Mapping[str, str], bytes]]]
+#: A task this module's receivers know by a URL tag, as a client's receiver knows its creates.
+TAG, TAGGED = "tag-Qx7", TaskRef("b1f6a3c2-tagged", TaskFamily.SONIC)
+
+
+class Send(Protocol):
+    """Sends one request: (method, body, headers, query string) -> (status, headers, body)."""
+
+    def __call__(
+        self, method: str, body: bytes, headers: Mapping[str, str], query: str = ""
+    ) -> Awaitable[tuple[int, Mapping[str, str], bytes]]: ...
 
 
 class Sink:
     def __init__(self) -> None:
         self.events: list[WebhookEvent] = []
         self.receiver = WebhookReceiver(SECRET, on_event=self.events.append)
+        self.receiver._remember_tag(TAG, TAGGED)
 
 
 def signed(body: bytes, event_id: str = "evt-1") -> dict[str, str]:
@@ -51,34 +67,46 @@ async def check_every_answer(send: Send, sink: Sink) -> None:
     """The behaviour every adapter must show."""
     body = json.dumps(PAYLOAD, indent=2).encode()  # whitespace: the raw bytes are what counts
 
-    status, headers, answer = await send("POST", body, signed(body))
+    status, headers, answer = await send("POST", body, signed(body), "")
     assert (status, json.loads(answer)) == (200, {"status": "accepted"})
     assert headers["content-type"] == "application/json"
     assert [e.task_id for e in sink.events] == [TASK_ID]
     assert sink.events[0].task.clips[0].duration == 104.88
 
-    status, _, answer = await send("POST", body, signed(body))
+    status, _, answer = await send("POST", body, signed(body), "")
     assert (status, json.loads(answer)) == (200, {"status": "duplicate"})
 
+    # A body that names no task (MusicAPI's published Sonic example): the tag in the query
+    # string, which the client added to its webhook URL, names it.
+    bare = json.dumps({k: v for k, v in PAYLOAD.items() if k != "task_id"}).encode()
+    status, _, answer = await send(
+        "POST", bare, signed(bare, "evt-5"), f"team=7&musicapi_tag={TAG}"
+    )
+    assert (status, json.loads(answer)) == (200, {"status": "accepted"})
+    assert sink.events[-1].ref == TAGGED
+    status, _, answer = await send("POST", bare, signed(bare, "evt-6"), "musicapi_tag=unknown")
+    assert (status, json.loads(answer)) == (400, {"error": "bad_body"})
+    del sink.events[-1]
+
     forged = {**signed(body, event_id="evt-2"), "X-Webhook-Signature": "sha256=" + "0" * 64}
-    status, _, answer = await send("POST", body, forged)
+    status, _, answer = await send("POST", body, forged, "")
     assert (status, json.loads(answer)) == (401, {"error": "bad_signature"})
 
     stale = sign_webhook(body, SECRET, event_id="evt-3", timestamp=int(time.time()) - 3600)
-    status, _, answer = await send("POST", body, stale)
+    status, _, answer = await send("POST", body, stale, "")
     assert (status, json.loads(answer)) == (401, {"error": "stale_timestamp"})
 
     junk = b"<xml>not json</xml>"
-    status, _, answer = await send("POST", junk, sign_webhook(junk, SECRET, event_id="evt-4"))
+    status, _, answer = await send("POST", junk, sign_webhook(junk, SECRET, event_id="evt-4"), "")
     assert (status, json.loads(answer)) == (400, {"error": "bad_body"})
 
-    status, headers, _ = await send("GET", b"", {})
+    status, headers, _ = await send("GET", b"", {}, "")
     assert status == 405
     assert headers["allow"] == "POST"
 
     assert len(sink.events) == 1  # nothing but the first delivery reached the callback
     stats = sink.receiver.statistics()
-    assert (stats.accepted, stats.duplicate, stats.rejected_total) == (1, 1, 3)
+    assert (stats.accepted, stats.duplicate, stats.rejected_total) == (2, 1, 4)
 
 
 def lower(headers: Mapping[str, str]) -> dict[str, str]:
@@ -95,9 +123,10 @@ async def asgi_sender(app: Any, path: str) -> AsyncIterator[Send]:
     ) as http:
 
         async def send(
-            method: str, body: bytes, headers: Mapping[str, str]
+            method: str, body: bytes, headers: Mapping[str, str], query: str = ""
         ) -> tuple[int, Mapping[str, str], bytes]:
-            answer = await http.request(method, path, content=body, headers=dict(headers))
+            url = f"{path}?{query}" if query else path
+            answer = await http.request(method, url, content=body, headers=dict(headers))
             return answer.status_code, lower(answer.headers), answer.content
 
         yield send
@@ -283,9 +312,11 @@ class Forward:
 
     target: WebhookReceiver | None = None
 
-    async def handle(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse:
+    async def handle(
+        self, body: bytes, headers: Mapping[str, str], *, query: str | None = None
+    ) -> WebhookResponse:
         assert self.target is not None
-        return await self.target.handle(body, headers)
+        return await self.target.handle(body, headers, query=query)
 
 
 FORWARD = Forward()
@@ -334,13 +365,14 @@ class TestAsyncioFrameworks:
         client = AsyncClient(enforce_csrf_checks=True)  # csrf_exempt must hold
 
         async def send(
-            method: str, body: bytes, headers: Mapping[str, str]
+            method: str, body: bytes, headers: Mapping[str, str], query: str = ""
         ) -> tuple[int, Mapping[str, str], bytes]:
+            url = f"/musicapi-webhook?{query}" if query else "/musicapi-webhook"
             if method == "GET":
-                answer = await client.get("/musicapi-webhook")
+                answer = await client.get(url)
             else:
                 answer = await client.post(
-                    "/musicapi-webhook",
+                    url,
                     data=body,
                     content_type="application/json",
                     headers={k: v for k, v in headers.items() if k.lower() != "content-type"},
@@ -361,10 +393,11 @@ class TestAsyncioFrameworks:
             async with TestClient(TestServer(app)) as client:
 
                 async def send(
-                    method: str, body: bytes, headers: Mapping[str, str]
+                    method: str, body: bytes, headers: Mapping[str, str], query: str = ""
                 ) -> tuple[int, Mapping[str, str], bytes]:
+                    url = f"/musicapi-webhook?{query}" if query else "/musicapi-webhook"
                     async with client.request(
-                        method, "/musicapi-webhook", data=body, headers=dict(headers)
+                        method, url, data=body, headers=dict(headers)
                     ) as answer:
                         return answer.status, lower(dict(answer.headers)), await answer.read()
 

@@ -15,8 +15,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
+import httpx
 import pytest
 
 from musicapi_async import (
@@ -51,15 +53,18 @@ def make_fake(duration: float = 90.0) -> FakeMusicAPI:
 
 
 def hooked(fake: FakeMusicAPI, **kwargs: Any) -> MusicAPI:
-    return fake.client(webhook_url=HOOK, webhook_secret=SECRET, **kwargs)
+    return fake.client(**{"webhook_url": HOOK, "webhook_secret": SECRET, **kwargs})
 
 
-def body_of(task: FakeTask, *, state: str = "succeeded", top_level_id: bool = True) -> bytes:
-    """A Sonic webhook body for a task, like the poll answer once it is done."""
+def body_of(
+    task: FakeTask, *, state: str = "succeeded", top_level_id: bool = True, named: bool = True
+) -> bytes:
+    """A Sonic webhook body for a task, like the poll answer once it is done; ``named=False``:
+    no task id anywhere, as in MusicAPI's published Sonic example."""
     clips = [
         {
             "clip_id": clip_id,
-            "task_id": task.task_id,
+            **({"task_id": task.task_id} if named else {}),
             "state": state,
             "title": "Webhook song",
             "audio_url": f"https://cdn1.suno.ai/{clip_id}.mp3",
@@ -69,17 +74,27 @@ def body_of(task: FakeTask, *, state: str = "succeeded", top_level_id: bool = Tr
         for clip_id in task.clip_ids
     ]
     body: dict[str, Any] = {"code": 200, "data": clips, "message": "success"}
-    if top_level_id:
+    if top_level_id and named:
         body["task_id"] = task.task_id
     return json.dumps(body).encode()
 
 
 async def deliver(
-    client: MusicAPI, task: FakeTask, *, secret: str = SECRET, **kwargs: Any
+    client: MusicAPI,
+    task: FakeTask,
+    *,
+    secret: str = SECRET,
+    query: str | None = None,
+    **kwargs: Any,
 ) -> WebhookResponse:
     body = body_of(task, **kwargs)
     kind = "song.failed" if kwargs.get("state") == "failed" else "song.completed"
-    return await client.webhooks.handle(body, sign_webhook(body, secret, kind=kind))
+    return await client.webhooks.handle(body, sign_webhook(body, secret, kind=kind), query=query)
+
+
+def query_sent(fake: FakeMusicAPI, ref: TaskRef) -> str:
+    """The query string of the webhook URL the create call of ``ref`` sent."""
+    return urlsplit(str(fake.tasks[ref.task_id].request["webhook_url"])).query
 
 
 @asynccontextmanager
@@ -195,9 +210,13 @@ async def test_every_create_of_the_client_attaches_its_webhook() -> None:
         await client.producer.create(sound="warm analog synthwave")
         await client.sonic.stems_basic(fake.last_task.clip_ids[0])
     bodies = [r.json for r in fake.requests if r.method == "POST"]
-    assert bodies
-    assert all(b["webhook_url"] == HOOK for b in bodies)
+    assert len(bodies) == 3
+    assert all(b["webhook_url"].startswith(HOOK + "?musicapi_tag=") for b in bodies)
     assert all(b["webhook_secret"] == SECRET for b in bodies)
+    # A fresh random tag on each call, which names the task when a delivery does not.
+    tags = {parse_qs(urlsplit(b["webhook_url"]).query)["musicapi_tag"][0] for b in bodies}
+    assert len(tags) == 3
+    assert all(len(tag) >= 16 for tag in tags)
 
 
 async def test_a_call_naming_its_own_webhook_keeps_it_and_is_polled_as_usual() -> None:
@@ -227,8 +246,116 @@ async def test_batch_items_attach_the_webhook_once_for_the_batch() -> None:
         items = [SonicCreate(mv="sonic-v5", gpt_description_prompt=f"s{k}") for k in range(2)]
         submission = await client.sonic.batch(items)
     sent = fake.requests_to("/sonic/batch")[0].json
-    assert sent["webhook_url"] == HOOK
+    assert sent["webhook_url"] == HOOK  # untagged: one URL for every task of the batch
     assert len(submission.tasks) == 2
+
+
+# --- a delivery that names no task: the tag in the URL ---------------------------------------
+
+
+async def test_a_delivery_naming_no_task_finds_it_by_the_tag_in_its_url() -> None:
+    fake = make_fake(duration=90.0)
+    async with hooked(fake) as client:
+        refs = [await create(client, f"song {k}") for k in range(2)]
+        async with waiting(client, refs[1]) as got:
+            await anyio.sleep(90.0)
+            task = fake.tasks[refs[1].task_id]
+            answer = await deliver(client, task, named=False, query=query_sent(fake, refs[1]))
+            assert answer.status == 200
+    assert got[0].ref == refs[1]
+    assert got[0].succeeded
+    assert [c.clip_id for c in got[0].clips] == list(fake.tasks[refs[1].task_id].clip_ids)
+    assert polls(fake, refs[1]) == []
+
+
+async def test_the_tag_names_the_family_of_the_create_call() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await client.producer.create(sound="warm analog synthwave")
+        await anyio.sleep(fake.tasks[ref.task_id].duration)
+        body = json.dumps({"status": "SUCCESS", "data": [{"audio_url": "https://a/b.mp3"}]})
+        raw = body.encode()
+        answer = await client.webhooks.handle(
+            raw, sign_webhook(raw, SECRET), query=query_sent(fake, ref)
+        )
+        assert answer.status == 200
+        with anyio.fail_after(0.001):
+            task = await client.await_task(ref)
+    assert task.ref == ref
+    assert task.ref.family is TaskFamily.PRODUCER
+    assert polls(fake, ref) == []
+
+
+async def test_a_signed_task_id_wins_over_the_unsigned_tag() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        first, second = [await create(client, f"song {k}") for k in range(2)]
+        await anyio.sleep(20.0)
+        # The body names the first task; the URL carries the second's tag.
+        await deliver(client, fake.tasks[first.task_id], query=query_sent(fake, second))
+        assert (await client.await_task(first)).ref == first
+        assert (await client.await_task(second)).ref == second
+    # The first came from the delivery; the second was not touched by it and needed a poll.
+    assert polls(fake, first) == []
+    assert len(polls(fake, second)) == 1
+
+
+async def test_a_delivery_naming_no_task_with_an_unknown_tag_is_refused() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(20.0)
+        task = fake.tasks[ref.task_id]
+        for query in (None, "", "musicapi_tag=never-made-here", "other=1"):
+            answer = await deliver(client, task, named=False, query=query)
+            assert answer.status == 400, query
+        assert client.webhooks.statistics().rejected == {"bad_body": 4}
+
+
+async def test_a_users_own_query_is_kept_and_the_tag_appended() -> None:
+    fake = make_fake()
+    async with hooked(fake, webhook_url=HOOK + "?team=7&env=prod") as client:
+        ref = await create(client)
+    query = parse_qs(query_sent(fake, ref))
+    assert query["team"] == ["7"]
+    assert query["env"] == ["prod"]
+    assert len(query["musicapi_tag"]) == 1
+    assert fake.tasks[ref.task_id].request["webhook_url"].startswith(HOOK + "?team=7&env=prod&")
+
+
+async def test_a_url_the_tag_would_push_past_the_limit_is_sent_as_given() -> None:
+    url = HOOK + "?pad=" + "x" * (1024 - len(HOOK) - len("?pad="))
+    assert len(url) == 1024
+    fake = make_fake(duration=20.0)
+    async with hooked(fake, webhook_url=url) as client:
+        ref = await create(client)
+        assert fake.tasks[ref.task_id].request["webhook_url"] == url
+        async with waiting(client, ref) as got:
+            await anyio.sleep(20.0)
+            assert (await deliver(client, fake.tasks[ref.task_id])).status == 200
+    assert got[0].ref == ref
+
+
+@pytest.mark.parametrize("through", ["receiver", "asgi"])
+async def test_the_fakes_deliveries_without_task_ids_resolve_every_wait(through: str) -> None:
+    """End to end: the fake sends bodies as MusicAPI's Sonic example shows them, to the tagged
+    URLs; straight to the receiver, or through the ASGI adapter over an httpx transport."""
+    from musicapi_async.webhooks import asgi_app
+
+    fake = make_fake(duration=60.0)
+    fake.webhooks.names_task = False
+    async with hooked(fake) as client:
+        target: Any = client.webhooks
+        if through == "asgi":
+            target = httpx.ASGITransport(app=asgi_app(client.webhooks))
+        async with fake.webhooks.running(target):
+            refs = [await create(client, f"song {k}") for k in range(3)]
+            with anyio.fail_after(120):
+                tasks = await client.await_task(refs)
+    assert [t.ref for t in tasks] == refs
+    assert all(t.succeeded for t in tasks)
+    assert all(b"task_id" not in d.body for d in fake.webhooks.deliveries)
+    assert all(polls(fake, ref) == [] for ref in refs)
 
 
 # --- deliveries resolve waiters -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from musicapi_async import (
     ClipState,
     MusicAPIError,
     TaskFamily,
+    TaskRef,
     TaskStatus,
     WebhookEvent,
     WebhookReceiver,
@@ -110,6 +111,44 @@ def test_the_documented_payload_without_a_task_id_is_a_bad_body() -> None:
     error = rejected(body, current_headers(body))
     assert error.reason == "bad_body"
     assert "task_id" in str(error)
+
+
+def test_the_documented_payload_is_read_for_the_task_a_tag_named() -> None:
+    """verify_webhook(task=...): what a receiver passes when the URL tag named the task."""
+    body = encode(example("webhook.sonic.json"))
+    ref = TaskRef("task-from-tag", TaskFamily.SONIC)
+    event = verify_webhook(body, current_headers(body), SECRET, now=TS, task=ref)
+    assert event.task_id == "task-from-tag"
+    assert event.ref == ref
+    assert event.task.clips[0].clip_id == "30264033-2b01-43a7-8779-2a834b067486"
+    # A task named in the signed body wins over the (unsigned) tag, family included.
+    named = encode(sonic_payload())
+    other = TaskRef("someone-else", TaskFamily.PRODUCER)
+    event = verify_webhook(named, current_headers(named), SECRET, now=TS, task=other)
+    assert event.ref == TaskRef(TASK_ID, TaskFamily.SONIC)
+    with pytest.raises(TypeError, match="TaskRef"):
+        verify_webhook(named, current_headers(named), SECRET, now=TS, task="t-1")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_receiver_remembers_a_bounded_number_of_tags(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import musicapi_async._webhooks as module
+
+    monkeypatch.setattr(module, "WEBHOOK_TAGS_MAX", 2)
+    hook = WebhookReceiver(SECRET, clock=lambda: TS)
+    for k in range(3):
+        hook._remember_tag(f"tag-{k}", TaskRef(f"task-{k}", TaskFamily.SONIC))
+    body = encode(example("webhook.sonic.json"))
+    statuses = []
+    for k in range(3):
+        headers = sign_webhook(body, SECRET, timestamp=TS + k, event_id=f"evt-{k}")
+        statuses.append((await hook.handle(body, headers, query=f"?musicapi_tag=tag-{k}")).status)
+    assert statuses == [400, 200, 200]  # the oldest tag was forgotten
+    assert hook.statistics().accepted == 2
+    with pytest.raises(TypeError, match="query"):
+        await hook.handle(body, sign_webhook(body, SECRET, timestamp=TS), query=b"x")  # type: ignore[arg-type]
 
 
 def test_sign_webhook_follows_the_documented_formula() -> None:

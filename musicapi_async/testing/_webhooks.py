@@ -177,6 +177,9 @@ class FakeWebhooks:
     receiver listening on loopback).
 
     Settings (attributes): ``legacy`` (sign with ``X-Signature`` only, no id, no timestamp),
+    ``names_task`` (default True: ``task_id`` and ``platform`` at the body's top level, as
+    third-party receivers expect; False sends the bare poll envelope, as MusicAPI's
+    published Sonic example shows it),
     ``streaming`` (also send ``song.streaming`` when a Sonic task's clips start streaming;
     off by default since whether MusicAPI sends it is disputed), ``retry_delays``
     (:data:`DEFAULT_WEBHOOK_RETRY_DELAYS`), ``clock`` (Unix seconds signed into
@@ -190,6 +193,7 @@ class FakeWebhooks:
     def __init__(self, fake: FakeMusicAPI) -> None:
         self._fake = fake
         self.legacy = False
+        self.names_task = True
         self.streaming = False
         self.retry_delays: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS
         self.clock: Callable[[], float] = time.time
@@ -391,9 +395,9 @@ class FakeWebhooks:
 
     def _payload(self, event: _Event) -> bytes:
         task = self._fake.tasks[event.task_id]
+        named = {"task_id": task.task_id, "platform": PLATFORMS[task.family]}
         body: dict[str, Any] = {
-            "task_id": task.task_id,
-            "platform": PLATFORMS[task.family],
+            **(named if self.names_task else {}),
             **self._fake._webhook_payload(event.task_id, event.due),
         }
         raw = json.dumps(body).encode()
@@ -496,7 +500,13 @@ async def _open(send: SendSpec) -> AsyncIterator[WebhookSender]:
         receiver: _Handles = send
 
         async def hand(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-            response = await receiver.handle(body, headers)
+            # As the adapters do: the query string of the URL, when it has one (it carries a
+            # client's tag; a receiver of the minimal protocol never sees one otherwise).
+            query = urlsplit(url).query
+            handle: Any = receiver.handle
+            response = await (
+                handle(body, headers, query=query) if query else handle(body, headers)
+            )
             return int(response.status)
 
         yield hand
