@@ -11,7 +11,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, final, overload
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import anyio
 import attrs
@@ -384,26 +383,34 @@ class MusicAPI:
         """
         if self._webhook_url is None:
             return body, False, None
-        if body.get("webhook_url") is not None:
+        given = body.get("webhook_url")
+        ours = given == self._webhook_url and body.get("webhook_secret") in (
+            None,
+            self._webhook_secret,
+        )
+        if given is not None and not ours:
             return body, self._delivers_here(body), None
         url, name = self._webhook_url, None
-        if tag:
+        if tag and self._webhooks is not None:
             name = secrets.token_urlsafe(12)
-            parts = urlsplit(url)
-            extra = urlencode({WEBHOOK_TAG_PARAM: name})
-            query = f"{parts.query}&{extra}" if parts.query else extra
-            tagged = urlunsplit(parts._replace(query=query))
+            # By hand rather than urlsplit/urlunsplit, which drop tabs and newlines: the URL
+            # goes out exactly as configured, the tag appended to its query.
+            base, hash_mark, fragment = url.partition("#")
+            joint = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+            tagged = f"{base}{joint}{WEBHOOK_TAG_PARAM}={name}{hash_mark}{fragment}"
             if len(tagged) <= WEBHOOK_URL_MAX:
                 url = tagged
+                self._webhooks._expect_tag(name)
             else:
                 name = None  # MusicAPI would refuse the longer URL: untagged, as before
         body = {**body, "webhook_url": url, "webhook_secret": self._webhook_secret}
         return body, True, name
 
-    def _tag_task(self, tag: str | None, ref: TaskRef) -> None:
-        """A create call whose webhook URL carried ``tag`` started ``ref``."""
+    def _tag_task(self, tag: str | None, ref: TaskRef | None) -> None:
+        """The create call whose webhook URL carried ``tag`` started ``ref`` (None: it
+        failed, and the tag names nothing)."""
         if tag is not None and self._webhooks is not None:
-            self._webhooks._remember_tag(tag, ref)
+            self._webhooks._resolve_tag(tag, ref)
 
     def _delivers_here(self, body: Mapping[str, Any]) -> bool:
         """Whether the task a body starts will be delivered to this client's receiver."""

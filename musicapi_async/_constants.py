@@ -126,7 +126,10 @@ WEBHOOK_EARLY_MAX: Final = 1024
 #: that names the task when a delivery's body does not (MusicAPI's published Sonic example
 #: has no task_id). Tags are remembered for this many tasks.
 WEBHOOK_TAG_PARAM: Final = "musicapi_tag"
-WEBHOOK_TAGS_MAX: Final = 100_000
+WEBHOOK_TAGS_MAX: Final = 10_000
+#: Seconds a delivery naming no task waits for the answer of the create call its tag belongs
+#: to (the task can end before that answer arrives).
+WEBHOOK_TAG_WAIT: Final = 10.0
 #: MusicAPI's limit on the length of a webhook_url; a URL the tag would push over it is
 #: sent untagged.
 WEBHOOK_URL_MAX: Final = 1024

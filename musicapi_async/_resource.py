@@ -58,7 +58,11 @@ class Resource:
     async def _submit(self, path: str, body: Mapping[str, Any]) -> TaskRef:
         family = self._family
         body, webhook, tag = self._client._with_webhook(body)
-        ref = await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
+        try:
+            ref = await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
+        except BaseException:
+            self._client._tag_task(tag, None)
+            raise
         self._client._tag_task(tag, ref)
         # The scheduler learns durations per model, timed from this moment.
         self._client._scheduler.note_submitted(ref, str(body.get("mv") or path), webhook=webhook)

@@ -27,6 +27,7 @@ import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, Protocol, final, get_args
 from urllib.parse import parse_qsl
@@ -35,7 +36,12 @@ from uuid import uuid4
 import anyio
 from attrs import field, frozen
 
-from ._constants import DEFAULT_WEBHOOK_TOLERANCE, WEBHOOK_TAG_PARAM, WEBHOOK_TAGS_MAX
+from ._constants import (
+    DEFAULT_WEBHOOK_TOLERANCE,
+    WEBHOOK_TAG_PARAM,
+    WEBHOOK_TAG_WAIT,
+    WEBHOOK_TAGS_MAX,
+)
 from ._exceptions import MusicAPIError, ResponseValidationError
 from ._models import Task, TaskFamily, TaskRef, TaskStatus
 from ._serde import parse_task
@@ -71,6 +77,11 @@ VerificationFailure = Literal[
 Scheme = Literal["signature", "legacy"]
 #: Headers as a mapping, or as the (name, value) pairs of ASGI (bytes) or WSGI (str).
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
+
+#: The query string of the delivery being handled, set by the adapters of
+#: :mod:`musicapi_async.webhooks` around ``receiver.handle(body, headers)``: a wrapper of the
+#: user's own with the two-argument ``handle`` passes it on without knowing.
+DELIVERY_QUERY: ContextVar[str | None] = ContextVar("musicapi_webhook_query", default=None)
 
 #: Unix seconds, optionally with a fraction; ASCII digits only.
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
@@ -129,6 +140,9 @@ class WebhookEvent:
     scheme: Scheme
     #: The decoded JSON body as received.
     raw: Mapping[str, Any] = field(eq=False, repr=False)
+    #: True when the body named no task and the tag in the delivery's URL did (the tag is
+    #: not signed; see :meth:`WebhookReceiver.handle`).
+    by_tag: bool = False
 
     @property
     def ref(self) -> TaskRef:
@@ -185,8 +199,8 @@ class WebhookStatistics:
 class HasHandle(Protocol):
     """Anything that answers a webhook delivery: a :class:`WebhookReceiver`, ``client.webhooks``.
 
-    The adapters also pass ``query=`` (the request's query string) when the URL has one,
-    as :meth:`WebhookReceiver.handle` accepts: a wrapper of your own should pass it on.
+    The adapters set the request's query string where :meth:`WebhookReceiver.handle` finds
+    it, so a wrapper that calls it with ``(body, headers)`` loses nothing.
     """
 
     async def handle(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse: ...
@@ -346,6 +360,7 @@ def _read_event(
             "the signature is valid but the body is not a JSON object", reason="bad_body"
         )
     task_id = _task_id(body)
+    by_tag = task_id is None and tagged is not None
     if task_id is None and tagged is not None:
         task_id = tagged.task_id
     if task_id is None:
@@ -376,6 +391,7 @@ def _read_event(
         timestamp=timestamp,
         scheme=scheme,
         raw=body,
+        by_tag=by_tag,
     )
 
 
@@ -418,7 +434,9 @@ def verify_webhook(
 
     ``task`` names the task when the body does not (MusicAPI's published Sonic example
     carries no ``task_id``): :class:`WebhookReceiver` finds it from the tag a client adds
-    to its webhook URL. A task named in the signed body wins over it.
+    to its webhook URL. A task named in the signed body wins over it, and a legacy
+    delivery ignores it: without a signed timestamp, a captured body could be replayed for
+    any task at any time.
 
     Raises:
         WebhookVerificationError: a check failed; ``reason`` says which.
@@ -454,7 +472,7 @@ def verify_webhook(
             "bytes are verified before any parsing or re-encoding",
             reason="bad_signature",
         )
-    return _read_event(raw, lowered, "legacy", None, task)
+    return _read_event(raw, lowered, "legacy", None, None)
 
 
 def sign_webhook(
@@ -516,6 +534,10 @@ def _dedup_keys(event: WebhookEvent, body: bytes, headers: Mapping[str, str]) ->
         return ("body:" + hashlib.sha256(body).hexdigest(),)
     stamp = headers["x-webhook-timestamp"].strip().encode("ascii")
     signed = "signed:" + hashlib.sha256(stamp + b"." + bytes(body)).hexdigest()
+    if event.by_tag:
+        # A body naming no task can be the same for two tasks (a failure message sent in
+        # the same second): the task its tag named tells them apart.
+        signed += ":" + event.task_id
     return (signed,) if event.id is None else (signed, "id:" + event.id)
 
 
@@ -606,8 +628,10 @@ class WebhookReceiver:
         self._duplicate = 0
         self._failed = 0
         self._rejected: Counter[str] = Counter()
-        # The task each URL tag of a create call stands for (the newest WEBHOOK_TAGS_MAX).
+        # The task each URL tag of a create call stands for (the newest WEBHOOK_TAGS_MAX),
+        # and the tags of create calls not answered yet.
         self._tags: OrderedDict[str, TaskRef] = OrderedDict()
+        self._pending_tags: dict[str, anyio.Event] = {}
 
     def __repr__(self) -> str:
         return (
@@ -627,7 +651,7 @@ class WebhookReceiver:
         return self._allow_legacy
 
     def verify(
-        self, body: bytes, headers: HeadersLike, *, query: str | None = None
+        self, body: bytes, headers: HeadersLike, *, query: str | bytes | None = None
     ) -> WebhookEvent:
         """:func:`verify_webhook` with this receiver's secret, tolerance, clock and legacy
         rule, and the task of a known tag in ``query`` (the delivery's query string)."""
@@ -639,24 +663,35 @@ class WebhookReceiver:
             tolerance=self._tolerance,
             now=now,
             allow_legacy=self._allow_legacy,
-            task=self._tagged(query),
+            task=self._tags.get(self._tag_in(query) or ""),
         )
 
-    def _remember_tag(self, tag: str, ref: TaskRef) -> None:
-        """The create call whose webhook URL carried ``tag`` started ``ref``."""
-        self._tags[tag] = ref
-        self._tags.move_to_end(tag)
-        while len(self._tags) > WEBHOOK_TAGS_MAX:
-            self._tags.popitem(last=False)
+    def _expect_tag(self, tag: str) -> None:
+        """A create call carrying ``tag`` is about to be sent."""
+        self._pending_tags[tag] = anyio.Event()
 
-    def _tagged(self, query: str | None) -> TaskRef | None:
-        """The task of the tag in a delivery's query string, if it is one this receiver knows."""
+    def _resolve_tag(self, tag: str, ref: TaskRef | None) -> None:
+        """The create call carrying ``tag`` started ``ref`` (None: it failed)."""
+        if ref is not None:
+            self._tags[tag] = ref
+            self._tags.move_to_end(tag)
+            while len(self._tags) > WEBHOOK_TAGS_MAX:
+                self._tags.popitem(last=False)
+        waiting = self._pending_tags.pop(tag, None)
+        if waiting is not None:
+            waiting.set()
+
+    @staticmethod
+    def _tag_in(query: str | bytes | None) -> str | None:
+        """The client's tag in a delivery's query string (str, or the bytes of ASGI)."""
         if not query:
             return None
+        if isinstance(query, (bytes, bytearray)):
+            query = bytes(query).decode("latin-1")
         if not isinstance(query, str):
-            raise TypeError(f"query must be a str or None, got {type(query).__name__}")
+            raise TypeError(f"query must be a str, bytes or None, got {type(query).__name__}")
         tags = [v for k, v in parse_qsl(query.removeprefix("?")) if k == WEBHOOK_TAG_PARAM]
-        return self._tags.get(tags[-1]) if tags else None
+        return tags[-1] if tags else None
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Also send new events to ``callback``; returns a function that unsubscribes it."""
@@ -679,15 +714,30 @@ class WebhookReceiver:
         )
 
     async def handle(
-        self, body: bytes, headers: HeadersLike, *, query: str | None = None
+        self, body: bytes, headers: HeadersLike, *, query: str | bytes | None = None
     ) -> WebhookResponse:
         """Verify one delivery, pass a new event to the callbacks, and say what to answer.
 
-        ``query``: the request's query string, which carries the client's tag.
+        ``query``: the request's query string, which carries the client's tag (default: the
+        one an adapter of :mod:`musicapi_async.webhooks` set for this delivery). A body
+        that names no task is matched by the tag; when the create call carrying it has not
+        been answered yet, the delivery waits for that answer (a few seconds at most).
         """
         lowered = _lower_headers(headers)  # once: pairs may be a one-shot iterator
+        if query is None:
+            query = DELIVERY_QUERY.get()
         try:
-            event = self.verify(body, lowered, query=query)
+            try:
+                event = self.verify(body, lowered, query=query)
+            except WebhookVerificationError as exc:
+                # A valid signature on a body naming no task, whose tag's create call is
+                # still on its way back: wait for its answer, then look again.
+                pending = self._pending_tags.get(self._tag_in(query) or "")
+                if exc.reason != "bad_body" or pending is None:
+                    raise
+                with anyio.move_on_after(WEBHOOK_TAG_WAIT):
+                    await pending.wait()
+                event = self.verify(body, lowered, query=query)
         except WebhookVerificationError as exc:
             self._rejected[exc.reason] += 1
             logger.warning("%s", exc.message)

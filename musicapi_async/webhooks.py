@@ -34,7 +34,9 @@ aiohttp::
 Any other framework: ``response = await receiver.handle(raw_body, headers,
 query=query_string)`` and answer ``response.status``, ``response.headers`` and
 ``response.body``; or verify without a receiver with :func:`verify_webhook`. The query
-string carries the tag ``client.webhooks`` matches a task by when the body names none.
+string carries the tag ``client.webhooks`` matches a task by when the body names none (the
+adapters hand it over in a context variable, so a wrapper of your own around ``handle``
+needs no ``query`` argument).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._webhooks import (
+    DELIVERY_QUERY,
     HasHandle,
     VerificationFailure,
     WebhookEvent,
@@ -205,13 +208,14 @@ async def _http(
 async def _handle(
     receiver: HasHandle, body: bytes, headers: Mapping[str, str], query: str
 ) -> WebhookResponse:
-    """``receiver.handle``, given the query string (the client's tag) when there is one; a
-    handler of the minimal protocol is called as before when there is none."""
-    if query:
-        handle: Any = receiver.handle
-        response: WebhookResponse = await handle(body, headers, query=query)
-        return response
-    return await receiver.handle(body, headers)
+    """``receiver.handle(body, headers)`` with the delivery's query string (which carries
+    the client's tag) set for :class:`WebhookReceiver` to read: a wrapper of your own with
+    the two-argument ``handle`` passes it on without knowing."""
+    token = DELIVERY_QUERY.set(query or None)
+    try:
+        return await receiver.handle(body, headers)
+    finally:
+        DELIVERY_QUERY.reset(token)
 
 
 def django_view(receiver: HasHandle) -> Callable[[Any], Awaitable[Any]]:

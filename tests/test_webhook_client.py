@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 
 from musicapi_async import (
     MusicAPI,
+    MusicAPIError,
     ProgressState,
     Task,
     TaskFamily,
@@ -334,6 +336,126 @@ async def test_a_url_the_tag_would_push_past_the_limit_is_sent_as_given() -> Non
             await anyio.sleep(20.0)
             assert (await deliver(client, fake.tasks[ref.task_id])).status == 200
     assert got[0].ref == ref
+
+
+async def test_a_legacy_delivery_naming_no_task_is_not_matched_by_its_tag() -> None:
+    # No signed timestamp: a captured body could be replayed for any later task at any time.
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client)
+        await anyio.sleep(20.0)
+        body = body_of(fake.tasks[ref.task_id], named=False)
+        headers = sign_webhook(body, SECRET, legacy=True)
+        answer = await client.webhooks.handle(body, headers, query=query_sent(fake, ref))
+        assert answer.status == 400
+        assert client.webhooks.statistics().rejected == {"bad_body": 1}
+
+
+async def test_identical_bodies_for_two_tasks_are_two_events() -> None:
+    # The same failure, signed in the same second, for two tasks: only their tags differ.
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        refs = [await create(client, f"song {k}") for k in range(2)]
+        await anyio.sleep(20.0)
+        body = json.dumps({"type": "failed", "message": "moderation"}).encode()
+        stamp = int(time.time())
+        sent = [sign_webhook(body, SECRET, timestamp=stamp, event_id=f"evt-{k}") for k in (0, 1)]
+        for ref, headers in zip(refs, sent, strict=True):
+            answer = await client.webhooks.handle(body, headers, query=query_sent(fake, ref))
+            assert (answer.status, json.loads(answer.body)) == (200, {"status": "accepted"})
+        again = await client.webhooks.handle(body, sent[0], query=query_sent(fake, refs[0]))
+        assert json.loads(again.body) == {"status": "duplicate"}
+        with anyio.fail_after(0.001):
+            tasks = await client.await_task(refs)
+    assert [t.status for t in tasks] == [TaskStatus.FAILED, TaskStatus.FAILED]
+    assert all(polls(fake, ref) == [] for ref in refs)
+
+
+class SlowAnswers(httpx.AsyncBaseTransport):
+    """Create answers reach the client ``delay`` seconds after the server acted."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST":
+            await response.aread()
+            await anyio.sleep(self.delay)
+        return response
+
+
+async def test_a_delivery_before_the_create_answer_waits_for_it() -> None:
+    fake = make_fake()
+    fake.webhooks.names_task = False
+    fake.plan(duration=0.5, outcome="failed")  # an instant failure (moderation, say)
+    slow = httpx.AsyncClient(transport=SlowAnswers(fake.transport(), 2.0))
+    async with hooked(fake, http_client=slow) as client, fake.webhooks.running(client.webhooks):
+        started = anyio.current_time()
+        ref = await create(client)
+        task = await client.await_task(ref)
+        waited = anyio.current_time() - started
+    assert task.status is TaskStatus.FAILED
+    assert waited == pytest.approx(2.0, abs=0.1)  # the answer's delay, not a fallback poll
+    assert [d.status for d in fake.webhooks.deliveries] == [200]
+    assert polls(fake, ref) == []
+
+
+async def test_a_failed_create_leaves_no_tag_waiting() -> None:
+    fake = make_fake()
+    async with hooked(fake) as client:
+        fake.inject("/sonic/create", status=400)
+        with pytest.raises(MusicAPIError):
+            await create(client)
+        assert client.webhooks._pending_tags == {}
+
+
+async def test_a_call_naming_the_clients_own_webhook_is_tagged_like_the_others() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client, webhook_url=HOOK)
+        assert query_sent(fake, ref).startswith("musicapi_tag=")
+        assert fake.tasks[ref.task_id].request["webhook_secret"] == SECRET
+        async with waiting(client, ref) as got:
+            await anyio.sleep(20.0)
+            task = fake.tasks[ref.task_id]
+            await deliver(client, task, named=False, query=query_sent(fake, ref))
+    assert got[0].ref == ref
+    assert polls(fake, ref) == []
+
+
+async def test_a_view_from_with_options_tags_its_creates_for_the_shared_receiver() -> None:
+    fake = make_fake(duration=20.0)
+    async with hooked(fake) as client:
+        ref = await create(client.with_options(timeout=30.0))
+        async with waiting(client, ref) as got:
+            await anyio.sleep(20.0)
+            task = fake.tasks[ref.task_id]
+            await deliver(client, task, named=False, query=query_sent(fake, ref))
+    assert got[0].ref == ref
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent_start", "sent_end"),
+    [
+        (HOOK + "#frag", HOOK + "?musicapi_tag=", "#frag"),
+        (HOOK + "?", HOOK + "?musicapi_tag=", ""),
+        (HOOK + "?a=1&", HOOK + "?a=1&musicapi_tag=", ""),
+        (HOOK + "?a=%20b#x?y", HOOK + "?a=%20b&musicapi_tag=", "#x?y"),
+    ],
+)
+async def test_the_tag_joins_the_query_and_leaves_the_rest_as_configured(
+    configured: str, sent_start: str, sent_end: str
+) -> None:
+    fake = make_fake()
+    async with hooked(fake, webhook_url=configured) as client:
+        ref = await create(client)
+    sent = str(fake.tasks[ref.task_id].request["webhook_url"])
+    assert sent.startswith(sent_start)
+    assert sent.endswith(sent_end)
+    tag = sent[len(sent_start) : len(sent) - len(sent_end)]
+    assert tag.replace("-", "").replace("_", "").isalnum()
+    assert len(tag) == 16
 
 
 @pytest.mark.parametrize("through", ["receiver", "asgi"])

@@ -139,7 +139,7 @@ async def test_a_receiver_remembers_a_bounded_number_of_tags(
     monkeypatch.setattr(module, "WEBHOOK_TAGS_MAX", 2)
     hook = WebhookReceiver(SECRET, clock=lambda: TS)
     for k in range(3):
-        hook._remember_tag(f"tag-{k}", TaskRef(f"task-{k}", TaskFamily.SONIC))
+        hook._resolve_tag(f"tag-{k}", TaskRef(f"task-{k}", TaskFamily.SONIC))
     body = encode(example("webhook.sonic.json"))
     statuses = []
     for k in range(3):
@@ -147,8 +147,11 @@ async def test_a_receiver_remembers_a_bounded_number_of_tags(
         statuses.append((await hook.handle(body, headers, query=f"?musicapi_tag=tag-{k}")).status)
     assert statuses == [400, 200, 200]  # the oldest tag was forgotten
     assert hook.statistics().accepted == 2
+    # ASGI hands the query string over as bytes.
+    headers = sign_webhook(body, SECRET, timestamp=TS + 5, event_id="evt-5")
+    assert (await hook.handle(body, headers, query=b"musicapi_tag=tag-2")).status == 200
     with pytest.raises(TypeError, match="query"):
-        await hook.handle(body, sign_webhook(body, SECRET, timestamp=TS), query=b"x")  # type: ignore[arg-type]
+        await hook.handle(body, sign_webhook(body, SECRET, timestamp=TS), query=7)  # type: ignore[arg-type]
 
 
 def test_sign_webhook_follows_the_documented_formula() -> None:
