@@ -171,6 +171,19 @@ def sandbox_settings(outcome: str | None, duration: str | None) -> tuple[str, fl
     return chosen, seconds
 
 
+def check_key(settings: Settings) -> None:
+    """A key for the real service (the sandbox needs none); UsageProblem says how to give one.
+
+    Checked when a command runs, not when options are parsed, so ``musicapi cover --help``
+    needs no key.
+    """
+    if not settings.sandbox and not (settings.api_key and settings.api_key.strip()):
+        raise UsageProblem(
+            f"no MusicAPI key: set {API_KEY_ENV} or pass --api-key "
+            "(or try it offline with --sandbox)"
+        )
+
+
 @asynccontextmanager
 async def open_session(settings: Settings) -> AsyncIterator[Session]:
     """Open the clients a command needs: the real service, or the embedded sandbox."""
@@ -178,12 +191,7 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
 
     async with AsyncExitStack() as stack:
         if not settings.sandbox:
-            # Checked here, not when options are parsed, so `musicapi cover --help` needs no key.
-            if not (settings.api_key and settings.api_key.strip()):
-                raise UsageProblem(
-                    f"no MusicAPI key: set {API_KEY_ENV} or pass --api-key "
-                    "(or try it offline with --sandbox)"
-                )
+            check_key(settings)
             tuning: dict[str, Any] = {}
             if settings.rate is not None:
                 tuning["limiter"] = TokenBucket(rate=settings.rate[0], per=settings.rate[1])
@@ -764,10 +772,12 @@ def run_command(
     work: Callable[[Session, Progress], Awaitable[None]],
     *,
     on_interrupt: Callable[[Progress], None] | None = None,
+    resume: str = "",
 ) -> NoReturn:
     """Run one command's coroutine under ``anyio.run`` and exit with its status.
 
-    ``on_interrupt`` replaces the Ctrl-C note about the tasks still running.
+    ``on_interrupt`` replaces the Ctrl-C note about the tasks still running; ``resume`` ends
+    the ``musicapi wait`` command it suggests (`` -o DIR`` when the command was saving).
     """
     import click
 
@@ -825,7 +835,7 @@ def run_command(
             )
         elif running:
             progress.note("musicapi: still running: " + " ".join(running))
-            progress.note("musicapi: resume with: musicapi wait " + " ".join(running))
+            progress.note("musicapi: resume with: musicapi wait " + " ".join(running) + resume)
         code = EXIT_INTERRUPTED
     except Reported as exc:
         code = exc.code
@@ -920,9 +930,11 @@ def build_cli() -> click.Group:
         assert settings is not None  # the group made it
         return attrs.evolve(settings, json=True) if as_json else settings
 
-    def output_dir(out_dir: str) -> Path:
-        """``-o``, created and writable, before any request (exit 2 otherwise)."""
+    def output_dir(out_dir: str, settings: Settings) -> Path:
+        """``-o``, created and writable, before any request (exit 2 otherwise); a run that
+        would stop for want of a key stops first, leaving no directory behind."""
         try:
+            check_key(settings)
             return writable_dir(out_dir)
         except UsageProblem as exc:
             refuse(exc)
@@ -940,7 +952,9 @@ def build_cli() -> click.Group:
     ) -> NoReturn:
         settings = settings_of(ctx, as_json)
         if not (no_wait or no_download):
-            output_dir(out_dir)
+            output_dir(out_dir, settings)
+        # How ``musicapi wait`` picks up where this stopped (saving where this would have).
+        resume = "" if no_download else f" -o {shlex.quote(out_dir)}"
 
         async def work(session: Session, progress: Progress) -> None:
             ref = await create(session.client)
@@ -961,10 +975,9 @@ def build_cli() -> click.Group:
                 session, [ref], progress, out_dir=target, timeout=timeout, overwrite=overwrite
             )
             print_outcome(settings, outcome, downloaded=not no_download)
-            resume = "" if target is None else f" -o {shlex.quote(out_dir)}"
             check_results(outcome, progress, sandbox=session.sandbox, resume=resume)
 
-        run_command(settings, work)
+        run_command(settings, work, resume=resume)
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     @click.option(
@@ -1243,17 +1256,17 @@ def build_cli() -> click.Group:
         if not all(task_id.strip() for task_id in task_ids):
             refuse("a task id is empty: give the ids a create printed")
         refs = [TaskRef(task_id) for task_id in dict.fromkeys(task_ids)]
-        target = None if out_dir is None else output_dir(out_dir)
+        target = None if out_dir is None else output_dir(out_dir, settings)
+        resume = "" if out_dir is None else f" -o {shlex.quote(out_dir)}"
 
         async def work(session: Session, progress: Progress) -> None:
             outcome = await wait_and_download(
                 session, refs, progress, out_dir=target, timeout=timeout, overwrite=overwrite
             )
             print_outcome(settings, outcome, downloaded=target is not None)
-            resume = "" if out_dir is None else f" -o {shlex.quote(out_dir)}"
             check_results(outcome, progress, sandbox=session.sandbox, resume=resume)
 
-        run_command(settings, work)
+        run_command(settings, work, resume=resume)
 
     @cli.command()
     @click.argument("sources", nargs=-1, required=True)
@@ -1281,7 +1294,7 @@ def build_cli() -> click.Group:
             scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
             if scheme and scheme.group(1).lower() not in ("http", "https"):
                 refuse(f"{source}: only http(s) URLs (or task ids) can be downloaded")
-        target = output_dir(out_dir)
+        target = output_dir(out_dir, settings)
 
         async def fetch(session: Session, progress: Progress, source: str) -> list[Path]:
             if re.match(r"https?://", source, re.IGNORECASE):
@@ -1383,7 +1396,7 @@ def build_cli() -> click.Group:
             jobs = read_batch_jobs(file, default_mv=mv)
         except (BatchInputError, OSError) as exc:
             refuse(exc if isinstance(exc, BatchInputError) else exc.strerror or exc)
-        output_dir(out_dir)
+        output_dir(out_dir, settings)
         if settings.sandbox:
             sent = sent_job_ids(out_dir)
             if sent:

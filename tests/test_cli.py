@@ -299,6 +299,46 @@ def test_ctrl_c_stops_and_prints_the_running_task_ids(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_ctrl_c_while_waiting_on_the_service_suggests_a_wait_that_saves_too(
+    tmp_path: Path,
+) -> None:
+    """Not the sandbox: the task lives on, and ``musicapi wait`` must save where ``generate``
+    would have (``-o``), or the resumed run would only print URLs."""
+    import threading
+
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0)
+    out = tmp_path / "my songs"
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    # SIGINT to this process once the command waits on its task (in real time).
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    with use_fake(fake):
+        timer.start()
+        try:
+            result = invoke([*key, "generate", "lofi", "-o", str(out)])
+        finally:
+            timer.cancel()
+    assert result.exit_code == 130, result.stderr
+    task_id = fake.last_task.task_id
+    assert f"resume with: musicapi wait {task_id} -o {shlex.quote(str(out))}" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "wait", "download", "batch"])
+def test_a_command_without_a_key_creates_no_output_directory(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "songs"
+    args = {
+        "generate": ["generate", "lofi"],
+        "wait": ["wait", "some-task-id"],
+        "download": ["download", "some-task-id"],
+        "batch": ["batch", str(write_batch(tmp_path, '{"prompt": "lofi"}'))],
+    }[command]
+    result = invoke([*args, "-o", str(out)])
+    assert result.exit_code == 2, result.stderr
+    assert "no MusicAPI key" in result.stderr
+    assert not out.exists()
+
+
 def test_a_subcommands_help_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MUSICAPI_KEY", raising=False)
     monkeypatch.delenv("MUSICAPI_SANDBOX", raising=False)
