@@ -1279,7 +1279,9 @@ class _Run:
     # --- the hook -------------------------------------------------------------------------
 
     def _hook(self) -> None:
-        http = getattr(getattr(self.client, "_core", None), "http_client", None)
+        core = getattr(self.client, "_core", None)
+        # The pool of this event loop (a client used before from another loop gets a new one).
+        http = None if core is None else core.http()
         if not isinstance(http, httpx.AsyncClient):
             return
         hooks = http.event_hooks

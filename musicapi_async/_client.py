@@ -225,11 +225,6 @@ class MusicAPI:
         # Every argument is checked: only now open a connection pool, which a later error
         # would leave unclosed.
         self._owns_http_client = http_client is None
-        if http_client is None:
-            http_client = httpx.AsyncClient(
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-            )
         self._core = HTTPCore(
             api_key=key,
             base_url=url,
@@ -537,13 +532,14 @@ class MusicAPI:
             return
         self._scheduler.close("the MusicAPI client was closed while waiting for tasks")
         if self._owns_http_client:
-            await self._core.http_client.aclose()
+            await self._core.aclose()
 
     async def __aenter__(self) -> MusicAPI:
         if self._is_view:
             return self  # a view shares its parent's lifetime and background poller
         if self._exit_stack is not None:
             raise RuntimeError("this MusicAPI client is already open (async with)")
+        self._core.reopen()  # closed by an earlier async with: new connections
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
         # Background polls live in this task group: nothing outlives the async with block.
@@ -622,7 +618,7 @@ class MusicAPI:
         ...     print(path)  # songs/Three Seconds - 0f3c....mp3
         """
         return await download_file(
-            self._core.http_client,
+            self._core.http(),
             clip_or_url,
             dest,
             format=format,

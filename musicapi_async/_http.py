@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, final
 
 import anyio
+import anyio.lowlevel
 import httpx
 from attrs import frozen
 
@@ -70,22 +71,43 @@ class CallOptions:
     on_retry: Callable[[RetryEvent], object] | None = None
 
 
+def new_connection_pool() -> httpx.AsyncClient:
+    """The httpx client a :class:`MusicAPI` makes when it is given none."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+    )
+
+
 class HTTPCore:
-    """Owns the key, the base URL and the httpx client; sends requests with retries."""
+    """Owns the key, the base URL and the httpx client; sends requests with retries.
+
+    With ``http_client=None`` it makes its own connection pool, and a new one whenever it is
+    used from another event loop than the one its pool served: connections belong to the
+    loop that opened them, and a program that calls ``asyncio.run`` once per job (a Celery
+    task, a script) would otherwise meet "Event loop is closed" on its second job. A given
+    ``http_client`` is used as it is.
+    """
 
     def __init__(
         self,
         *,
         api_key: str,
         base_url: httpx.URL,
-        http_client: httpx.AsyncClient,
+        http_client: httpx.AsyncClient | None,
         user_agent: str,
         default_headers: Mapping[str, str],
         limiter: Limiter | None = None,
     ) -> None:
         self._api_key = api_key
         self.base_url = base_url
-        self.http_client = http_client
+        self.owns_http_client = http_client is None
+        #: The pool in use (the one of the loop that last used it, for an owned pool).
+        self.http_client = new_connection_pool() if http_client is None else http_client
+        # The event loop that last used http_client (None: not used yet), and whether a
+        # given http_client has been used from more than one.
+        self._loop: object | None = None
+        self._moved = False
         check_default_headers(default_headers)
         # httpx.Headers merges case-insensitively: a user's "user-agent" replaces ours.
         headers = httpx.Headers({"Accept": "application/json", "User-Agent": user_agent})
@@ -95,6 +117,37 @@ class HTTPCore:
 
     def __repr__(self) -> str:
         return f"HTTPCore(base_url={str(self.base_url)!r})"
+
+    def http(self) -> httpx.AsyncClient:
+        """The httpx client to send with from the running event loop."""
+        loop = anyio.lowlevel.current_token().native_token
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            self._loop = loop
+            self._moved = True
+            if self.owns_http_client and not self.http_client.is_closed:
+                # The old pool's connections belong to the other loop (often closed by now):
+                # leave them to it, and open new ones here.
+                logger.debug("a new connection pool for another event loop")
+                self.http_client = new_connection_pool()
+        return self.http_client
+
+    def reopen(self) -> None:
+        """Give an owned pool that was closed a successor (``async with`` on a closed client)."""
+        if self.owns_http_client and self.http_client.is_closed:
+            self.http_client = new_connection_pool()
+            self._loop = None
+
+    async def aclose(self) -> None:
+        """Close an owned pool (one used from another loop is only let go: its connections
+        cannot be closed from here)."""
+        if not self.owns_http_client or self.http_client.is_closed:
+            return
+        loop = anyio.lowlevel.current_token().native_token
+        if self._loop is not None and loop is not self._loop:
+            self.http_client = new_connection_pool()
+        await self.http_client.aclose()
 
     def url(self, path: str) -> httpx.URL:
         return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)
@@ -169,7 +222,8 @@ class HTTPCore:
         http_timeout: httpx.Timeout,
         paid: bool,
     ) -> Answer:
-        request = self.http_client.build_request(
+        http = self.http()
+        request = http.build_request(
             method,
             self.url(path),
             content=content,
@@ -179,13 +233,22 @@ class HTTPCore:
         )
         started = anyio.current_time()
         try:
-            response = await self.http_client.send(request)
+            response = await http.send(request)
             try:
                 await response.aread()
             finally:
                 await response.aclose()
         except httpx.RequestError as exc:  # transport, decoding and redirect errors alike
             raise self._transport_error(exc, method, path, paid) from exc
+        except RuntimeError as exc:
+            if self.owns_http_client or not self._moved or http.is_closed:
+                raise
+            raise RuntimeError(
+                f"{method} {path}: the http_client given to MusicAPI failed in another event "
+                f"loop than the one it was first used in ({exc}). Connections belong to their "
+                "loop: create the httpx.AsyncClient inside the loop that uses it (one per "
+                "asyncio.run), or give MusicAPI none and it keeps a pool per loop itself"
+            ) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
         if response.status_code >= 400:

@@ -1,0 +1,174 @@
+"""One client, several event loops: ``asyncio.run`` (or ``anyio.run``) once per job.
+
+Celery tasks and scripts often keep one client at module level and run each job in its own
+event loop. Connections belong to the loop that opened them, so an SDK that keeps one pool
+fails the second job with "RuntimeError: Event loop is closed" (openai-python#1254,
+replicate-python#217). Here the fake is served on loopback from a thread, so the client's
+connections are real sockets, and each test runs several event loops one after the other,
+in real time (about a second in all).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+import pytest
+
+from musicapi_async import MusicAPI, TaskStatus
+from musicapi_async.testing import FakeMusicAPI, serving
+
+KEY = FakeMusicAPI.DEFAULT_KEY
+
+# The connections a finished loop leaves behind cannot be closed once it is gone: Python
+# closes their sockets as the old pool is let go, with a ResourceWarning (hidden outside
+# tests). That is what letting the pool go means; the tests assert the jobs work.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[FakeMusicAPI, str]]:
+    """A fake served on loopback by an event loop of its own, in a thread."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.2)
+    ready, stop = threading.Event(), threading.Event()
+    found: list[str] = []
+
+    async def serve() -> None:
+        async with serving(fake, webhooks=False) as server:
+            found.append(server.base_url)
+            ready.set()
+            await anyio.to_thread.run_sync(stop.wait)
+
+    thread = threading.Thread(target=anyio.run, args=(serve,), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the fake did not start serving"
+    try:
+        yield fake, found[0]
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def fresh_loops(job: Callable[[], Coroutine[Any, Any, object]], backends: list[str]) -> list[Any]:
+    """Run ``job`` once in a new event loop of each backend, one after the other."""
+    return [anyio.run(job, backend=backend) for backend in backends]
+
+
+def quick(base_url: str, **kwargs: Any) -> MusicAPI:
+    return MusicAPI(
+        KEY,
+        base_url=base_url,
+        limiter=None,
+        expected_durations={"sonic": 0.2},
+        min_poll_gap=0.05,
+        **kwargs,
+    )
+
+
+def test_plain_calls_work_in_one_event_loop_after_another(served: tuple[FakeMusicAPI, str]) -> None:
+    fake, base_url = served
+    client = quick(base_url)  # module level, as in a Celery worker
+
+    async def job() -> float:
+        return (await client.credits.get()).credits
+
+    assert fresh_loops(job, ["asyncio", "asyncio", "trio", "asyncio"]) == [1000.0] * 4
+    assert len(fake.requests_to("/get-credits")) == 4
+
+
+def test_async_with_and_await_task_in_one_event_loop_after_another(
+    served: tuple[FakeMusicAPI, str],
+) -> None:
+    _, base_url = served
+    client = quick(base_url)
+
+    async def job() -> TaskStatus:
+        async with client:  # opened again by each job: closed at the end of the last one
+            ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+            with anyio.fail_after(20):
+                return (await client.await_task(ref)).status
+
+    assert fresh_loops(job, ["asyncio", "asyncio", "trio"]) == [TaskStatus.SUCCEEDED] * 3
+    assert client._core.http_client.is_closed
+
+
+def test_downloads_work_in_one_event_loop_after_another(
+    served: tuple[FakeMusicAPI, str], tmp_path: Any
+) -> None:
+    _, base_url = served
+
+    async def create() -> Any:
+        async with quick(base_url) as maker:
+            ref = await maker.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+            with anyio.fail_after(20):
+                return await maker.await_task(ref)
+
+    task = anyio.run(create)
+    client = quick(base_url)  # never opened: plain calls only
+
+    async def save(index: int) -> Any:
+        return await client.download(task.clips[index], tmp_path)
+
+    paths = [anyio.run(save, index) for index in range(2)]
+    assert all(path.stat().st_size > 0 for path in paths)
+
+
+def test_a_closed_client_refuses_plain_calls_until_opened_again(
+    served: tuple[FakeMusicAPI, str],
+) -> None:
+    _, base_url = served
+    client = quick(base_url)
+
+    async def job() -> None:
+        async with client:
+            await client.credits.get()
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.credits.get()
+        async with client:  # the same loop: opened again
+            await client.credits.get()
+
+    anyio.run(job)
+    assert client._core.http_client.is_closed
+
+
+def test_a_given_http_client_is_used_as_it_is(served: tuple[FakeMusicAPI, str]) -> None:
+    """The user owns a client they pass: it is neither replaced nor closed."""
+    _, base_url = served
+
+    async def job() -> None:
+        async with httpx.AsyncClient() as http:
+            client = quick(base_url, http_client=http)
+            async with client:
+                await client.credits.get()
+            assert client._core.http_client is http
+            assert not http.is_closed
+
+    anyio.run(job)
+
+
+def test_a_given_http_client_used_from_a_second_loop_fails_with_advice(
+    served: tuple[FakeMusicAPI, str],
+) -> None:
+    """The pool is the user's and cannot be replaced: the error says what to do instead of
+    httpx's bare "Event loop is closed"."""
+    _, base_url = served
+    http = httpx.AsyncClient()
+    client = quick(base_url, http_client=http)
+
+    async def job(client: MusicAPI) -> float:
+        return (await client.credits.get()).credits
+
+    assert anyio.run(job, client) == 1000.0
+    with pytest.raises(RuntimeError, match=r"create the httpx\.AsyncClient inside the loop"):
+        anyio.run(job, client)
+    # Its dead connection goes now, while this module's warning filters apply.
+    del client, http
+    gc.collect()
