@@ -11,12 +11,13 @@ import inspect
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, final
+from typing import Any, Final, final
 
 import anyio
-import anyio.lowlevel
 import httpx
+from anyio.lowlevel import RunVar
 from attrs import frozen
 
 from ._constants import REQUEST_ID_HEADERS
@@ -41,6 +42,9 @@ from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
 from ._serde import dumps, error_text, error_type
 
 logger = logging.getLogger("musicapi_async")
+
+#: What a RuntimeError says when connections are used from another event loop than theirs.
+_LOOP_ERRORS: Final = re.compile(r"event loop is closed|different (event )?loop", re.IGNORECASE)
 
 #: Appended to the message of every error after which a paid call's task may exist.
 PAID_ADVICE = (
@@ -82,8 +86,8 @@ def new_connection_pool() -> httpx.AsyncClient:
 class HTTPCore:
     """Owns the key, the base URL and the httpx client; sends requests with retries.
 
-    With ``http_client=None`` it makes its own connection pool, and a new one whenever it is
-    used from another event loop than the one its pool served: connections belong to the
+    With ``http_client=None`` it makes its own connection pool for each event loop that uses
+    it (kept in an anyio ``RunVar``, so it goes with its loop): connections belong to the
     loop that opened them, and a program that calls ``asyncio.run`` once per job (a Celery
     task, a script) would otherwise meet "Event loop is closed" on its second job. A given
     ``http_client`` is used as it is.
@@ -102,12 +106,14 @@ class HTTPCore:
         self._api_key = api_key
         self.base_url = base_url
         self.owns_http_client = http_client is None
-        #: The pool in use (the one of the loop that last used it, for an owned pool).
+        #: The pool last used (for an owned pool: the first loop to send adopts this one).
         self.http_client = new_connection_pool() if http_client is None else http_client
-        # The event loop that last used http_client (None: not used yet), and whether a
-        # given http_client has been used from more than one.
-        self._loop: object | None = None
-        self._moved = False
+        self._unadopted: httpx.AsyncClient | None = (
+            self.http_client if http_client is None else None
+        )
+        # Each event loop's own pool (an owned pool only), and whether aclose() was called.
+        self._pools: RunVar[httpx.AsyncClient | None] = RunVar("musicapi_async pool", None)
+        self._closed = False
         check_default_headers(default_headers)
         # httpx.Headers merges case-insensitively: a user's "user-agent" replaces ours.
         headers = httpx.Headers({"Accept": "application/json", "User-Agent": user_agent})
@@ -120,34 +126,35 @@ class HTTPCore:
 
     def http(self) -> httpx.AsyncClient:
         """The httpx client to send with from the running event loop."""
-        loop = anyio.lowlevel.current_token().native_token
-        if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
-            self._loop = loop
-            self._moved = True
-            if self.owns_http_client and not self.http_client.is_closed:
-                # The old pool's connections belong to the other loop (often closed by now):
-                # leave them to it, and open new ones here.
-                logger.debug("a new connection pool for another event loop")
-                self.http_client = new_connection_pool()
-        return self.http_client
+        if not self.owns_http_client:
+            return self.http_client
+        if self._closed:
+            raise RuntimeError(
+                "this MusicAPI client was closed: open it again with `async with client:`, "
+                "or make a new one"
+            )
+        pool = self._pools.get()
+        if pool is None or pool.is_closed:
+            pool, self._unadopted = self._unadopted or new_connection_pool(), None
+            self._pools.set(pool)
+        self.http_client = pool
+        return pool
 
     def reopen(self) -> None:
-        """Give an owned pool that was closed a successor (``async with`` on a closed client)."""
-        if self.owns_http_client and self.http_client.is_closed:
-            self.http_client = new_connection_pool()
-            self._loop = None
+        """``async with`` on a closed client: it may send again (with new connections)."""
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Close an owned pool (one used from another loop is only let go: its connections
-        cannot be closed from here)."""
-        if not self.owns_http_client or self.http_client.is_closed:
+        """Close the pool this event loop uses. The pools of other loops go with them: their
+        connections cannot be closed from here."""
+        if not self.owns_http_client:
             return
-        loop = anyio.lowlevel.current_token().native_token
-        if self._loop is not None and loop is not self._loop:
-            self.http_client = new_connection_pool()
-        await self.http_client.aclose()
+        self._closed = True
+        pools = {self._pools.get(), self._unadopted} - {None}
+        self._unadopted = None
+        for pool in pools:
+            assert pool is not None
+            await pool.aclose()
 
     def url(self, path: str) -> httpx.URL:
         return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)
@@ -241,13 +248,13 @@ class HTTPCore:
         except httpx.RequestError as exc:  # transport, decoding and redirect errors alike
             raise self._transport_error(exc, method, path, paid) from exc
         except RuntimeError as exc:
-            if self.owns_http_client or not self._moved or http.is_closed:
+            if self.owns_http_client or not _LOOP_ERRORS.search(str(exc)):
                 raise
             raise RuntimeError(
-                f"{method} {path}: the http_client given to MusicAPI failed in another event "
-                f"loop than the one it was first used in ({exc}). Connections belong to their "
-                "loop: create the httpx.AsyncClient inside the loop that uses it (one per "
-                "asyncio.run), or give MusicAPI none and it keeps a pool per loop itself"
+                f"{method} {path}: the http_client given to MusicAPI holds connections of "
+                f"another event loop ({exc}). Connections belong to their loop: create the "
+                "httpx.AsyncClient inside the loop that uses it (one per asyncio.run), or give "
+                "MusicAPI none and it keeps a pool per loop itself"
             ) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, final
 import anyio
 import attrs
 from anyio.abc import TaskGroup
+from anyio.lowlevel import RunVar
 from attrs import frozen
 
 from ._constants import (
@@ -474,13 +475,20 @@ class Scheduler:
             if not (isinstance(seconds, (int, float)) and 0 < seconds < math.inf):
                 raise ValueError(f"expected_durations[{family!r}] must be seconds > 0")
         self._learner = _Learner(expected)
-        self._submitted: OrderedDict[_Key, tuple[float, str | None, bool]] = OrderedDict()
+        # Times are anyio times of one event loop (its "epoch"): another loop's clock is
+        # another (trio starts each run's at a random offset), so each time keeps its epoch.
+        self._epochs: RunVar[object | None] = RunVar("musicapi_async scheduler epoch", None)
+        #: Per task submitted here: (time, epoch, model, due by webhook).
+        self._submitted: OrderedDict[_Key, tuple[float, object, str | None, bool]] = OrderedDict()
         self._done: OrderedDict[_Key, Task] = OrderedDict()
-        #: Webhook deliveries for tasks nobody awaited yet, by task id: (time received, task).
+        #: Webhook deliveries for tasks nobody awaited yet, by task id: (time received, task),
+        #: times of the epoch _early_epoch.
         self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
+        self._early_epoch: object | None = None
         self._tracked: dict[_Key, _Tracked] = {}
         self._in_flight = 0
         self._changed = anyio.Event()
+        self._changed_epoch: object | None = None
         self._task_group: TaskGroup | None = None  # the client's: where the loop starts
         self._polls: TaskGroup | None = None  # the loop's own: polls and async callbacks
         self._scope: anyio.CancelScope | None = None  # made in attach(): needs an event loop
@@ -488,6 +496,24 @@ class Scheduler:
         self._closed_reason: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    def _epoch(self) -> object:
+        """A token of the running event loop (made the first time the scheduler runs in it)."""
+        epoch = self._epochs.get()
+        if epoch is None:
+            epoch = object()
+            self._epochs.set(epoch)
+        return epoch
+
+    def _poke(self) -> None:
+        """Wake the loop: something changed (an Event of this event loop, not a past one)."""
+        self._wake_event().set()
+
+    def _wake_event(self) -> anyio.Event:
+        epoch = self._epoch()
+        if self._changed_epoch is not epoch:
+            self._changed, self._changed_epoch = anyio.Event(), epoch
+        return self._changed
 
     def attach(self, task_group: TaskGroup) -> None:
         """Give the scheduler the client's task group (``async with client``)."""
@@ -528,7 +554,7 @@ class Scheduler:
     def note_submitted(self, ref: TaskRef, model: str | None, *, webhook: bool = False) -> None:
         """A create returned ``ref``; ``webhook``: its result will be delivered to this client."""
         key = (ref.family, ref.task_id)
-        self._submitted[key] = (anyio.current_time(), model, webhook)
+        self._submitted[key] = (anyio.current_time(), self._epoch(), model, webhook)
         self._submitted.move_to_end(key)
         while len(self._submitted) > 10_000:
             self._submitted.popitem(last=False)
@@ -575,7 +601,7 @@ class Scheduler:
             # Delivered when it finished: learn it as finished within the last second.
             tracked.last_running_age = max(tracked.last_running_age, age - _IDLE_LOOK)
             self._learn(tracked, age)
-        self._changed.set()
+        self._poke()
 
     def _remember_result(self, key: _Key, task: Task) -> None:
         self._done[key] = task
@@ -603,6 +629,11 @@ class Scheduler:
         return task
 
     def _prune_early(self, now: float) -> None:
+        epoch = self._epoch()
+        if self._early_epoch is not epoch:
+            # Kept in another event loop: their times mean nothing here, start them again.
+            self._early = OrderedDict((k, (now, task)) for k, (_, task) in self._early.items())
+            self._early_epoch = epoch
         while self._early and (
             len(self._early) > WEBHOOK_EARLY_MAX
             or now - next(iter(self._early.values()))[0] > WEBHOOK_EARLY_KEEP
@@ -630,12 +661,14 @@ class Scheduler:
                 continue
             tracked = self._tracked.get(key)
             if tracked is None:
-                submitted = self._submitted.get(key)
-                created, model, webhook = submitted if submitted else (now, None, False)
-                tracked = _Tracked(ref, created, submitted is not None, model, webhook)
+                submitted = self._submitted.get(key) or (now, None, None, False)
+                created, epoch, model, webhook = submitted
+                # Submitted in another event loop: its age on this clock is unknown.
+                known = epoch is self._epoch()
+                tracked = _Tracked(ref, created if known else now, known, model, webhook)
                 self._tracked[key] = tracked
             tracked.watchers.add(watch)
-        self._changed.set()
+        self._poke()
         return watch
 
     def unwatch(self, watch: _Watch) -> None:
@@ -648,7 +681,7 @@ class Scheduler:
             # A poll in flight keeps its entry: a waiter arriving meanwhile reuses it.
             if not tracked.watchers and not tracked.in_flight:
                 del self._tracked[key]
-        self._changed.set()
+        self._poke()
 
     # --- choosing -----------------------------------------------------------------------------
 
@@ -786,7 +819,7 @@ class Scheduler:
 
     async def _wait_for_change(self, limit: float | None) -> None:
         with anyio.move_on_after(math.inf if limit is None else limit):
-            await self._changed.wait()
+            await self._wake_event().wait()
         self._changed = anyio.Event()
 
     async def _poll(self, tracked: _Tracked) -> None:
@@ -819,7 +852,7 @@ class Scheduler:
             tracked.in_flight = False
             tracked.last_poll = started
             self._in_flight -= 1
-            self._changed.set()
+            self._poke()
             if not tracked.watchers and self._tracked.get(key) is tracked:
                 del self._tracked[key]  # everyone left while it was in flight
         tracked.failures = 0
