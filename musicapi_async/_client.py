@@ -224,7 +224,6 @@ class MusicAPI:
         )
         # Every argument is checked: only now open a connection pool, which a later error
         # would leave unclosed.
-        self._owns_http_client = http_client is None
         self._core = HTTPCore(
             api_key=key,
             base_url=url,
@@ -291,7 +290,6 @@ class MusicAPI:
         clone._scheduler = self._scheduler
         clone._exit_stack = None
         clone._is_view = True
-        clone._owns_http_client = False
         clone._webhook_url = self._webhook_url
         clone._webhook_secret = self._webhook_secret
         clone._webhooks = self._webhooks
@@ -531,8 +529,7 @@ class MusicAPI:
         if self._is_view:
             return
         self._scheduler.close("the MusicAPI client was closed while waiting for tasks")
-        if self._owns_http_client:
-            await self._core.aclose()
+        await self._core.aclose()  # an injected http_client is left open
 
     async def __aenter__(self) -> MusicAPI:
         if self._is_view:

@@ -150,11 +150,10 @@ class HTTPCore:
         if not self.owns_http_client:
             return
         self._closed = True
-        pools = {self._pools.get(), self._unadopted} - {None}
-        self._unadopted = None
+        pools, self._unadopted = (self._pools.get(), self._unadopted), None
         for pool in pools:
-            assert pool is not None
-            await pool.aclose()
+            if pool is not None:
+                await pool.aclose()
 
     def url(self, path: str) -> httpx.URL:
         return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)
