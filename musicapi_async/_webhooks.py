@@ -206,6 +206,20 @@ class HasHandle(Protocol):
     async def handle(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse: ...
 
 
+async def handle_delivery(
+    receiver: HasHandle, body: bytes, headers: Mapping[str, str], query: str
+) -> WebhookResponse:
+    """``receiver.handle(body, headers)`` with the delivery's query string (which carries
+    the client's tag) set for :class:`WebhookReceiver` to read, as every adapter and the
+    fake's in-process sender call it: a wrapper of your own with the two-argument ``handle``
+    passes it on without knowing."""
+    token = DELIVERY_QUERY.set(query or None)
+    try:
+        return await receiver.handle(body, headers)
+    finally:
+        DELIVERY_QUERY.reset(token)
+
+
 # --- verification ---------------------------------------------------------------------------
 
 

@@ -42,11 +42,10 @@ needs no ``query`` argument).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._webhooks import (
-    DELIVERY_QUERY,
     HasHandle,
     VerificationFailure,
     WebhookEvent,
@@ -55,6 +54,7 @@ from ._webhooks import (
     WebhookStatistics,
     WebhookVerificationError,
     _lower_headers,
+    handle_delivery,
     sign_webhook,
     verify_webhook,
 )
@@ -201,21 +201,8 @@ async def _http(
         if not message.get("more_body", False):
             break
     query = bytes(scope.get("query_string") or b"").decode("latin-1")
-    response = await _handle(receiver, b"".join(chunks), headers, query)
+    response = await handle_delivery(receiver, b"".join(chunks), headers, query)
     return response.status, response.body, dict(response.headers)
-
-
-async def _handle(
-    receiver: HasHandle, body: bytes, headers: Mapping[str, str], query: str
-) -> WebhookResponse:
-    """``receiver.handle(body, headers)`` with the delivery's query string (which carries
-    the client's tag) set for :class:`WebhookReceiver` to read: a wrapper of your own with
-    the two-argument ``handle`` passes it on without knowing."""
-    token = DELIVERY_QUERY.set(query or None)
-    try:
-        return await receiver.handle(body, headers)
-    finally:
-        DELIVERY_QUERY.reset(token)
 
 
 def django_view(receiver: HasHandle) -> Callable[[Any], Awaitable[Any]]:
@@ -232,7 +219,7 @@ def django_view(receiver: HasHandle) -> Callable[[Any], Awaitable[Any]]:
         if request.method != "POST":
             status, body, headers = _plain(405, "method_not_allowed")
             return HttpResponse(body, status=status, headers=headers)
-        response = await _handle(
+        response = await handle_delivery(
             receiver,
             request.body,
             _lower_headers(request.headers.items()),
@@ -266,7 +253,7 @@ def aiohttp_handler(
         if len(raw) > max_body:
             status, body, headers = _plain(413, "body_too_large")
             return web.Response(status=status, body=body, headers=headers)
-        response = await _handle(
+        response = await handle_delivery(
             receiver, raw, _lower_headers(request.headers.items()), request.query_string
         )
         return web.Response(

@@ -31,9 +31,9 @@ import anyio
 import httpx
 from attrs import define, field, frozen
 
-# The one thing taken from the SDK side: where its web adapters put a delivery's query
-# string. Signing, URLs and retries stay the fake's own, so it never relies on what it tests.
-from .._webhooks import DELIVERY_QUERY
+# The one thing taken from the SDK side: how its web adapters hand a delivery's query string
+# over. Signing, URLs and retries stay the fake's own, so it never relies on what it tests.
+from .._webhooks import handle_delivery
 from . import _defaults as d
 from ._validate import Reject
 
@@ -505,11 +505,7 @@ async def _open(send: SendSpec) -> AsyncIterator[WebhookSender]:
         async def hand(url: str, body: bytes, headers: Mapping[str, str]) -> int:
             # As the adapters of musicapi_async.webhooks do: the URL's query string (a
             # client's tag) set where a receiver finds it, even behind a wrapper.
-            token = DELIVERY_QUERY.set(urlsplit(url).query or None)
-            try:
-                response = await receiver.handle(body, headers)
-            finally:
-                DELIVERY_QUERY.reset(token)
+            response = await handle_delivery(receiver, body, headers, urlsplit(url).query)
             return int(response.status)
 
         yield hand
