@@ -492,8 +492,10 @@ class MusicAPI:
         """Iterate over tasks as they finish: ``async for task in client.as_completed(refs)``.
 
         Each terminal :class:`Task` is yielded as soon as a poll sees it (failed ones too).
-        Deadline, progress and errors as in :meth:`await_task`; leaving the loop early stops
-        the polling of tasks nobody else awaits.
+        Deadline, progress and errors as in :meth:`await_task`. Closing the iterator stops
+        the polling of tasks nobody else awaits: ``break`` out of ``async for task in
+        client.as_completed(refs)`` does (the iterator is dropped); one kept in a variable
+        lives as long as it, so use ``async with client.as_completed(refs) as stream:``.
         """
         if isinstance(tasks, (TaskRef, str)):
             raise TypeError("as_completed takes an iterable of tasks; use await_task for one")

@@ -100,6 +100,13 @@ DEFAULT_POLL_THRESHOLD: Final = 0.05
 DURATION_MEMORY: Final = 200
 #: Polls that may be in flight at once (a slow answer does not stall the others).
 MAX_POLLS_IN_FLIGHT: Final = 4
+#: Whatever the schedule (a duration model that says "not yet", a webhook not overdue), a
+#: task is polled this many seconds before a waiter's deadline unless it was since: a wait
+#: never ends in a timeout for a task nobody looked at.
+DEADLINE_LEAD: Final = 10.0
+#: Answers in a row the SDK cannot read before a poll's ResponseValidationError reaches the
+#: waiters (fewer are taken for a glitch and polled again).
+UNREADABLE_POLLS: Final = 3
 
 # --- webhooks -------------------------------------------------------------------------------
 #: Seconds a signed webhook may be older (or newer) than this machine's clock.
@@ -114,10 +121,8 @@ WEBHOOK_FALLBACK_SAMPLES: Final = 10
 WEBHOOK_FALLBACK_FACTOR: Final = 2.0
 #: ...then again after this many seconds, doubling each time...
 WEBHOOK_FALLBACK_EVERY: Final = 30.0
-#: ...up to this many seconds between two fallback polls; and one poll this many seconds
-#: before a waiter's deadline, whatever the schedule.
+#: ...up to this many seconds between two fallback polls.
 WEBHOOK_FALLBACK_MAX: Final = 300.0
-WEBHOOK_DEADLINE_LEAD: Final = 10.0
 #: A delivery for a task no one awaits yet (it may come before the create returns) is kept
 #: this many seconds, at most WEBHOOK_EARLY_MAX of them.
 WEBHOOK_EARLY_KEEP: Final = 600.0

@@ -34,13 +34,14 @@ from anyio.lowlevel import RunVar
 from attrs import frozen
 
 from ._constants import (
+    DEADLINE_LEAD,
     DEFAULT_MIN_POLL_GAP,
     DEFAULT_POLL_THRESHOLD,
     DEFAULT_WAIT_TIMEOUT,
     DURATION_MEMORY,
     EXPECTED_DURATION,
     MAX_POLLS_IN_FLIGHT,
-    WEBHOOK_DEADLINE_LEAD,
+    UNREADABLE_POLLS,
     WEBHOOK_EARLY_KEEP,
     WEBHOOK_EARLY_MAX,
     WEBHOOK_FALLBACK_EVERY,
@@ -380,6 +381,7 @@ class _Tracked:
         "fallback_step",
         "in_flight",
         "known_age",
+        "last_error",
         "last_poll",
         "last_running_age",
         "last_state",
@@ -387,6 +389,7 @@ class _Tracked:
         "ref",
         "retry_at",
         "stage_seen",
+        "unreadable",
         "watchers",
         "webhook",
     )
@@ -411,6 +414,10 @@ class _Tracked:
         #: Age (s) at which each progress stage was first seen.
         self.stage_seen: dict[ProgressState, float] = {}
         self.failures = 0
+        #: Answers in a row that could not be read (see UNREADABLE_POLLS).
+        self.unreadable = 0
+        #: Why its last poll failed, if it did: the cause of a timeout error.
+        self.last_error: Exception | None = None
         self.retry_at = -math.inf
         self.in_flight = False
         self.watchers: set[_Watch] = set()
@@ -438,10 +445,34 @@ class _Watch:
         self.started = anyio.current_time()
         self.results: deque[tuple[_Key, Task | BaseException]] = deque()
         self.event = anyio.Event()
+        #: Coroutine callbacks under way; a result is handed out once they are done, so the
+        #: callback of a task's last state has run when the waiter gets the task.
+        self.callbacks = 0
+        self.callbacks_done = anyio.Event()
 
     def deliver(self, key: _Key, item: Task | BaseException) -> None:
         self.results.append((key, item))
         self.event.set()
+
+    async def run_callback(self, awaitable: Any) -> None:
+        try:
+            await awaitable
+        except Exception:
+            logger.exception("an on_progress callback raised; the wait goes on")
+        finally:
+            self.callbacks -= 1
+            if not self.callbacks:
+                self.callbacks_done.set()
+
+    async def callbacks_finished(self, deadline: float | None) -> None:
+        """Until the coroutine callbacks started so far are done (at most to ``deadline``:
+        a callback that hangs delays a result, it never withholds it)."""
+        if not self.callbacks:
+            return
+        limit = math.inf if deadline is None else deadline - anyio.current_time()
+        with anyio.move_on_after(limit):
+            while self.callbacks:
+                await self.callbacks_done.wait()
 
 
 class Scheduler:
@@ -720,7 +751,10 @@ class Scheduler:
                 continue
             if now - tracked.last_poll < self.min_poll_gap:
                 continue
-            if tracked.webhook:
+            if now >= self._last_chance(tracked):
+                # A waiter gives up soon and nobody looked since: look now, first.
+                chance, priority = 1.0, math.inf
+            elif tracked.webhook:
                 # Due by webhook: a poll only once the delivery is overdue (a safety net).
                 due = self._fallback_due(tracked)
                 if now < due:
@@ -742,8 +776,9 @@ class Scheduler:
 
         First when nearly every task of its kind would have finished and been delivered:
         the 95th percentile of the durations seen plus a grace for the delivery, once enough
-        tasks finished (twice the expected duration until then); then at doubling intervals;
-        and in any case a little before the earliest deadline of its waiters.
+        tasks finished (twice the expected duration until then); then at doubling intervals.
+        Like any task, it is also looked at a little before its waiters' earliest deadline
+        (``_last_chance``).
         """
         if tracked.fallback_polls:
             due = tracked.fallback_at
@@ -755,14 +790,20 @@ class Scheduler:
                 due = tracked.created + seen + WEBHOOK_FALLBACK_GRACE
             else:
                 due = tracked.created + WEBHOOK_FALLBACK_FACTOR * self._learner.expected(family)
-        # Whatever the schedule, one look just before a waiter would give up: a lost delivery
-        # must not turn a finished task into a timeout.
-        deadlines = [w.deadline for w in tracked.watchers if w.deadline is not None]
-        if deadlines:
-            last_chance = min(deadlines) - WEBHOOK_DEADLINE_LEAD
-            if tracked.last_poll < last_chance:
-                due = min(due, last_chance)
         return due
+
+    def _last_chance(self, tracked: _Tracked) -> float:
+        """When to look at a task whatever its schedule says: DEADLINE_LEAD seconds before
+        its waiters' earliest deadline, unless it was polled since (``inf``: no such look).
+
+        A duration model that says "not yet" (a fast task type it has not seen, a short
+        timeout) or a lost webhook delivery must not turn a finished task into a timeout.
+        """
+        deadlines = [w.deadline for w in tracked.watchers if w.deadline is not None]
+        if not deadlines:
+            return math.inf
+        last_chance = min(deadlines) - DEADLINE_LEAD
+        return last_chance if tracked.last_poll < last_chance else math.inf
 
     def _next_look(self, now: float) -> float:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s."""
@@ -772,6 +813,7 @@ class Scheduler:
                 tracked.last_poll + self.min_poll_gap,
                 tracked.retry_at,
                 self._fallback_due(tracked) if tracked.webhook else math.inf,
+                self._last_chance(tracked),
             ):
                 if now < at < soonest:
                     soonest = at
@@ -832,6 +874,16 @@ class Scheduler:
         try:
             task = await resource._poll(ref, options=options, background=True)
         except (APIConnectionError, ServerError, RateLimitError, ResponseValidationError) as exc:
+            tracked.last_error = exc
+            if isinstance(exc, ResponseValidationError):
+                tracked.unreadable += 1
+                if tracked.unreadable >= UNREADABLE_POLLS and key not in self._done:
+                    # Not a glitch: every answer about it is one we cannot read, and polling
+                    # on would only spend the budget until the deadline. The waiters get why.
+                    self._finish(key, tracked, exc)
+                    return
+            else:
+                tracked.unreadable = 0
             # Transient, or a body we could not read this time: poll again later.
             tracked.failures += 1
             backoff = max(self.min_poll_gap * 2.0**tracked.failures, _retry_after(exc))
@@ -855,7 +907,8 @@ class Scheduler:
             self._poke()
             if not tracked.watchers and self._tracked.get(key) is tracked:
                 del self._tracked[key]  # everyone left while it was in flight
-        tracked.failures = 0
+        tracked.failures = tracked.unreadable = 0
+        tracked.last_error = None
         try:
             self._after_poll(key, tracked, task, started)
         except Exception as exc:  # a bug here must not leave the waiters hanging
@@ -929,10 +982,19 @@ class Scheduler:
             event = TaskProgress(tracked.ref, progress_state(task), task, now - start)
             try:
                 outcome = watch.on_progress(event)
-                if inspect.isawaitable(outcome) and self._polls is not None:
-                    self._polls.start_soon(_await, outcome)
             except Exception:
                 logger.exception("an on_progress callback raised; the wait goes on")
+                continue
+            if not inspect.isawaitable(outcome):
+                continue
+            if self._polls is None:  # the scheduler is not running: nothing could await it
+                if inspect.iscoroutine(outcome):
+                    outcome.close()
+                continue
+            if not watch.callbacks:
+                watch.callbacks_done = anyio.Event()
+            watch.callbacks += 1
+            self._polls.start_soon(watch.run_callback, outcome)
 
 
 #: The order of the states a task goes through; a report never goes back in it.
@@ -960,13 +1022,6 @@ def _as_family(task: Task, family: TaskFamily) -> Task:
     return attrs.evolve(task, ref=attrs.evolve(task.ref, family=family))
 
 
-async def _await(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except Exception:
-        logger.exception("an on_progress callback raised; the wait goes on")
-
-
 def _retry_after(exc: Exception) -> float:
     value = getattr(exc, "retry_after", None)
     return float(value) if isinstance(value, (int, float)) else 0.0
@@ -984,8 +1039,11 @@ def default_timeout(refs: Iterable[TaskRef]) -> float:
 class AsCompleted:
     """An async iterator over awaited tasks, yielding each terminal :class:`Task` as it ends.
 
-    Made by ``client.as_completed(...)``. Leaving the loop early (``break``, an exception,
-    cancellation) stops the polling of tasks nobody else awaits.
+    Made by ``client.as_completed(...)``. An exception or a cancellation inside it, running
+    out of results, :meth:`close`, leaving ``async with``, or the iterator being dropped (a
+    ``break`` out of ``async for ... in client.as_completed(...)``) stops the polling of the
+    tasks nobody else awaits. A ``break`` alone does not close an iterator kept in a
+    variable: use ``async with client.as_completed(refs) as stream:``.
     """
 
     def __init__(
@@ -1038,6 +1096,7 @@ class AsCompleted:
             with anyio.move_on_after(limit):
                 await watch.event.wait()
             watch.event = anyio.Event()
+        await watch.callbacks_finished(self._deadline)
         return watch.results.popleft()
 
     def _with_context(self, key: _Key, error: BaseException) -> BaseException:
@@ -1055,12 +1114,26 @@ class AsCompleted:
     def _timeout_error(self) -> WaitTimeoutError:
         pending = self.pending
         ids = ", ".join(ref.task_id for ref in pending[:5]) + (" ..." if len(pending) > 5 else "")
-        return WaitTimeoutError(
+        # Why a pending task's last poll failed, if one did: the wait may have been blind.
+        cause = next(
+            (
+                tracked.last_error
+                for ref in pending
+                if (tracked := self._scheduler._tracked.get((ref.family, ref.task_id)))
+                and tracked.last_error is not None
+            ),
+            None,
+        )
+        failed = "" if cause is None else f"; the last poll failed: {cause}"
+        error = WaitTimeoutError(
             f"{len(pending)} of {len(self._refs)} task(s) still unfinished at the deadline "
-            f"({ids}); resume with await_task(TaskRef.list_from_json(error.pending_json()))",
+            f"({ids}){failed}; resume with "
+            "await_task(TaskRef.list_from_json(error.pending_json()))",
             pending=pending,
             completed=tuple(self._completed.values()),
         )
+        error.__cause__ = cause
+        return error
 
     def close(self) -> None:
         """Stop waiting (idempotent): tasks nobody else awaits are no longer polled."""

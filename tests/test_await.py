@@ -21,6 +21,7 @@ from musicapi_async import (
     MusicAPIError,
     NotFoundError,
     ProgressState,
+    ServerError,
     Task,
     TaskFailedError,
     TaskFamily,
@@ -739,6 +740,40 @@ async def test_an_async_progress_callback_is_awaited() -> None:
     assert len(seen) >= 3
 
 
+async def test_the_last_async_progress_callback_has_run_when_the_wait_returns() -> None:
+    """A coroutine callback of the final state finishes before await_task hands out the
+    task, so leaving ``async with`` right after cannot cancel it half-way."""
+    fake = FakeMusicAPI(not_ready_style="200", sonic_duration=100.0)
+    log: list[str] = []
+
+    async def on_progress(event: TaskProgress) -> None:
+        log.append(f"start {event.state.value}")
+        await anyio.sleep(5)
+        log.append(f"done {event.state.value}")
+
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        task = await client.await_task(ref, on_progress=on_progress)
+        at_return = list(log)
+    assert task.succeeded
+    assert at_return[-2:] == ["start succeeded", "done succeeded"]
+    assert log == at_return
+
+
+async def test_a_hanging_progress_callback_delays_a_result_only_to_the_deadline() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+
+    async def on_progress(event: TaskProgress) -> None:
+        await anyio.sleep_forever()
+
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        start = anyio.current_time()
+        task = await client.await_task(ref, on_progress=on_progress, timeout=300)
+        assert task.succeeded
+        assert anyio.current_time() - start == pytest.approx(300, abs=1)
+
+
 async def test_a_raising_progress_callback_does_not_break_the_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -786,3 +821,75 @@ async def test_learned_durations_hold_back_the_polls_of_a_new_task(batch: int) -
     assert new_ages[0] >= 50.0
     # A loop polling every 5 s would have spent 20 requests on this 100 s task.
     assert len(new_ages) <= 5
+
+
+# --- deadlines and answers the SDK cannot read ----------------------------------------------
+
+
+async def test_a_task_is_looked_at_before_a_short_deadline_whatever_the_model_says() -> None:
+    """The prior expects Sonic tasks of minutes: a 2-s task awaited with ``timeout=30``
+    would otherwise time out without a single poll."""
+    fake = FakeMusicAPI(sonic_duration=2.0)
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        task = await client.await_task(ref, timeout=30)
+    assert task.succeeded
+    (poll,) = ages(fake, ref)
+    assert poll == pytest.approx(30 - 10, abs=INTERVAL)
+
+
+@pytest.mark.parametrize("how", ["timeout", "move_on_after"])
+async def test_a_task_still_running_is_polled_once_before_the_deadline(
+    how: Literal["timeout", "move_on_after"],
+) -> None:
+    fake = FakeMusicAPI(sonic_duration=1000.0)
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        if how == "timeout":
+            with pytest.raises(WaitTimeoutError) as caught:
+                await client.await_task(ref, timeout=40)
+            assert caught.value.pending == (ref,)
+        else:
+            with anyio.move_on_after(40):
+                await client.await_task(ref)
+    assert len(ages(fake, ref)) == 1
+    assert ages(fake, ref)[0] < 40
+
+
+async def test_answers_that_cannot_be_read_reach_the_waiter_not_the_deadline() -> None:
+    fake = FakeMusicAPI(sonic_duration=30.0)
+    unreadable = {"code": 200, "data": [{"clip_id": "c", "state": "succeeded", "title": 12}]}
+    async with fake.client() as client:
+        first, second = await create(client, 2)
+        fake.inject(task_path(first), status=200, body=unreadable, times=None)
+        start = anyio.current_time()
+        with pytest.raises(MusicAPIError) as caught:
+            await client.await_task([first, second], timeout=600)
+        assert anyio.current_time() - start < 300
+    assert type(caught.value).__name__ == "ResponseValidationError"
+    assert "$.data[0].title" in str(caught.value)
+    assert caught.value.failed_task == first
+    assert len(polls(fake, first)) == 3  # a glitch is polled again; three in a row is not one
+
+
+async def test_one_unreadable_answer_is_polled_again() -> None:
+    fake = FakeMusicAPI(sonic_duration=30.0)
+    unreadable = {"code": 200, "data": [{"clip_id": "c", "state": "succeeded", "title": 12}]}
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        fake.inject(task_path(ref), status=200, body=unreadable, times=2)
+        task = await client.await_task(ref, timeout=600)
+    assert task.succeeded
+    assert len(polls(fake, ref)) == 3
+
+
+async def test_a_timeout_after_failing_polls_says_why_and_chains_the_cause() -> None:
+    fake = FakeMusicAPI(sonic_duration=30.0)
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        fake.inject(task_path(ref), status=503, times=None)
+        with pytest.raises(WaitTimeoutError) as caught:
+            await client.await_task(ref, timeout=200)
+    assert "the last poll failed" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ServerError)
+    assert caught.value.__cause__.status_code == 503

@@ -757,7 +757,7 @@ async def test_lost_deliveries_found_late_do_not_push_later_fallbacks_later() ->
 
 
 async def test_a_lost_delivery_never_turns_a_finished_task_into_a_timeout() -> None:
-    from musicapi_async._constants import WEBHOOK_DEADLINE_LEAD
+    from musicapi_async._constants import DEADLINE_LEAD
 
     # Fallback polls at 240, 270, 330, 450 s would next come at 690 s, after the 600 s
     # default deadline: the scheduler looks once more just before it.
@@ -767,7 +767,7 @@ async def test_a_lost_delivery_never_turns_a_finished_task_into_a_timeout() -> N
         created = anyio.current_time()
         task = await client.await_task(ref)
     assert task.succeeded
-    assert polls(fake, ref)[-1] - created == pytest.approx(600.0 - WEBHOOK_DEADLINE_LEAD, abs=2)
+    assert polls(fake, ref)[-1] - created == pytest.approx(600.0 - DEADLINE_LEAD, abs=2)
 
 
 async def test_a_cancel_scope_deadline_around_the_wait_counts_too() -> None:
