@@ -81,6 +81,15 @@ class ClipState(str, enum.Enum):
         return self in (ClipState.SUCCEEDED, ClipState.FAILED)
 
 
+def _family(value: TaskFamily | str) -> TaskFamily:
+    """``value`` as a :class:`TaskFamily`; ``ValueError`` naming the known ones if unknown."""
+    try:
+        return TaskFamily(value)
+    except ValueError:
+        known = ", ".join(f.value for f in TaskFamily)
+        raise ValueError(f"unknown task family {value!r}; expected one of {known}") from None
+
+
 @final
 @frozen
 class TaskRef:
@@ -94,7 +103,9 @@ class TaskRef:
     """
 
     task_id: str
-    family: TaskFamily = TaskFamily.SONIC
+    #: A :class:`TaskFamily`, or its value (``"producer"``): a reference rebuilt from a
+    #: database row compares, serialises and polls like the one the create call returned.
+    family: TaskFamily = field(default=TaskFamily.SONIC, converter=_family)
     #: The submit answer as received (``steps``, ``warning``...); not serialised.
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 

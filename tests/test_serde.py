@@ -737,11 +737,44 @@ def test_field_path_points_at_the_right_clip() -> None:
     ],
 )
 def test_created_at_is_an_aware_datetime(text: str, expected: datetime) -> None:
-    """created_at with Z, with an offset, or without one (read as UTC, never local time)."""
+    """created_at with Z, with an offset, or without one (read as UTC, never local time):
+    the instant sent, always in UTC, as the model promises."""
     created = _clip(created_at=text).created_at
     assert created == expected
     assert created is not None
-    assert created.utcoffset() == expected.utcoffset()
+    assert created.tzinfo is timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("seed", "expected"),
+    [("abc", "abc"), (12345, "12345"), (12345.0, "12345"), (1.5, "1.5"), (-7, "-7")],
+)
+def test_a_seed_is_a_string_or_any_number_read_as_text(seed: object, expected: str) -> None:
+    """CONTRACT: a seed is a "string or number"; a float one must not fail the whole poll."""
+    assert _clip(seed=seed).seed == expected
+
+
+@pytest.mark.parametrize("seed", [True, [1], {"a": 1}, float("nan")])
+def test_a_seed_of_another_type_names_its_field_path(seed: object) -> None:
+    with pytest.raises(ResponseValidationError) as refused:
+        parse_task(SONIC, 200, _snapshot(seed=seed))
+    assert refused.value.field_path == "$.data[0].seed"
+
+
+@pytest.mark.parametrize("family", list(TaskFamily))
+def test_a_task_ref_takes_its_family_as_a_string_too(family: TaskFamily) -> None:
+    """A reference rebuilt from a database row (``TaskRef(row.id, row.family)``) is the
+    same reference: equal, hashed alike, serialised alike."""
+    ref = TaskRef("t-1", family.value)
+    assert ref.family is family
+    assert ref == TaskRef("t-1", family)
+    assert hash(ref) == hash(TaskRef("t-1", family))
+    assert ref.to_json() == TaskRef("t-1", family).to_json()
+
+
+def test_a_task_ref_with_an_unknown_family_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="unknown task family 'studio'; expected one of sonic"):
+        TaskRef("t-1", "studio")
 
 
 def test_fields_typed_any_are_kept_exactly_as_sent() -> None:
