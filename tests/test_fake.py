@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import musicapi_async.testing as testing_module
+from musicapi_async import APITimeoutError
 from musicapi_async.testing import FakeMusicAPI, FakeTask, RequestRecord
 
 pytestmark = pytest.mark.anyio
@@ -43,8 +44,9 @@ def fake_without_limit(**kwargs: Any) -> FakeMusicAPI:
 @asynccontextmanager
 async def connect(fake: FakeMusicAPI, key: str | None = KEY) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    # Longer than any latency or delay these tests give the fake (httpx's default is 5 s).
     async with httpx.AsyncClient(
-        transport=fake.transport(), base_url=fake.base_url, headers=headers
+        transport=fake.transport(), base_url=fake.base_url, headers=headers, timeout=60.0
     ) as client:
         yield client
 
@@ -1185,6 +1187,26 @@ async def test_latency_delays_answers_after_processing() -> None:
     assert answer.status_code == 200
     assert anyio.current_time() - start == pytest.approx(20.0)
     assert fake.requests[0].time == pytest.approx(start)
+
+
+async def test_an_answer_slower_than_the_read_timeout_is_a_read_timeout() -> None:
+    """As over a network: the request was processed (a create exists, charged), but the
+    client gave up at its read timeout, not at the fake's latency."""
+    fake = FakeMusicAPI(latency={"/get-credits": 30.0, "/sonic/create": 30.0})
+    async with fake.client() as api:
+        start = anyio.current_time()
+        with pytest.raises(APITimeoutError):
+            await api.with_options(timeout=5.0, max_retries=0).credits.get()
+        assert anyio.current_time() - start == pytest.approx(5.0)
+        with pytest.raises(APITimeoutError) as caught:
+            await api.with_options(timeout=5.0).sonic.create(
+                mv="sonic-v5", gpt_description_prompt="x"
+            )
+        assert caught.value.task_may_exist
+        assert len(fake.tasks) == 1
+        assert len(fake.requests_to("/sonic/create")) == 1  # a paid POST is not sent again
+        faster = await api.with_options(timeout=60.0).credits.get()
+    assert faster.credits == fake.credits(KEY).credits
 
 
 async def test_sdk_client_is_wired_to_the_fake() -> None:

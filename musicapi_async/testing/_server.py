@@ -226,7 +226,9 @@ class FakeMusicAPI:
             instead of inside ``data``.
         midi_not_ready_calls, download_not_ready_calls: The first N calls for a clip answer
             202 ``{"type": "not_ready"}`` (free) before the result.
-        latency: Route glob → seconds the answer takes (``anyio.sleep``) after processing.
+        latency: Route glob → seconds the answer takes (``anyio.sleep``) after processing;
+            through :meth:`transport`, one slower than the request's read timeout is an
+            ``httpx.ReadTimeout`` (the request was processed all the same).
         no_credits_status: Route → HTTP status of the "not enough credits" refusal, merged
             over the default ``{"/sonic/create-voice": 402}`` ([spec]); other routes 403.
         epoch: Wall-clock time of the first request; ``created_at`` fields count from it.

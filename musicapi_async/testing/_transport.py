@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, final
 
+import anyio
 import httpx
 
 if TYPE_CHECKING:
@@ -23,7 +25,8 @@ class FakeTransport(httpx.AsyncBaseTransport):
     A request for another origin than the fake's ``base_url`` raises ``httpx.ConnectError``:
     a client that ignores its configured base URL must not silently reach the fake. The one
     exception is the fake CDN: with ``serve_audio`` on, the hosts of the clips' audio URLs
-    (``cdn1.suno.ai``...) answer through :meth:`FakeMusicAPI.handle_cdn`.
+    (``cdn1.suno.ai``...) answer through :meth:`FakeMusicAPI.handle_cdn`. An answer slower
+    than the request's read timeout raises ``httpx.ReadTimeout``, as over a network.
     """
 
     def __init__(self, fake: FakeMusicAPI) -> None:
@@ -41,13 +44,23 @@ class FakeTransport(httpx.AsyncBaseTransport):
                 f"FakeMusicAPI serves {self._fake.base_url}, not {request.url}", request=request
             )
         body = await request.aread()
-        answer = await self._fake.handle(
-            request.method,
-            request.url.path,
-            request.headers,
-            body,
-            request.url.query.decode("ascii"),
-        )
+        # The request's read timeout holds as over a network: an answer slower than it (the
+        # fake's latency=, an injection's delay=) is a ReadTimeout, after processing or not,
+        # as the server's answer was delayed.
+        read_timeout = request.extensions.get("timeout", {}).get("read")
+        with anyio.move_on_after(math.inf if read_timeout is None else read_timeout) as waited:
+            answer = await self._fake.handle(
+                request.method,
+                request.url.path,
+                request.headers,
+                body,
+                request.url.query.decode("ascii"),
+            )
+        if waited.cancelled_caught:
+            raise httpx.ReadTimeout(
+                f"FakeMusicAPI: no answer within the read timeout ({read_timeout:g} s)",
+                request=request,
+            )
         if answer.fault == "connect_error":
             raise httpx.ConnectError("FakeMusicAPI: injected connect error", request=request)
         if answer.fault == "read_timeout":
