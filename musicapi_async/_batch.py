@@ -601,7 +601,10 @@ class _Journal:
     def __init__(self, out_dir: Path, lock: Any) -> None:
         self.path = out_dir / BATCH_JOURNAL
         self._lock = lock
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:  # a directory in its place, no permission...
+            raise BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}") from exc
         self.rows: dict[str, _Row] = {}
         try:
             self._load()
@@ -1219,8 +1222,12 @@ class _Run:
 
         try:
             task = await self.client.await_task(ref, on_progress=progress, **self._wait_kwargs)
-        except WaitTimeoutError as exc:
-            self.journal.update(job_id, error=str(exc))
+        except WaitTimeoutError:
+            # Not the error's own text: its advice is Python's (pending_json), and the way on
+            # is the same for the library and the command: run the batch again.
+            self.journal.update(
+                job_id, error="still unfinished at the wait's deadline; run the batch again"
+            )
             await self._emit(job_id, "created", detail="still running; rerun to keep waiting")
             return
         except NotFoundError as exc:

@@ -37,11 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, get_args
 
 import anyio
+import anyio.lowlevel
 import attrs
 import httpx
 
 from ._constants import API_KEY_ENV
+from ._download import saved_clip_file
 from ._exceptions import MusicAPIError, NotFoundError
+from ._http import SEND_WATCH
 from ._models import Clip, ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress, WaitTimeoutError
 from ._ratelimit import TokenBucket
@@ -266,6 +269,9 @@ class Progress:
         #: What a row is, in plain lines ("task"; "job" for a batch).
         self.noun = "task"
         self._rows: dict[str, _Row] = {}
+        #: A paid create was sent and its answer has not come: after a second Ctrl-C, the
+        #: interrupt message must say that a task may exist without its id.
+        self.create_on_the_wire = False
         self._live: Any = None
         #: anyio's clock at the last update: the live display is redrawn from the event loop
         #: (see animate), so elapsed times come from anyio's clock like everything else.
@@ -325,6 +331,16 @@ class Progress:
             for r in self._rows.values()
             if r.state not in (ProgressState.SUCCEEDED.value, ProgressState.FAILED.value)
             and r.state not in ("downloading", "saved")
+        ]
+
+    @property
+    def undelivered(self) -> list[str]:
+        """Ids of the tasks that succeeded but whose results were not saved (or printed) yet:
+        results reach stdout at the end, so Ctrl-C before then must name them too."""
+        return [
+            r.task_id
+            for r in self._rows.values()
+            if r.state in (ProgressState.SUCCEEDED.value, "downloading")
         ]
 
     def follow(self, task_id: str, state: str = "submitted") -> None:
@@ -454,6 +470,20 @@ class Reported(Exception):
         self.code = code
 
 
+#: The library's advice in error texts, and the command line's way to say it.
+_CLI_WORDING: Final = (
+    ("MusicAPI(api_key=...)", "--api-key"),
+    ("a drop in client.credits.get()", "a drop in `musicapi credits`"),
+)
+
+
+def cli_text(message: str) -> str:
+    """An SDK error text in the command line's words (options, not Python calls)."""
+    for python, command in _CLI_WORDING:
+        message = message.replace(python, command)
+    return message
+
+
 def describe_error(exc: Exception, *, sandbox: bool) -> tuple[str, int] | None:
     """The CLI's wording of an error and the exit status, or ``None`` if it is unexpected.
 
@@ -466,9 +496,9 @@ def describe_error(exc: Exception, *, sandbox: bool) -> tuple[str, int] | None:
         hint = ""
         if sandbox:
             hint = " (sandbox tasks live only as long as the command that created them)"
-        return f"{exc}{hint}", EXIT_FAILURE
+        return f"{cli_text(str(exc))}{hint}", EXIT_FAILURE
     if isinstance(exc, (MusicAPIError, CommandFailed)):
-        return str(exc), EXIT_FAILURE
+        return cli_text(str(exc)), EXIT_FAILURE
     if isinstance(exc, ValueError):
         # The SDK refuses what the server certainly would (a missing key, a long title).
         return str(exc), EXIT_USAGE
@@ -551,8 +581,84 @@ async def wait_and_download(
             progress.finish(task)
         if out_dir is not None:
             for task in tasks:
-                await _download_task(session, task, out_dir, progress, outcome, overwrite)
+                try:
+                    await _download_task(session, task, out_dir, progress, outcome, overwrite)
+                except (MusicAPIError, CommandFailed) as exc:
+                    # One task's files failing must not cost the others theirs.
+                    outcome.errors[task.task_id] = exc
     return outcome
+
+
+class _CreateWatch:
+    """The SendWatch of one create run under Ctrl-C (see create_keeping_its_id)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.sent = False
+        self.cancelled = False
+        #: Cancelled to drop the create while its request has not left.
+        self.unsent = anyio.CancelScope()
+
+    def sending(self) -> None:
+        self.sent = True
+        self.progress.create_on_the_wire = True
+
+    def not_sent(self) -> None:
+        self.sent = False
+        self.progress.create_on_the_wire = False
+        if self.cancelled:
+            self.unsent.cancel()  # interrupted while it waited to be sent again: drop it
+
+
+async def create_keeping_its_id(
+    create: Callable[[], Awaitable[TaskRef]], progress: Progress
+) -> TaskRef:
+    """Run a paid create so that Ctrl-C cannot lose its task: a create still waiting for its
+    request slot is dropped (nothing was sent), one on the wire is let finish (within the
+    client's timeout), since its answer is the only record of the task's id. The caller is
+    cancelled right after, with the id known, so the interrupt message can name the task.
+    """
+    watch = _CreateWatch(progress)
+    ref: TaskRef | None = None
+    failure: BaseException | None = None
+
+    async def drop_if_unsent() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            if ref is None and failure is None:  # cancelled: Ctrl-C during the create
+                watch.cancelled = True
+                if not watch.sent:
+                    watch.unsent.cancel()
+                else:
+                    progress.note(
+                        "musicapi: waiting for the answer to the create request already sent, "
+                        "so its task id is not lost (Ctrl-C again to abandon it)",
+                        "yellow",
+                    )
+
+    async with anyio.create_task_group() as watcher:
+        watcher.start_soon(drop_if_unsent)
+        with anyio.CancelScope(shield=True):
+            token = SEND_WATCH.set(watch)
+            try:
+                with watch.unsent:
+                    ref = await create()
+            except Exception as exc:  # raised below, not as an exception group
+                failure = exc
+            finally:
+                SEND_WATCH.reset(token)
+                watcher.cancel_scope.cancel()
+            # Answered, or failed with an error that says what is known. A second Ctrl-C
+            # (KeyboardInterrupt) skips this: the interrupt message then warns of the task.
+            progress.create_on_the_wire = False
+    if failure is not None:
+        raise failure
+    if ref is None:
+        # Dropped before it was sent, which happens only under cancellation: it goes on here.
+        await anyio.lowlevel.checkpoint()
+        raise RuntimeError("a create was dropped, yet nothing was cancelled")
+    return ref
 
 
 async def _download_task(
@@ -564,7 +670,18 @@ async def _download_task(
     overwrite: bool,
 ) -> None:
     clips = [c for c in task.clips if c.state is ClipState.SUCCEEDED and c.audio_url]
+    later = shlex.join(["musicapi", "download", task.task_id, "-o", str(out_dir)])
+    if session.sandbox:
+        later += " (not in the sandbox, whose tasks end with the command)"
+    kept = 0
     for number, clip in enumerate(clips, 1):
+        saved = None if overwrite else saved_clip_file(out_dir, clip)
+        if saved is not None:
+            # Saved by an earlier run (a resumed `wait -o DIR`): whole, as files appear only
+            # once complete; the missing clips are still fetched.
+            outcome.paths[clip.clip_id or str(saved)] = saved
+            kept += 1
+            continue
         progress.step(task.task_id, "downloading", f"clip {number}/{len(clips)}")
         try:
             path = await session.client.download(clip, out_dir, overwrite=overwrite)
@@ -574,22 +691,34 @@ async def _download_task(
         except OSError as exc:
             # -o was checked before the create: this is a full disk or the like, and the
             # task is done and paid for; say how to fetch it, not a traceback.
-            later = shlex.join(["musicapi", "download", task.task_id, "-o", str(out_dir)])
-            if session.sandbox:
-                later += " (not in the sandbox, whose tasks end with the command)"
             raise CommandFailed(
                 f"could not save the audio of task {task.task_id} in {out_dir}: "
                 f"{exc.strerror or exc}; the task is finished, fetch it later with: {later}"
             ) from exc
+        except MusicAPIError as exc:  # the CDN failed, or the connection to it
+            raise CommandFailed(
+                f"{exc}; the task is finished, fetch its audio later with: {later}"
+            ) from exc
         outcome.paths[clip.clip_id or str(path)] = path
     if clips:
-        progress.step(task.task_id, "saved", f"{len(clips)} file(s) in {out_dir}")
+        already = f" ({kept} already there)" if kept else ""
+        progress.step(task.task_id, "saved", f"{len(clips)} file(s) in {out_dir}{already}")
 
 
 def print_outcome(settings: Settings, outcome: Results, *, downloaded: bool) -> None:
     """Results on stdout: saved paths (or audio URLs), or JSON."""
     if settings.json:
-        print(json.dumps({"tasks": [task_json(t, outcome.paths) for t in outcome.tasks]}))
+        payload: dict[str, Any] = {"tasks": [task_json(t, outcome.paths) for t in outcome.tasks]}
+        if outcome.errors:
+            # What could not be awaited or saved, by task: a script must see every paid id.
+            payload["errors"] = [
+                {"task_id": ref.task_id, "error": _error_text(exc, ref.task_id)}
+                for task_id, exc in outcome.errors.items()
+                for ref in (
+                    exc.pending if isinstance(exc, WaitTimeoutError) else [TaskRef(task_id)]
+                )
+            ]
+        print(json.dumps(payload))
         return
     for task in outcome.tasks:
         for clip in task.clips:
@@ -598,6 +727,14 @@ def print_outcome(settings: Settings, outcome: Results, *, downloaded: bool) -> 
                 print(path)
             elif not downloaded and clip.audio_url:
                 print(f"{task.task_id}\t{clip.clip_id}\t{clip.audio_url}")
+
+
+def _error_text(exc: Exception, task_id: str) -> str:
+    """One task's error as the JSON output gives it (the command line's wording)."""
+    if isinstance(exc, WaitTimeoutError):
+        return f"still unfinished at the deadline (--timeout): musicapi wait {task_id}"
+    described = describe_error(exc, sandbox=False)
+    return str(exc) if described is None else described[0]
 
 
 def report_errors(
@@ -691,7 +828,7 @@ def print_batch(report: BatchReport, *, as_json: bool) -> None:
         fields = [job.job_id, job.state.value, job.task_id or "-"]
         fields += [str(path) for path in job.files]
         if not job.complete and job.error:
-            fields.append(" ".join(job.error.split()))  # one line per job, tabs between fields
+            fields.append(" ".join(cli_text(job.error).split()))  # one line per job, tab-separated
         print("\t".join(fields))
 
 
@@ -731,7 +868,8 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
         return
     failed = report.by_state(S.FAILED)
     for job in failed:
-        progress.note(f"musicapi: job {job.job_id} failed: {job.error or 'no reason given'}")
+        reason = cli_text(job.error or "no reason given")
+        progress.note(f"musicapi: job {job.job_id} failed: {reason}")
     if failed:
         # A failed job keeps its id's verdict; a new id is a new job. When every job failed,
         # nothing in the directory is worth keeping, and a directory whose jobs are all
@@ -824,18 +962,33 @@ def run_command(
             raise KeyboardInterrupt  # noqa: TRY301 - one report path for both ways in
     except KeyboardInterrupt:
         progress.__exit__(None, None, None)
-        running = progress.running
+        running, undelivered = progress.running, progress.undelivered
         progress.note("musicapi: interrupted", "bold red")
         if on_interrupt is not None:
             on_interrupt(progress)
-        elif running and settings.sandbox:
+        elif (running or undelivered) and settings.sandbox:
             progress.note(
                 "musicapi: the sandbox's tasks lived in this process and are gone: "
-                + " ".join(running)
+                + " ".join(running + undelivered)
             )
-        elif running:
-            progress.note("musicapi: still running: " + " ".join(running))
-            progress.note("musicapi: resume with: musicapi wait " + " ".join(running) + resume)
+        elif running or undelivered:
+            if running:
+                progress.note("musicapi: still running: " + " ".join(running))
+            if undelivered:
+                progress.note(
+                    "musicapi: finished, results not saved or shown yet: " + " ".join(undelivered)
+                )
+            progress.note(
+                "musicapi: resume with: musicapi wait " + " ".join(running + undelivered) + resume
+            )
+        if progress.create_on_the_wire and not settings.sandbox:
+            progress.note(
+                "musicapi: a create request was sent and its answer never came: MusicAPI may "
+                "have started (and charged for) a task whose id this command never saw. Check "
+                "the dashboard's task history (or `musicapi credits`) before running the "
+                "command again, or you may pay twice.",
+                "bold yellow",
+            )
         code = EXIT_INTERRUPTED
     except Reported as exc:
         code = exc.code
@@ -957,7 +1110,7 @@ def build_cli() -> click.Group:
         resume = "" if no_download else f" -o {shlex.quote(out_dir)}"
 
         async def work(session: Session, progress: Progress) -> None:
-            ref = await create(session.client)
+            ref = await create_keeping_its_id(lambda: create(session.client), progress)
             progress.follow(ref.task_id)
             if no_wait:
                 if session.sandbox:
@@ -1323,7 +1476,8 @@ def build_cli() -> click.Group:
             for source in sources:
                 try:
                     paths += await fetch(session, progress, source)
-                except (MusicAPIError, CommandFailed) as exc:
+                except (MusicAPIError, CommandFailed, ValueError) as exc:
+                    # ValueError: a source the SDK refuses (a malformed URL, a blank id).
                     errors[source] = exc
             if settings.json:
                 print(json.dumps({"paths": [str(p) for p in paths]}))

@@ -225,6 +225,23 @@ def _pick_url(
     return url, title, clip_id
 
 
+def saved_clip_file(directory: Path, clip: Clip, format: DownloadFormat = "audio") -> Path | None:
+    """The file an earlier download of ``clip`` into ``directory`` left, if there is one.
+
+    It is named from the clip's title and id (:func:`safe_filename`) with an extension this
+    module gives; a download is renamed to that name only once complete, so such a file is
+    whole. ``None`` for a clip without an id (its name says nothing of which clip it is).
+    """
+    if not clip.clip_id:
+        return None
+    url, title, clip_id = _pick_url(clip, format)
+    for extension in sorted({*_EXTENSIONS.values(), _url_suffix(url), ".bin"}):
+        path = directory / safe_filename(title, clip_id, extension)
+        if path.is_file():
+            return path
+    return None
+
+
 def _last_segment(url: httpx.URL) -> str:
     # From the raw path: a decoded path would split an encoded "%2F" as a separator.
     raw = url.raw_path.decode("ascii").partition("?")[0]

@@ -13,7 +13,8 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, final
+from contextvars import ContextVar
+from typing import Any, Final, Protocol, final
 
 import anyio
 import httpx
@@ -52,6 +53,21 @@ PAID_ADVICE = (
     "task and charged for it. Before repeating it, check whether it exists: a webhook "
     "delivery for it, the dashboard's task history, or a drop in client.credits.get()."
 )
+
+
+class SendWatch(Protocol):
+    """Told when a paid call's request leaves, and when an attempt that failed certainly
+    did not reach the server (it is retried): a caller that must keep a paid task's id
+    under cancellation (the command line on Ctrl-C) lets a create on the wire finish and
+    drops one that has not left. Set it with :data:`SEND_WATCH` around the call."""
+
+    def sending(self) -> None: ...
+
+    def not_sent(self) -> None: ...
+
+
+#: The :class:`SendWatch` of the paid calls made in this context, if any.
+SEND_WATCH: ContextVar[SendWatch | None] = ContextVar("musicapi_send_watch", default=None)
 
 
 @final
@@ -194,6 +210,9 @@ class HTTPCore:
                 error = retryable.error
                 if retry_index >= policy.max_retries:
                     raise error from retryable.__cause__
+                watch = SEND_WATCH.get() if paid else None
+                if watch is not None:
+                    watch.not_sent()  # a paid call is retried only when it did not arrive
                 retry_after = error.retry_after if isinstance(error, APIStatusError) else None
                 if retry_after is not None and retry_after > policy.max_retry_after:
                     error.message += (
@@ -238,6 +257,9 @@ class HTTPCore:
             timeout=http_timeout,
         )
         started = anyio.current_time()
+        watch = SEND_WATCH.get() if paid else None
+        if watch is not None:
+            watch.sending()
         try:
             response = await http.send(request)
             try:

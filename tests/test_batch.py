@@ -478,6 +478,8 @@ async def test_a_task_still_running_at_the_wait_timeout_is_left_for_the_next_run
     assert report.jobs[0].state is S.CREATED
     assert not report.complete
     assert report.jobs[0].task_id is not None
+    # The way on, for the library and the command alike; not Python's pending_json advice.
+    assert report.jobs[0].error == "still unfinished at the wait's deadline; run the batch again"
     report = await run(fake, jobs, tmp_path, wait_timeout=None)
     assert_complete(report, fake)
     assert creates_by_prompt(fake) == {"a": 1}
@@ -788,6 +790,16 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
         await run(make_fake(), jobs_of("a"), tmp_path)
 
     with pytest.raises(BatchConflictError, match="cannot use"):
+        anyio.run(main)
+
+
+def test_a_journal_that_cannot_be_opened_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / BATCH_JOURNAL).mkdir()  # a directory where the journal goes
+
+    async def main() -> None:
+        await run(make_fake(), jobs_of("a"), tmp_path)
+
+    with pytest.raises(BatchConflictError, match=r"cannot use .* as a batch journal"):
         anyio.run(main)
 
 

@@ -16,9 +16,11 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import wave
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -322,6 +324,65 @@ def test_ctrl_c_while_waiting_on_the_service_suggests_a_wait_that_saves_too(
     assert result.exit_code == 130, result.stderr
     task_id = fake.last_task.task_id
     assert f"resume with: musicapi wait {task_id} -o {shlex.quote(str(out))}" in result.stderr
+
+
+def _ctrl_c_at(*seconds: float) -> list[threading.Timer]:
+    """SIGINT to this process after each of ``seconds`` (real time), for in-process runs."""
+    return [threading.Timer(t, os.kill, (os.getpid(), signal.SIGINT)) for t in seconds]
+
+
+@pytest.mark.parametrize("command", ["generate", "extend", "cover"])
+def test_ctrl_c_during_a_create_on_the_wire_keeps_the_paid_task_and_names_it(
+    tmp_path: Path, command: str
+) -> None:
+    """The create's answer is the only record of a paid task's id: Ctrl-C while it is on
+    the wire lets it arrive, then names the task and the command that picks it up."""
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0, latency={"/sonic/*": 2.0})
+    out = tmp_path / "songs"
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    args = {
+        "generate": ["generate", "lofi"],
+        "extend": ["extend", "some-clip", "--at", "30"],
+        "cover": ["cover", "some-clip", "--prompt", "jazz"],
+    }[command]
+    timers = _ctrl_c_at(0.5)
+    with use_fake(fake):
+        for timer in timers:
+            timer.start()
+        try:
+            result = invoke([*key, *args, "-o", str(out)])
+        finally:
+            for timer in timers:
+                timer.cancel()
+    assert result.exit_code == 130, result.stderr
+    assert len(fake.tasks) == 1
+    task_id = fake.last_task.task_id
+    assert "waiting for the answer to the create request already sent" in result.stderr
+    assert f"still running: {task_id}" in result.stderr
+    assert f"resume with: musicapi wait {task_id} -o {shlex.quote(str(out))}" in result.stderr
+    assert not fake.requests_to(f"/sonic/task/{task_id}")  # interrupted: no wait, no poll
+
+
+def test_a_second_ctrl_c_abandons_the_create_and_warns_it_may_exist(tmp_path: Path) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0, latency={"/sonic/create": 4.0})
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    timers = _ctrl_c_at(0.5, 1.5)
+    with use_fake(fake):
+        for timer in timers:
+            timer.start()
+        try:
+            result = invoke([*key, "generate", "lofi", "-o", str(tmp_path / "songs")])
+        finally:
+            for timer in timers:
+                timer.cancel()
+    assert result.exit_code == 130, result.stderr
+    assert len(fake.tasks) == 1  # it was created: the warning is not idle talk
+    assert "may have started (and charged for) a task" in result.stderr
+    assert "musicapi wait" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["generate", "wait", "download", "batch"])
@@ -663,12 +724,28 @@ def test_errors_give_the_command_line_way_not_python_advice(tmp_path: Path) -> N
     fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
     key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
     with use_fake(fake):
-        first = invoke([*key, "generate", "x", "-o", str(tmp_path)])
+        # --no-wait, then wait: a task this client did not create is polled at once (in
+        # real time, a new task is first polled when tasks usually finish).
+        made = invoke([*key, "generate", "x", "--no-wait"])
+        first = invoke([*key, "--json", "wait", made.stdout.strip()])
         assert first.exit_code == 0, first.stderr
-        fetched = invoke([*key, "download", fake.last_task.task_id, "-o", str(tmp_path)])
-    assert fetched.exit_code == 1
-    assert "already exists: pass --overwrite" in fetched.stderr
-    assert "overwrite=True" not in fetched.stderr
+        url = json.loads(first.stdout)["tasks"][0]["clips"][0]["audio_url"]
+        assert invoke([*key, "download", url, "-o", str(tmp_path)]).exit_code == 0
+        fetched = invoke([*key, "download", url, "-o", str(tmp_path)])
+        assert fetched.exit_code == 1
+        assert "already exists: pass --overwrite" in fetched.stderr
+        assert "overwrite=True" not in fetched.stderr
+
+        fake.inject("/sonic/create", status=500, after_processing=True)
+        paid = invoke([*key, "generate", "x", "-o", str(tmp_path / "p")])
+        assert paid.exit_code == 1
+        assert "`musicapi credits`" in paid.stderr
+        assert "client.credits.get()" not in paid.stderr
+
+        wrong = invoke(["--rate", "100/1", "--api-key", "sk-wrong", "credits"])
+        assert wrong.exit_code == 1
+        assert "--api-key" in wrong.stderr
+        assert "MusicAPI(api_key" not in wrong.stderr
 
     late = invoke(["--sandbox", "generate", "x", "--timeout", "0", "-o", str(tmp_path / "t")])
     assert late.exit_code == 1
@@ -728,3 +805,144 @@ def test_batch_failed_jobs_say_how_to_try_them_again(tmp_path: Path) -> None:
     retried = invoke(["--sandbox", "batch", str(batch), "-o", str(mixed)])
     assert retried.exit_code == 0, retried.stderr
     assert "c2\tdownloaded" in retried.stdout
+
+
+# --- waiting on several tasks, resuming, downloads --------------------------------------------
+
+
+def _two_finished_tasks(fake: Any, key: list[str]) -> list[str]:
+    ids = []
+    for prompt in ("one", "two"):
+        made = invoke([*key, "generate", prompt, "--no-wait"])
+        assert made.exit_code == 0, made.stderr
+        ids.append(made.stdout.strip())
+    return ids
+
+
+def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    out = tmp_path / "songs"
+    with use_fake(fake):
+        first, second = _two_finished_tasks(fake, key)
+        broken = set(fake.tasks[first].clip_ids)
+        answer_cdn = fake.handle_cdn
+
+        async def cdn(method: str, url: str, headers: Any) -> Any:
+            if any(clip_id in url for clip_id in broken):
+                return None  # the transport raises a connection error
+            return await answer_cdn(method, url, headers)
+
+        monkeypatch.setattr(fake, "handle_cdn", cdn)
+        result = invoke([*key, "wait", first, second, "-o", str(out)])
+        as_json = invoke([*key, "--json", "wait", first, second, "-o", str(tmp_path / "j")])
+    assert result.exit_code == 1, result.stderr
+    saved = sorted(out.glob("*.wav"))
+    assert len(saved) == 2
+    assert all(any(c in path.name for c in fake.tasks[second].clip_ids) for path in saved)
+    assert sorted(Path(line) for line in result.stdout.splitlines()) == saved
+    assert f"fetch its audio later with: musicapi download {first} -o {out}" in result.stderr
+    assert as_json.exit_code == 1
+    payload = json.loads(as_json.stdout)
+    assert [task["task_id"] for task in payload["tasks"]] == [first, second]
+    assert [error["task_id"] for error in payload["errors"]] == [first]
+
+
+def test_a_resumed_wait_keeps_the_clips_already_saved_and_fetches_the_rest(
+    tmp_path: Path,
+) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    out = tmp_path / "songs"
+    with use_fake(fake):
+        task_id = invoke([*key, "generate", "lofi", "--no-wait"]).stdout.strip()
+        made = invoke([*key, "wait", task_id, "-o", str(out)])
+        assert made.exit_code == 0, made.stderr
+        first, second = sorted(Path(line) for line in made.stdout.splitlines())
+        kept = first.stat().st_mtime_ns
+        second.unlink()  # as if Ctrl-C came between the two clips
+        fetched_before = len(fake.downloads)
+        again = invoke([*key, "wait", task_id, "-o", str(out)])
+        assert again.exit_code == 0, again.stderr
+        assert sorted(Path(line) for line in again.stdout.splitlines()) == [first, second]
+        assert first.stat().st_mtime_ns == kept
+        assert len(fake.downloads) == fetched_before + 1  # the missing clip only
+        assert "1 already there" in again.stderr
+        once_more = invoke([*key, "download", task_id, "-o", str(out)])
+        assert once_more.exit_code == 0, once_more.stderr
+        assert len(fake.downloads) == fetched_before + 1
+        replaced = invoke([*key, "wait", task_id, "-o", str(out), "--overwrite"])
+        assert replaced.exit_code == 0, replaced.stderr
+        assert len(fake.downloads) == fetched_before + 3
+
+
+def test_json_with_a_timeout_names_the_unfinished_tasks(tmp_path: Path) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    with use_fake(fake):
+        result = invoke([*key, "--json", "generate", "x", "--timeout", "0", "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["tasks"] == []
+    [error] = payload["errors"]
+    assert error["task_id"] == fake.last_task.task_id
+    assert "musicapi wait" in error["error"]
+
+
+def test_download_reports_a_malformed_source_and_still_prints_the_good_files(
+    tmp_path: Path,
+) -> None:
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    with use_fake(fake):
+        made = invoke([*key, "generate", "x", "--no-wait"])
+        result = invoke([*key, "download", made.stdout.strip(), "http://[::1", "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    assert sorted(Path(line) for line in result.stdout.splitlines()) == sorted(
+        tmp_path.glob("*.wav")
+    )
+    assert "http://[::1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_during_the_downloads_names_the_task_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicapi_async import MusicAPI
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    out = tmp_path / "songs"
+    download = MusicAPI.download
+
+    async def slow_download(self: MusicAPI, *args: Any, **kwargs: Any) -> Path:
+        await anyio.sleep(3)
+        return await download(self, *args, **kwargs)
+
+    monkeypatch.setattr(MusicAPI, "download", slow_download)
+    timers = _ctrl_c_at(1.0)
+    with use_fake(fake):
+        task_id = invoke([*key, "generate", "lofi", "--no-wait"]).stdout.strip()
+        for timer in timers:
+            timer.start()
+        try:
+            result = invoke([*key, "wait", task_id, "-o", str(out)])
+        finally:
+            for timer in timers:
+                timer.cancel()
+    assert result.exit_code == 130, result.stderr
+    assert f"finished, results not saved or shown yet: {task_id}" in result.stderr
+    assert f"resume with: musicapi wait {task_id} -o {shlex.quote(str(out))}" in result.stderr
+    assert not list(out.iterdir())
