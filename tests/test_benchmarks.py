@@ -32,6 +32,21 @@ def test_the_ideal_polling_simulation_prints_its_table(capsys: pytest.CaptureFix
     assert len(rows) == 2 * (len(ideal_polling.INDEXES) + 1)  # and the clairvoyant bound
 
 
+def test_the_ideal_batch_says_how_often_each_index_meets_the_batch_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import ideal_polling
+
+    assert ideal_polling.main(["--batch", "10", "--seeds", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shares = [line for line in lines if "of the clairvoyant bound on" in line]
+    assert [line.split(" at ")[0] for line in shares] == list(ideal_polling.INDEXES)
+    for line in shares:
+        within = int(line.rsplit(" on ", 1)[1].split(" of ")[0])
+        assert 0 <= within <= 3
+        assert line.endswith("of 3 seeds")
+
+
 def test_the_ideal_simulation_detects_every_task_and_polls_no_earlier_than_possible() -> None:
     import ideal_polling
 
