@@ -76,6 +76,9 @@ _IDLE_LOOK = 1.0
 _EM_ROUNDS = 10
 #: Longest wait before re-polling a task whose poll failed transiently.
 _MAX_POLL_BACKOFF = 60.0
+#: A result held back by its task's hanging on_progress callback is handed out this many
+#: seconds before the waiter's deadline, ahead of a cancel scope firing at that instant.
+_CALLBACK_SLACK = 0.1
 #: Terminal results kept, so a new waiter on a finished task needs no request.
 _RESULT_CACHE = 1024
 
@@ -445,34 +448,42 @@ class _Watch:
         self.started = anyio.current_time()
         self.results: deque[tuple[_Key, Task | BaseException]] = deque()
         self.event = anyio.Event()
-        #: Coroutine callbacks under way; a result is handed out once they are done, so the
-        #: callback of a task's last state has run when the waiter gets the task.
-        self.callbacks = 0
-        self.callbacks_done = anyio.Event()
+        #: Per task, the coroutine on_progress callbacks started for it: its result is handed
+        #: out once they have returned, so the callback of its last state has run by then.
+        self.callbacks: dict[_Key, list[anyio.Event]] = {}
 
     def deliver(self, key: _Key, item: Task | BaseException) -> None:
         self.results.append((key, item))
         self.event.set()
 
-    async def run_callback(self, awaitable: Any) -> None:
-        try:
-            await awaitable
-        except Exception:
-            logger.exception("an on_progress callback raised; the wait goes on")
-        finally:
-            self.callbacks -= 1
-            if not self.callbacks:
-                self.callbacks_done.set()
+    def start_callback(self, key: _Key, awaitable: Any, task_group: TaskGroup) -> None:
+        """Run a coroutine callback about task ``key`` in ``task_group``."""
+        done = anyio.Event()
+        self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
+        task_group.start_soon(_run_callback, awaitable, done)
 
-    async def callbacks_finished(self, deadline: float | None) -> None:
-        """Until the coroutine callbacks started so far are done (at most to ``deadline``:
-        a callback that hangs delays a result, it never withholds it)."""
-        if not self.callbacks:
+    async def callbacks_returned(self, key: _Key) -> None:
+        """Until the callbacks started for task ``key`` have returned; at most until a little
+        before the waiter's deadline: a callback that hangs delays its task's result, it does
+        not turn it into a timeout. Other tasks' callbacks are not waited for."""
+        started = [done for done in self.callbacks.pop(key, ()) if not done.is_set()]
+        if not started:
             return
-        limit = math.inf if deadline is None else deadline - anyio.current_time()
+        limit = math.inf
+        if self.deadline is not None:
+            limit = self.deadline - _CALLBACK_SLACK - anyio.current_time()
         with anyio.move_on_after(limit):
-            while self.callbacks:
-                await self.callbacks_done.wait()
+            for done in started:
+                await done.wait()
+
+
+async def _run_callback(awaitable: Any, done: anyio.Event) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("an on_progress callback raised; the wait goes on")
+    finally:
+        done.set()
 
 
 class Scheduler:
@@ -991,10 +1002,7 @@ class Scheduler:
                 if inspect.iscoroutine(outcome):
                     outcome.close()
                 continue
-            if not watch.callbacks:
-                watch.callbacks_done = anyio.Event()
-            watch.callbacks += 1
-            self._polls.start_soon(watch.run_callback, outcome)
+            watch.start_callback((tracked.ref.family, tracked.ref.task_id), outcome, self._polls)
 
 
 #: The order of the states a task goes through; a report never goes back in it.
@@ -1096,7 +1104,8 @@ class AsCompleted:
             with anyio.move_on_after(limit):
                 await watch.event.wait()
             watch.event = anyio.Event()
-        await watch.callbacks_finished(self._deadline)
+        key, _ = watch.results[0]  # handed out only after its callbacks (a cancel keeps it)
+        await watch.callbacks_returned(key)
         return watch.results.popleft()
 
     def _with_context(self, key: _Key, error: BaseException) -> BaseException:

@@ -774,6 +774,45 @@ async def test_a_hanging_progress_callback_delays_a_result_only_to_the_deadline(
         assert anyio.current_time() - start == pytest.approx(300, abs=1)
 
 
+async def test_a_hanging_callback_yields_to_a_cancel_scope_deadline_with_the_result() -> None:
+    """``timeout=None`` inside ``anyio.fail_after``: the finished task is handed out just
+    before the scope's deadline, not lost to a TimeoutError."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+
+    async def on_progress(event: TaskProgress) -> None:
+        if event.state is ProgressState.SUCCEEDED:
+            await anyio.sleep_forever()
+
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        start = anyio.current_time()
+        with anyio.fail_after(600):
+            task = await client.await_task(ref, on_progress=on_progress, timeout=None)
+        assert task.succeeded
+        assert 590 < anyio.current_time() - start < 600
+
+
+async def test_one_tasks_slow_callback_does_not_hold_back_another_tasks_result() -> None:
+    durations = iter([60.0, 600.0])
+    fake = FakeMusicAPI(sonic_duration=lambda task: next(durations))
+    seen: list[tuple[str, float]] = []
+
+    async def on_progress(event: TaskProgress) -> None:
+        # The slow task's first poll comes while the quick one's last callback still runs.
+        await anyio.sleep(10_000 if event.ref == slow else 5)
+
+    async with fake.client() as client:
+        quick, slow = await create(client, 2)
+        async with client.as_completed([quick, slow], timeout=None, on_progress=on_progress) as it:
+            async for task in it:
+                seen.append((task.task_id, anyio.current_time()))
+                break
+    (task_id, handed_out), *_ = seen
+    assert task_id == quick.task_id
+    assert polls(fake, slow)[0] < handed_out  # its callback started before the hand-out
+    assert handed_out == pytest.approx(polls(fake, quick)[-1] + 5)  # after quick's own only
+
+
 async def test_a_raising_progress_callback_does_not_break_the_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
