@@ -1206,7 +1206,16 @@ async def test_an_answer_slower_than_the_read_timeout_is_a_read_timeout() -> Non
         assert len(fake.tasks) == 1
         assert len(fake.requests_to("/sonic/create")) == 1  # a paid POST is not sent again
         faster = await api.with_options(timeout=60.0).credits.get()
-    assert faster.credits == fake.credits(KEY).credits
+        assert faster.credits == fake.credits(KEY).credits
+        # An injected connect error stays one however long it takes: never processed, so a
+        # paid create is retried, and made once.
+        del fake.latency["/sonic/create"]
+        fake.inject("/sonic/create", fault="connect_error", delay=30.0)
+        ref = await api.with_options(timeout=5.0).sonic.create(
+            mv="sonic-v5", gpt_description_prompt="y"
+        )
+    assert ref.task_id in fake.tasks
+    assert len(fake.tasks) == 2
 
 
 async def test_sdk_client_is_wired_to_the_fake() -> None:

@@ -671,12 +671,17 @@ class FakeMusicAPI:
         headers: Mapping[str, str],
         body: bytes,
         query: str = "",
+        *,
+        read_timeout: float | None = None,
     ) -> FakeResponse:
         """Answer one HTTP request; the transport-agnostic core.
 
         ``path`` is the URL path as received, base path included (``/api/v1/sonic/create``);
         ``query`` the raw query string without ``?``. Returns a :class:`FakeResponse` whose
         ``fault`` is set when the client must see a transport error instead of an answer.
+        ``read_timeout``: the client's; an answer delayed longer (``latency=``, an
+        injection's ``delay=``) is a ``read_timeout`` fault at that time, processed or not
+        as it would have been (an injected ``connect_error`` stays one).
         """
         now = anyio.current_time()
         if self._t0 is None:
@@ -714,7 +719,7 @@ class FakeMusicAPI:
         if injection is not None and not injection.after_processing:
             answer = None if injection.fault else self._injected_answer(injection)
             record(answer, fault=injection.fault, processed=False)
-            return await self._finish(answer, injection.fault, injection.delay)
+            return await self._finish(answer, injection.fault, injection.delay, read_timeout)
 
         answer = self._process(method, route, lowered, body, query, now)
         fault: Fault | None = None
@@ -727,7 +732,7 @@ class FakeMusicAPI:
                 injected.task_ids, injected.api_key = answer.task_ids, answer.api_key
                 answer = injected
         record(answer, fault=fault, processed=True)
-        return await self._finish(answer, fault, delay)
+        return await self._finish(answer, fault, delay, read_timeout)
 
     async def handle_cdn(
         self, method: str, url: str, headers: Mapping[str, str]
@@ -780,8 +785,16 @@ class FakeMusicAPI:
         return synth_wav(seed, self.audio_seconds)
 
     async def _finish(
-        self, answer: _Answer | None, fault: Fault | None, delay: float
+        self,
+        answer: _Answer | None,
+        fault: Fault | None,
+        delay: float,
+        read_timeout: float | None = None,
     ) -> FakeResponse:
+        if read_timeout is not None and delay > read_timeout and fault != "connect_error":
+            # The client stops reading first: a read timeout, whatever was processed.
+            await anyio.sleep(read_timeout)
+            return FakeResponse(0, {}, b"", fault="read_timeout")
         if delay > 0:
             await anyio.sleep(delay)
         if fault is not None or answer is None:
