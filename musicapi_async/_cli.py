@@ -705,14 +705,16 @@ async def _download_task(
         progress.step(task.task_id, "saved", f"{len(clips)} file(s) in {out_dir}{already}")
 
 
-def print_outcome(settings: Settings, outcome: Results, *, downloaded: bool) -> None:
+def print_outcome(
+    settings: Settings, outcome: Results, *, downloaded: bool, resume: str = ""
+) -> None:
     """Results on stdout: saved paths (or audio URLs), or JSON."""
     if settings.json:
         payload: dict[str, Any] = {"tasks": [task_json(t, outcome.paths) for t in outcome.tasks]}
         if outcome.errors:
             # What could not be awaited or saved, by task: a script must see every paid id.
             payload["errors"] = [
-                {"task_id": ref.task_id, "error": _error_text(exc, ref.task_id)}
+                {"task_id": ref.task_id, "error": _error_text(exc, ref.task_id, resume)}
                 for task_id, exc in outcome.errors.items()
                 for ref in (
                     exc.pending if isinstance(exc, WaitTimeoutError) else [TaskRef(task_id)]
@@ -729,10 +731,11 @@ def print_outcome(settings: Settings, outcome: Results, *, downloaded: bool) -> 
                 print(f"{task.task_id}\t{clip.clip_id}\t{clip.audio_url}")
 
 
-def _error_text(exc: Exception, task_id: str) -> str:
-    """One task's error as the JSON output gives it (the command line's wording)."""
+def _error_text(exc: Exception, task_id: str, resume: str) -> str:
+    """One task's error as the JSON output gives it (the command line's wording); ``resume``
+    ends the ``musicapi wait`` it suggests (`` -o DIR`` when the command was saving)."""
     if isinstance(exc, WaitTimeoutError):
-        return f"still unfinished at the deadline (--timeout): musicapi wait {task_id}"
+        return f"still unfinished at the deadline (--timeout): musicapi wait {task_id}{resume}"
     described = describe_error(exc, sandbox=False)
     return str(exc) if described is None else described[0]
 
@@ -1127,7 +1130,7 @@ def build_cli() -> click.Group:
             outcome = await wait_and_download(
                 session, [ref], progress, out_dir=target, timeout=timeout, overwrite=overwrite
             )
-            print_outcome(settings, outcome, downloaded=not no_download)
+            print_outcome(settings, outcome, downloaded=not no_download, resume=resume)
             check_results(outcome, progress, sandbox=session.sandbox, resume=resume)
 
         run_command(settings, work, resume=resume)
@@ -1416,7 +1419,7 @@ def build_cli() -> click.Group:
             outcome = await wait_and_download(
                 session, refs, progress, out_dir=target, timeout=timeout, overwrite=overwrite
             )
-            print_outcome(settings, outcome, downloaded=target is not None)
+            print_outcome(settings, outcome, downloaded=target is not None, resume=resume)
             check_results(outcome, progress, sandbox=session.sandbox, resume=resume)
 
         run_command(settings, work, resume=resume)

@@ -78,6 +78,12 @@ _EXTENSIONS: Final = {
     "video/mp4": ".mp4",
     "application/zip": ".zip",
 }
+#: What a clip's audio may be saved as (not MIDI, video or archives).
+_AUDIO_EXTENSIONS: Final = frozenset(
+    extension
+    for content_type, extension in _EXTENSIONS.items()
+    if content_type.startswith("audio/") and "midi" not in content_type
+)
 _SUFFIX: Final = re.compile(r"\.[A-Za-z0-9]{1,8}")
 _CONTENT_LENGTH: Final = re.compile(r"[0-9]+")
 # Characters Windows refuses in names; "/" and "\\" are also path separators everywhere.
@@ -228,14 +234,16 @@ def _pick_url(
 def saved_clip_file(directory: Path, clip: Clip, format: DownloadFormat = "audio") -> Path | None:
     """The file an earlier download of ``clip`` into ``directory`` left, if there is one.
 
-    It is named from the clip's title and id (:func:`safe_filename`) with an extension this
-    module gives; a download is renamed to that name only once complete, so such a file is
-    whole. ``None`` for a clip without an id (its name says nothing of which clip it is).
+    It is named from the clip's title and id (:func:`safe_filename`) with an audio extension
+    this module gives (only ``.wav`` for ``format="wav"``); a download is renamed to that
+    name only once complete, so such a file is whole. ``None`` for a clip without an id
+    (its name says nothing of which clip it is).
     """
     if not clip.clip_id:
         return None
     url, title, clip_id = _pick_url(clip, format)
-    for extension in sorted({*_EXTENSIONS.values(), _url_suffix(url), ".bin"}):
+    extensions = {".wav"} if format == "wav" else {*_AUDIO_EXTENSIONS, _url_suffix(url)}
+    for extension in sorted(extensions - {""}):
         path = directory / safe_filename(title, clip_id, extension)
         if path.is_file():
             return path

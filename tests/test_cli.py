@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from musicapi_async._cli import INSTALL_HINT, build_cli
+from musicapi_async.testing import FakeMusicAPI
 
 #: Each CLI invocation has its own sandbox: these tasks finish at once.
 FAST = {"MUSICAPI_SANDBOX_DURATION": "0", "MUSICAPI_KEY": None, "NO_COLOR": None}
@@ -36,6 +37,13 @@ def invoke(args: list[str], env: Mapping[str, str | None] | None = None) -> Resu
     """Run ``musicapi ARGS`` in process, stdout and stderr kept apart."""
     runner = CliRunner()
     return runner.invoke(build_cli(), args, env={**FAST, **(env or {})}, catch_exceptions=False)
+
+
+def fake_and_key(**options: Any) -> tuple[FakeMusicAPI, list[str]]:
+    """A fake without a rate limit (run it with ``use_fake``), and the options that point a
+    command at it: its key, and a budget that never waits in real time."""
+    fake = FakeMusicAPI(rate_limit=None, **options)
+    return fake, ["--rate", "100/1", "--api-key", str(fake.default_key)]
 
 
 def assert_wav(path: Path) -> None:
@@ -366,10 +374,9 @@ def test_ctrl_c_during_a_create_on_the_wire_keeps_the_paid_task_and_names_it(
 
 
 def test_a_second_ctrl_c_abandons_the_create_and_warns_it_may_exist(tmp_path: Path) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0, latency={"/sonic/create": 4.0})
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=600.0, latency={"/sonic/create": 4.0})
     timers = _ctrl_c_at(0.5, 1.5)
     with use_fake(fake):
         for timer in timers:
@@ -668,10 +675,9 @@ def test_a_save_failing_after_the_create_says_how_to_fetch_the_result_later(
 
 
 def test_several_task_ids_report_each_and_exit_1_if_any_failed(tmp_path: Path) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=0.0)
     with use_fake(fake):
         created = invoke([*key, "generate", "lofi", "--no-wait"])
         assert created.exit_code == 0, created.stderr
@@ -719,10 +725,9 @@ def test_download_of_a_url_that_is_not_http_is_a_usage_error(tmp_path: Path, sou
 
 
 def test_errors_give_the_command_line_way_not_python_advice(tmp_path: Path) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=0.0)
     with use_fake(fake):
         # --no-wait, then wait: a task this client did not create is polled at once (in
         # real time, a new task is first polled when tasks usually finish).
@@ -822,10 +827,9 @@ def _two_finished_tasks(fake: Any, key: list[str]) -> list[str]:
 def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=0.0)
     out = tmp_path / "songs"
     with use_fake(fake):
         first, second = _two_finished_tasks(fake, key)
@@ -855,10 +859,9 @@ def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
 def test_a_resumed_wait_keeps_the_clips_already_saved_and_fetches_the_rest(
     tmp_path: Path,
 ) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=0.0)
     out = tmp_path / "songs"
     with use_fake(fake):
         task_id = invoke([*key, "generate", "lofi", "--no-wait"]).stdout.strip()
@@ -883,10 +886,9 @@ def test_a_resumed_wait_keeps_the_clips_already_saved_and_fetches_the_rest(
 
 
 def test_json_with_a_timeout_names_the_unfinished_tasks(tmp_path: Path) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=600.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=600.0)
     with use_fake(fake):
         result = invoke([*key, "--json", "generate", "x", "--timeout", "0", "-o", str(tmp_path)])
     assert result.exit_code == 1, result.stderr
@@ -894,16 +896,15 @@ def test_json_with_a_timeout_names_the_unfinished_tasks(tmp_path: Path) -> None:
     assert payload["tasks"] == []
     [error] = payload["errors"]
     assert error["task_id"] == fake.last_task.task_id
-    assert "musicapi wait" in error["error"]
+    assert error["error"].endswith(f"musicapi wait {error['task_id']} -o {tmp_path}")
 
 
 def test_download_reports_a_malformed_source_and_still_prints_the_good_files(
     tmp_path: Path,
 ) -> None:
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=0.0)
     with use_fake(fake):
         made = invoke([*key, "generate", "x", "--no-wait"])
         result = invoke([*key, "download", made.stdout.strip(), "http://[::1", "-o", str(tmp_path)])
@@ -920,10 +921,9 @@ def test_ctrl_c_during_the_downloads_names_the_task_to_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from musicapi_async import MusicAPI
-    from musicapi_async.testing import FakeMusicAPI, use_fake
+    from musicapi_async.testing import use_fake
 
-    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
-    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    fake, key = fake_and_key(sonic_duration=0.0)
     out = tmp_path / "songs"
     download = MusicAPI.download
 

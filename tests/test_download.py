@@ -737,3 +737,32 @@ async def test_the_timeout_applies_to_the_request(tmp_path: Path) -> None:
         await client.download(known_clip(fake, "b"), tmp_path, timeout=5)
     assert cdn.seen[0].extensions["timeout"]["read"] == 42.0
     assert cdn.seen[1].extensions["timeout"]["read"] == 5
+
+
+# --- a clip already saved (what a resumed `musicapi wait -o DIR` keeps) ----------------------
+
+
+def test_a_clip_saved_earlier_is_found_by_its_name_and_only_as_audio(tmp_path: Path) -> None:
+    from musicapi_async._download import saved_clip_file
+
+    clip = Clip(
+        clip_id="c-1",
+        state=ClipState.SUCCEEDED,
+        title="Song",
+        audio_url="https://cdn1.suno.ai/c-1.mp3",
+        wav_url="https://cdn1.suno.ai/c-1.wav",
+    )
+    assert saved_clip_file(tmp_path, clip) is None
+    (tmp_path / safe_filename("Song", "c-1", ".mp4")).write_bytes(b"video")
+    (tmp_path / safe_filename("Song", "c-10", ".mp3")).write_bytes(b"another clip")
+    (tmp_path / f".{safe_filename('Song', 'c-1', '.mp3')}.part-abc").write_bytes(b"partial")
+    assert saved_clip_file(tmp_path, clip) is None  # not audio, another clip, unfinished
+    assert saved_clip_file(tmp_path, clip, "wav") is None
+    mp3 = tmp_path / safe_filename("Song", "c-1", ".mp3")
+    mp3.write_bytes(b"audio")
+    assert saved_clip_file(tmp_path, clip) == mp3
+    assert saved_clip_file(tmp_path, clip, "wav") is None  # an MP3 is not the WAV asked for
+    wav = tmp_path / safe_filename("Song", "c-1", ".wav")
+    wav.write_bytes(b"wav")
+    assert saved_clip_file(tmp_path, clip, "wav") == wav
+    assert saved_clip_file(tmp_path, Clip(clip_id=None, state=ClipState.SUCCEEDED)) is None
