@@ -272,6 +272,8 @@ class Progress:
         #: A paid create was sent and its answer has not come: after a second Ctrl-C, the
         #: interrupt message must say that a task may exist without its id.
         self.create_on_the_wire = False
+        #: The command was stopped by a second Ctrl-C, not cleanly by the first.
+        self.forced = False
         self._live: Any = None
         #: anyio's clock at the last update: the live display is redrawn from the event loop
         #: (see animate), so elapsed times come from anyio's clock like everything else.
@@ -794,6 +796,11 @@ class BatchTracker:
         self._jobs: dict[str, tuple[str, str | None]] = {}
 
     @property
+    def submitting(self) -> bool:
+        """A job's create is under way (waiting for its slot, or on the wire)."""
+        return any(state == "submitting" for state, _ in self._jobs.values())
+
+    @property
     def running(self) -> list[str]:
         """Task ids of the jobs created and not finished, for the Ctrl-C message."""
         return [
@@ -913,12 +920,14 @@ def run_command(
     work: Callable[[Session, Progress], Awaitable[None]],
     *,
     on_interrupt: Callable[[Progress], None] | None = None,
+    on_ctrl_c: Callable[[Progress], None] | None = None,
     resume: str = "",
 ) -> NoReturn:
     """Run one command's coroutine under ``anyio.run`` and exit with its status.
 
-    ``on_interrupt`` replaces the Ctrl-C note about the tasks still running; ``resume`` ends
-    the ``musicapi wait`` command it suggests (`` -o DIR`` when the command was saving).
+    ``on_interrupt`` replaces the Ctrl-C note about the tasks still running; ``on_ctrl_c``
+    says at once what stopping waits for; ``resume`` ends the ``musicapi wait`` command it
+    suggests (`` -o DIR`` when the command was saving).
     """
     import click
 
@@ -940,6 +949,8 @@ def run_command(
                 with anyio.open_signal_receiver(signal.SIGINT) as signals:
                     async for _ in signals:
                         interrupted = True
+                        if on_ctrl_c is not None:
+                            on_ctrl_c(progress)
                         tg.cancel_scope.cancel()
                         return
 
@@ -960,7 +971,13 @@ def run_command(
 
     code = EXIT_OK
     try:
-        anyio.run(body)
+        try:
+            anyio.run(body)
+        except KeyboardInterrupt:
+            # Not the clean stop of the first Ctrl-C: a second one, through Python's own
+            # handler, cut short whatever was under way (a shielded create, say).
+            progress.forced = True
+            raise
         if interrupted:
             raise KeyboardInterrupt  # noqa: TRY301 - one report path for both ways in
     except KeyboardInterrupt:
@@ -1603,11 +1620,27 @@ def build_cli() -> click.Group:
                 return
             if running:
                 progress.note("musicapi: still running: " + " ".join(running))
+            if progress.forced and tracker.submitting and not settings.sandbox:
+                # A second Ctrl-C cut a create short: the journal marks its job uncertain.
+                progress.note(
+                    "musicapi: a job's create was cut short and may have reached MusicAPI: "
+                    "the rerun reports it as uncertain and does not create it again",
+                    "yellow",
+                )
             progress.note(
                 f"musicapi: the journal in {out_dir} keeps every job; resume with: {resume}"
             )
 
-        run_command(settings, work, on_interrupt=interrupted)
+        def stopping(progress: Progress) -> None:
+            if tracker.submitting and not settings.sandbox:
+                progress.note(
+                    "musicapi: stopping; a create request already on the wire is let finish, "
+                    "so its task is not lost (Ctrl-C again to stop at once: that job is then "
+                    "left uncertain)",
+                    "yellow",
+                )
+
+        run_command(settings, work, on_interrupt=interrupted, on_ctrl_c=stopping)
 
     @cli.command()
     @json_option

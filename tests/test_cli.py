@@ -946,3 +946,34 @@ def test_ctrl_c_during_the_downloads_names_the_task_to_resume(
     assert f"finished, results not saved or shown yet: {task_id}" in result.stderr
     assert f"resume with: musicapi wait {task_id} -o {shlex.quote(str(out))}" in result.stderr
     assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_a_batch_create_on_the_wire_says_what_stopping_waits_for(
+    tmp_path: Path, presses: int
+) -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=600.0, latency={"/sonic/create": 3.0})
+    batch = write_batch(tmp_path, '{"prompt": "lofi"}', '{"prompt": "jazz"}')
+    out = tmp_path / "out"
+    timers = _ctrl_c_at(*[0.5, 1.5][:presses])
+    with use_fake(fake):
+        for timer in timers:
+            timer.start()
+        try:
+            result = invoke([*key, "batch", str(batch), "-o", str(out)])
+        finally:
+            for timer in timers:
+                timer.cancel()
+        assert result.exit_code == 130, result.stderr
+        assert "a create request already on the wire is let finish" in result.stderr
+        cut_short = "was cut short and may have reached MusicAPI" in result.stderr
+        assert cut_short is (presses == 2)
+        assert len(fake.tasks) == 1  # the create on the wire arrived; the second never left
+        rerun = invoke([*key, "batch", str(batch), "-o", str(out), "--timeout", "0"])
+    # The rerun creates the job that never left; the one cut short is uncertain, not made
+    # again: each prompt was created once.
+    prompts = sorted(task.request["gpt_description_prompt"] for task in fake.tasks.values())
+    assert prompts == ["jazz", "lofi"]
+    assert ("uncertain" in rerun.stderr) is (presses == 2)
