@@ -84,7 +84,7 @@ import httpx
 from anyio.abc import TaskGroup
 from attrs import frozen
 
-from ._download import DownloadError, safe_filename
+from ._download import DownloadError, safe_filename, saved_clips
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -1275,13 +1275,8 @@ class _Run:
         if not clip_id:
             return None
         if self._files is None or rescan:
-            self._files = {}
-            for path in self.out.iterdir():
-                if path.name.startswith(".") or not path.is_file():
-                    continue
-                self._files[path.stem.rpartition(" - ")[2]] = path
-        ident = safe_filename(None, clip_id)
-        return self._files.get(ident)
+            self._files = saved_clips(self.out)
+        return self._files.get(safe_filename(None, clip_id))
 
     # --- the hook -------------------------------------------------------------------------
 

@@ -231,23 +231,34 @@ def _pick_url(
     return url, title, clip_id
 
 
-def saved_clip_file(directory: Path, clip: Clip, format: DownloadFormat = "audio") -> Path | None:
-    """The file an earlier download of ``clip`` into ``directory`` left, if there is one.
+def saved_clips(
+    directory: Path, extensions: frozenset[str] | set[str] = _AUDIO_EXTENSIONS
+) -> dict[str, Path]:
+    """The clip files earlier downloads left in ``directory``, by clip id.
 
-    It is named from the clip's title and id (:func:`safe_filename`) with an audio extension
-    this module gives (only ``.wav`` for ``format="wav"``); a download is renamed to that
-    name only once complete, so such a file is whole. ``None`` for a clip without an id
-    (its name says nothing of which clip it is).
+    A clip's file is named ``<title> - <id><extension>`` (or ``<id><extension>``) by
+    :func:`safe_filename`, and appears under that name only once complete, so each file
+    found is whole. Hidden files (a download under way) and other extensions than
+    ``extensions`` (audio by default) do not count.
     """
-    if not clip.clip_id:
-        return None
-    url, title, clip_id = _pick_url(clip, format)
-    extensions = {".wav"} if format == "wav" else {*_AUDIO_EXTENSIONS, _url_suffix(url)}
-    for extension in sorted(extensions - {""}):
-        path = directory / safe_filename(title, clip_id, extension)
+    found: dict[str, Path] = {}
+    for path in directory.iterdir():
+        if path.name.startswith(".") or path.suffix.lower() not in extensions:
+            continue
         if path.is_file():
-            return path
-    return None
+            found[path.stem.rpartition(" - ")[2]] = path
+    return found
+
+
+def saved_clip_file(directory: Path, clip: Clip, format: DownloadFormat = "audio") -> Path | None:
+    """The file an earlier download of ``clip`` into ``directory`` left, if there is one
+    (:func:`saved_clips`; only a ``.wav`` for ``format="wav"``). ``None`` for a clip without
+    an id: its name says nothing of which clip it is."""
+    if not clip.clip_id or not directory.is_dir():
+        return None
+    url, _, clip_id = _pick_url(clip, format)
+    extensions = {".wav"} if format == "wav" else {*_AUDIO_EXTENSIONS, _url_suffix(url)}
+    return saved_clips(directory, extensions - {""}).get(safe_filename(None, clip_id))
 
 
 def _last_segment(url: httpx.URL) -> str:
