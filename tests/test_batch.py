@@ -370,6 +370,27 @@ async def test_a_crash_mid_download_keeps_the_saved_file_and_fetches_only_the_re
     assert not [p for p in listing(tmp_path) if ".part-" in p.name]
 
 
+async def test_only_an_audio_file_named_after_a_clip_counts_as_its_saved_audio(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    dying = CrashingTransport(
+        fake, method="GET", path_part="cdn1.suno.ai", nth=2, after_server=False
+    )
+    await crash_run(fake, jobs, tmp_path, dying)
+    (task,) = fake.tasks.values()
+    saved = [p for p in listing(tmp_path) if p.suffix == ".wav"]
+    unsaved = next(c for c in task.clip_ids if not any(c in p.name for p in saved))
+    note = tmp_path / f"notes - {unsaved}.txt"  # a file of the user's, named after the clip
+    note.write_text("my notes", encoding="utf-8")
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert sorted(Counter(d.clip_id for d in fake.downloads).values()) == [1, 1]
+    assert note not in report.jobs[0].files
+    assert note.read_text(encoding="utf-8") == "my notes"
+
+
 async def test_a_deleted_file_is_downloaded_again(tmp_path: Path) -> None:
     fake = make_fake()
     jobs = jobs_of("a")
