@@ -18,8 +18,9 @@ A job moves through these states (:class:`BatchJobState`)::
                    |            \\-> uncertain
                    \\-> planned (certainly not sent), failed (refused: 400, 403...)
 
-``submitting`` is written before the create call, ``sending`` by an httpx request hook when
-httpx takes the request (after the rate limiter granted it, before any connection is made),
+``submitting`` is written before the create call, ``sending`` when the client hands the
+request to httpx (it tells the create's SendWatch: after the rate limiter granted it,
+before any connection is made),
 and ``created``, with the task reference, as soon as the answer arrives. When the client
 retries the create (after a 429, or a connection that failed before sending: the server
 certainly did not act on it), the job goes back to ``submitting`` for the backoff. MusicAPI
@@ -72,7 +73,6 @@ import typing
 import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, final
@@ -80,7 +80,6 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import anyio.lowlevel
 import attrs
-import httpx
 from anyio.abc import TaskGroup
 from attrs import frozen
 
@@ -94,9 +93,9 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
+from ._http import SEND_WATCH
 from ._models import ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress, WaitTimeoutError
-from ._retry import RetryEvent
 from ._serde import parse_task
 from ._sonic import SonicCreate
 
@@ -760,10 +759,11 @@ class _Lock:
 
 
 class _SendMark:
-    """Set by the request hook when the create request of ``job_id`` goes to the network."""
+    """The SendWatch of one job's create: the journal says ``sending`` once its request
+    leaves, ``submitting`` again when a retry shows it did not arrive."""
 
-    def __init__(self, run: _Run, job_id: str) -> None:
-        self.run = run
+    def __init__(self, journal: _Journal, job_id: str) -> None:
+        self.journal = journal
         self.job_id = job_id
         self.sent = False
         #: The run was cancelled while this create was under way.
@@ -771,9 +771,25 @@ class _SendMark:
         #: Cancelled to drop the create while its request has not left.
         self.unsent = anyio.CancelScope()
 
+    def sending(self) -> None:
+        if self.sent:
+            return  # a retry of the same call (after a 429 or a connection refused)
+        self.sent = True
+        row = self.journal.rows[self.job_id]
+        self.journal.update(self.job_id, state=BatchJobState.SENDING, attempts=row.attempts + 1)
 
-#: The create in progress in this task, for the request hook (polls run in other tasks).
-_CREATING: ContextVar[_SendMark | None] = ContextVar("musicapi_batch_creating", default=None)
+    def not_sent(self) -> None:
+        # The client repeats a create only when the server certainly did not act on it (a
+        # 429, a connection that failed before sending): back to submitting, and a
+        # cancellation may drop it while it waits to be sent again.
+        if self.sent:
+            self.sent = False
+            row = self.journal.rows[self.job_id]
+            self.journal.update(
+                self.job_id, state=BatchJobState.SUBMITTING, attempts=max(row.attempts - 1, 0)
+            )
+        if self.cancelled:
+            self.unsent.cancel()
 
 
 async def run_batch(
@@ -867,7 +883,6 @@ class _Run:
         self.other_jobs: tuple[str, ...] = ()
         self.slots = anyio.CapacityLimiter(BATCH_DOWNLOADS)
         self._files: dict[str, Path] | None = None
-        self._hooked: httpx.AsyncClient | None = None
         self._tg: TaskGroup | None = None
         self._wait_kwargs: dict[str, Any] = {}
 
@@ -1018,23 +1033,19 @@ class _Run:
 
     async def go(self, wait_kwargs: dict[str, Any]) -> None:
         self._wait_kwargs = wait_kwargs
-        self._hook()
-        try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                for job in self.jobs:
-                    row = self.journal.rows[job.job_id]
-                    ref = row.ref
-                    await self._emit(job.job_id, row.state.value, detail=row.error or "")
-                    if row.state is BatchJobState.CREATED and ref is not None:
-                        self._start(self._follow, job.job_id, ref)
-                    elif row.state is BatchJobState.DONE and self.download:
-                        task = row.snapshot()
-                        if task is not None:
-                            self._start(self._download, job.job_id, task)
-                self._start(self._submit_all)
-        finally:
-            self._unhook()
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for job in self.jobs:
+                row = self.journal.rows[job.job_id]
+                ref = row.ref
+                await self._emit(job.job_id, row.state.value, detail=row.error or "")
+                if row.state is BatchJobState.CREATED and ref is not None:
+                    self._start(self._follow, job.job_id, ref)
+                elif row.state is BatchJobState.DONE and self.download:
+                    task = row.snapshot()
+                    if task is not None:
+                        self._start(self._download, job.job_id, task)
+            self._start(self._submit_all)
         if self.failure is not None:
             raise self.failure
 
@@ -1084,18 +1095,8 @@ class _Run:
         """Create one job's task and record the outcome (see the module docstring)."""
         # A cancellation that arrived while the previous create was shielded stops us here.
         await anyio.lowlevel.checkpoint()
-        journal = self.journal
-        hooked = self._hooked is not None
-        mark = _SendMark(self, job.job_id)
-        row = journal.rows[job.job_id]
-        if hooked:
-            journal.update(job.job_id, state=BatchJobState.SUBMITTING, error=None)
-        else:
-            # Without the request hook, "about to send" is all that can be known.
-            mark.sent = True
-            journal.update(
-                job.job_id, state=BatchJobState.SENDING, error=None, attempts=row.attempts + 1
-            )
+        mark = _SendMark(self.journal, job.job_id)
+        self.journal.update(job.job_id, state=BatchJobState.SUBMITTING, error=None)
         await self._emit(job.job_id, BatchJobState.SUBMITTING.value)
         ref, error = await self._create(job, mark)
         if error is not None:
@@ -1119,7 +1120,6 @@ class _Run:
         ref: TaskRef | None = None
         error: MusicAPIError | None = None
         unexpected: Exception | None = None
-        client = self.client.with_options(on_retry=self._on_retry(mark))
 
         async def drop_if_unsent() -> None:
             try:
@@ -1132,16 +1132,16 @@ class _Run:
         async with anyio.create_task_group() as watcher:
             watcher.start_soon(drop_if_unsent)
             with anyio.CancelScope(shield=True):
-                token = _CREATING.set(mark)
+                token = SEND_WATCH.set(mark)  # the client tells it when the request leaves
                 try:
                     with unsent:
-                        ref = await client.sonic.create(**attrs.asdict(job.create))
+                        ref = await self.client.sonic.create(**attrs.asdict(job.create))
                 except MusicAPIError as exc:
                     error = exc
                 except Exception as exc:  # raised below, not as an exception group
                     unexpected = exc
                 finally:
-                    _CREATING.reset(token)
+                    SEND_WATCH.reset(token)
                     watcher.cancel_scope.cancel()
                 # Recorded inside the shield: a cancellation must not lose the task's id.
                 if ref is not None:
@@ -1153,38 +1153,6 @@ class _Run:
         if unexpected is not None:
             raise unexpected
         return ref, error
-
-    def _on_retry(self, mark: _SendMark) -> Callable[[RetryEvent], Awaitable[None]]:
-        """The create's ``on_retry``: the client repeats a create only when the server
-        certainly did not act on it (a 429, a connection that failed before sending), so
-        the job is back to ``submitting``, and a cancellation may drop it while it waits."""
-        previous = self.client._options.on_retry
-
-        async def on_retry(event: RetryEvent) -> None:
-            if self._hooked is not None and mark.sent:
-                mark.sent = False
-                row = self.journal.rows[mark.job_id]
-                self.journal.update(
-                    mark.job_id,
-                    state=BatchJobState.SUBMITTING,
-                    attempts=max(row.attempts - 1, 0),
-                )
-                if mark.cancelled:
-                    mark.unsent.cancel()
-            if previous is not None:
-                outcome = previous(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
-
-        return on_retry
-
-    def on_request(self, mark: _SendMark) -> None:
-        """The request hook saw this run's create leave: record that it may arrive."""
-        if mark.sent:
-            return  # a retry of the same call (after a 429 or a connection refused)
-        mark.sent = True
-        row = self.journal.rows[mark.job_id]
-        self.journal.update(mark.job_id, state=BatchJobState.SENDING, attempts=row.attempts + 1)
 
     async def _create_failed(self, job: BatchJob, exc: MusicAPIError) -> None:
         journal = self.journal
@@ -1277,36 +1245,6 @@ class _Run:
         if self._files is None or rescan:
             self._files = saved_clips(self.out)
         return self._files.get(safe_filename(None, clip_id))
-
-    # --- the hook -------------------------------------------------------------------------
-
-    def _hook(self) -> None:
-        core = getattr(self.client, "_core", None)
-        # The pool of this event loop (a client used before from another loop gets a new one).
-        http = None if core is None else core.http()
-        if not isinstance(http, httpx.AsyncClient):
-            return
-        hooks = http.event_hooks
-        http.event_hooks = {
-            "request": [*hooks.get("request", []), self._request_hook],
-            "response": list(hooks.get("response", [])),
-        }
-        self._hooked = http
-
-    def _unhook(self) -> None:
-        http, self._hooked = self._hooked, None
-        if http is None:
-            return
-        hooks = http.event_hooks
-        http.event_hooks = {
-            "request": [h for h in hooks.get("request", []) if h != self._request_hook],
-            "response": list(hooks.get("response", [])),
-        }
-
-    async def _request_hook(self, request: httpx.Request) -> None:
-        mark = _CREATING.get()
-        if mark is not None and mark.run is self and request.method == "POST":
-            self.on_request(mark)
 
     # --- the end --------------------------------------------------------------------------
 

@@ -552,13 +552,23 @@ async def test_a_create_waiting_for_the_rate_limiter_when_cancelled_is_dropped(
     assert creates_by_prompt(fake) == {"a": 1}
 
 
-async def test_the_request_hook_is_removed_after_the_run(tmp_path: Path) -> None:
+async def test_the_batch_leaves_the_users_http_client_and_options_alone(tmp_path: Path) -> None:
+    """What a create's request did is told through the SDK itself, not by hooking the
+    user's httpx client or wrapping its on_retry: both are as given, during the run too."""
     fake = make_fake()
+    fake.inject("/sonic/create", status=429, headers={"Retry-After": "1"})
+    retries: list[str] = []
     http = httpx.AsyncClient(transport=fake.transport())
-    async with http, fake.client(http_client=http) as client:
-        with anyio.move_on_after(1.0):
-            await run_batch(client, jobs_of("a"), tmp_path)
-        assert http.event_hooks["request"] == []
+    seen: list[tuple[list[Any], Any]] = []
+
+    async def on_progress(event: Any) -> None:
+        seen.append((list(http.event_hooks["request"]), client._options.on_retry))
+
+    async with http, fake.client(http_client=http, on_retry=retries.append) as client:
+        await run_batch(client, jobs_of("a"), tmp_path, on_progress=on_progress)
+    assert seen
+    assert all(hooks == [] and on_retry == retries.append for hooks, on_retry in seen)
+    assert len(retries) == 1  # the user's own on_retry saw the 429's retry
 
 
 # --- the journal refuses what it cannot reconcile -----------------------------------------------
