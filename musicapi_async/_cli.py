@@ -510,6 +510,10 @@ def describe_error(exc: Exception, *, sandbox: bool) -> tuple[str, int] | None:
 def writable_dir(text: str) -> Path:
     """Create the output directory ``text`` and check a file can be written there, so that
     a bad ``-o`` is refused before anything is paid for; UsageProblem says why."""
+    if not text.strip():
+        # Path("") is the current directory: an empty -o (an unset shell variable, say) must
+        # not scatter files there.
+        raise UsageProblem("-o is empty: give a directory (-o . for the current one)")
     path = Path(text)
     try:
         if path.exists() and not path.is_dir():
@@ -1463,6 +1467,7 @@ def build_cli() -> click.Group:
         and the exit status is 1.
         """
         settings = settings_of(ctx, as_json)
+        sources = tuple(dict.fromkeys(sources))  # a source given twice is fetched once
         for source in sources:
             scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
             if scheme and scheme.group(1).lower() not in ("http", "https"):

@@ -977,3 +977,27 @@ def test_ctrl_c_during_a_batch_create_on_the_wire_says_what_stopping_waits_for(
     prompts = sorted(task.request["gpt_description_prompt"] for task in fake.tasks.values())
     assert prompts == ["jazz", "lofi"]
     assert ("uncertain" in rerun.stderr) is (presses == 2)
+
+
+def test_an_empty_output_directory_is_refused_not_taken_for_the_current_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["--sandbox", "generate", "lofi", "-o", ""])
+    assert result.exit_code == 2, result.stderr
+    assert "-o is empty" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_source_given_twice_is_downloaded_once(tmp_path: Path) -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    with use_fake(fake):
+        task_id = invoke([*key, "generate", "x", "--no-wait"]).stdout.strip()
+        waited = invoke([*key, "--json", "wait", task_id])
+        url = json.loads(waited.stdout)["tasks"][0]["clips"][0]["audio_url"]
+        result = invoke([*key, "download", url, url, "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert len(fake.downloads) == 1
