@@ -93,7 +93,7 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
-from ._http import SEND_WATCH
+from ._http import PaidCall
 from ._models import ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress, WaitTimeoutError
 from ._serde import parse_task
@@ -758,23 +758,19 @@ class _Lock:
 # --- running a batch --------------------------------------------------------------------------
 
 
-class _SendMark:
-    """The SendWatch of one job's create: the journal says ``sending`` once its request
-    leaves, ``submitting`` again when a retry shows it did not arrive."""
+class _SendMark(PaidCall):
+    """One job's create: the journal says ``sending`` once its request leaves,
+    ``submitting`` again when a retry shows it did not arrive."""
 
     def __init__(self, journal: _Journal, job_id: str) -> None:
+        super().__init__()
         self.journal = journal
         self.job_id = job_id
-        self.sent = False
-        #: The run was cancelled while this create was under way.
-        self.cancelled = False
-        #: Cancelled to drop the create while its request has not left.
-        self.unsent = anyio.CancelScope()
 
     def sending(self) -> None:
         if self.sent:
             return  # a retry of the same call (after a 429 or a connection refused)
-        self.sent = True
+        super().sending()
         row = self.journal.rows[self.job_id]
         self.journal.update(self.job_id, state=BatchJobState.SENDING, attempts=row.attempts + 1)
 
@@ -783,13 +779,11 @@ class _SendMark:
         # 429, a connection that failed before sending): back to submitting, and a
         # cancellation may drop it while it waits to be sent again.
         if self.sent:
-            self.sent = False
             row = self.journal.rows[self.job_id]
             self.journal.update(
                 self.job_id, state=BatchJobState.SUBMITTING, attempts=max(row.attempts - 1, 0)
             )
-        if self.cancelled:
-            self.unsent.cancel()
+        super().not_sent()
 
 
 async def run_batch(
@@ -1110,49 +1104,25 @@ class _Run:
     async def _create(
         self, job: BatchJob, mark: _SendMark
     ) -> tuple[TaskRef | None, MusicAPIError | None]:
-        """The create call; on cancellation it is dropped only if the request has not left.
+        """The create call; on cancellation it is dropped only if the request has not left
+        (see PaidCall). Returns the reference, or the error, or ``(None, None)`` when
+        cancelled before sending."""
 
-        Once the request is on its way its answer is awaited even under cancellation
-        (within the client's timeout): it is the only record of the task's id. Returns the
-        reference, or the error, or ``(None, None)`` when cancelled before sending.
-        """
-        unsent = mark.unsent
-        ref: TaskRef | None = None
-        error: MusicAPIError | None = None
-        unexpected: Exception | None = None
+        def record(ref: TaskRef | None) -> None:
+            if ref is not None:
+                self.journal.update(
+                    job.job_id, state=BatchJobState.CREATED, task=ref.to_json(), error=None
+                )
+            else:
+                self.journal.update(job.job_id, state=BatchJobState.PLANNED)
 
-        async def drop_if_unsent() -> None:
-            try:
-                await anyio.sleep_forever()
-            finally:
-                mark.cancelled = True
-                if not mark.sent:
-                    unsent.cancel()
-
-        async with anyio.create_task_group() as watcher:
-            watcher.start_soon(drop_if_unsent)
-            with anyio.CancelScope(shield=True):
-                token = SEND_WATCH.set(mark)  # the client tells it when the request leaves
-                try:
-                    with unsent:
-                        ref = await self.client.sonic.create(**attrs.asdict(job.create))
-                except MusicAPIError as exc:
-                    error = exc
-                except Exception as exc:  # raised below, not as an exception group
-                    unexpected = exc
-                finally:
-                    SEND_WATCH.reset(token)
-                    watcher.cancel_scope.cancel()
-                # Recorded inside the shield: a cancellation must not lose the task's id.
-                if ref is not None:
-                    self.journal.update(
-                        job.job_id, state=BatchJobState.CREATED, task=ref.to_json(), error=None
-                    )
-                elif error is None and unexpected is None:
-                    self.journal.update(job.job_id, state=BatchJobState.PLANNED)
-        if unexpected is not None:
-            raise unexpected
-        return ref, error
+        try:
+            ref = await mark.run(
+                lambda: self.client.sonic.create(**attrs.asdict(job.create)), record
+            )
+        except MusicAPIError as exc:
+            return None, exc
+        return ref, None
 
     async def _create_failed(self, job: BatchJob, exc: MusicAPIError) -> None:
         journal = self.journal

@@ -44,7 +44,7 @@ import httpx
 from ._constants import API_KEY_ENV
 from ._download import saved_clip_file
 from ._exceptions import MusicAPIError, NotFoundError
-from ._http import SEND_WATCH
+from ._http import PaidCall
 from ._models import Clip, ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress, WaitTimeoutError
 from ._ratelimit import TokenBucket
@@ -595,71 +595,48 @@ async def wait_and_download(
     return outcome
 
 
-class _CreateWatch:
-    """The SendWatch of one create run under Ctrl-C (see create_keeping_its_id)."""
+class _CreateWatch(PaidCall):
+    """A create run under Ctrl-C: what it did, for the progress and the interrupt message."""
 
     def __init__(self, progress: Progress) -> None:
+        super().__init__()
         self.progress = progress
-        self.sent = False
-        self.cancelled = False
-        #: Cancelled to drop the create while its request has not left.
-        self.unsent = anyio.CancelScope()
 
     def sending(self) -> None:
-        self.sent = True
+        super().sending()
         self.progress.create_on_the_wire = True
 
     def not_sent(self) -> None:
-        self.sent = False
         self.progress.create_on_the_wire = False
-        if self.cancelled:
-            self.unsent.cancel()  # interrupted while it waited to be sent again: drop it
+        super().not_sent()
+
+    def interrupted(self) -> None:
+        if self.sent:
+            self.progress.note(
+                "musicapi: waiting for the answer to the create request already sent, "
+                "so its task id is not lost (Ctrl-C again to abandon it)",
+                "yellow",
+            )
 
 
 async def create_keeping_its_id(
     create: Callable[[], Awaitable[TaskRef]], progress: Progress
 ) -> TaskRef:
-    """Run a paid create so that Ctrl-C cannot lose its task: a create still waiting for its
-    request slot is dropped (nothing was sent), one on the wire is let finish (within the
-    client's timeout), since its answer is the only record of the task's id. The caller is
-    cancelled right after, with the id known, so the interrupt message can name the task.
-    """
-    watch = _CreateWatch(progress)
-    ref: TaskRef | None = None
-    failure: BaseException | None = None
+    """Run a paid create so that Ctrl-C cannot lose its task (see PaidCall): the task is
+    followed as soon as its id is known, so the interrupt message that follows names it."""
 
-    async def drop_if_unsent() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            if ref is None and failure is None:  # cancelled: Ctrl-C during the create
-                watch.cancelled = True
-                if not watch.sent:
-                    watch.unsent.cancel()
-                else:
-                    progress.note(
-                        "musicapi: waiting for the answer to the create request already sent, "
-                        "so its task id is not lost (Ctrl-C again to abandon it)",
-                        "yellow",
-                    )
+    def record(ref: TaskRef | None) -> None:
+        # Answered. A second Ctrl-C (KeyboardInterrupt) skips this: the interrupt message
+        # then warns that a task may exist.
+        progress.create_on_the_wire = False
+        if ref is not None:
+            progress.follow(ref.task_id)
 
-    async with anyio.create_task_group() as watcher:
-        watcher.start_soon(drop_if_unsent)
-        with anyio.CancelScope(shield=True):
-            token = SEND_WATCH.set(watch)
-            try:
-                with watch.unsent:
-                    ref = await create()
-            except Exception as exc:  # raised below, not as an exception group
-                failure = exc
-            finally:
-                SEND_WATCH.reset(token)
-                watcher.cancel_scope.cancel()
-            # Answered, or failed with an error that says what is known. A second Ctrl-C
-            # (KeyboardInterrupt) skips this: the interrupt message then warns of the task.
-            progress.create_on_the_wire = False
-    if failure is not None:
-        raise failure
+    try:
+        ref = await _CreateWatch(progress).run(create, record)
+    except Exception:
+        progress.create_on_the_wire = False  # failed with an error that says what is known
+        raise
     if ref is None:
         # Dropped before it was sent, which happens only under cancellation: it goes on here.
         await anyio.lowlevel.checkpoint()
@@ -1135,7 +1112,6 @@ def build_cli() -> click.Group:
 
         async def work(session: Session, progress: Progress) -> None:
             ref = await create_keeping_its_id(lambda: create(session.client), progress)
-            progress.follow(ref.task_id)
             if no_wait:
                 if session.sandbox:
                     progress.note(

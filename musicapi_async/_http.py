@@ -12,9 +12,9 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, Protocol, TypeVar, final
 
 import anyio
 import httpx
@@ -68,6 +68,77 @@ class SendWatch(Protocol):
 
 #: The :class:`SendWatch` of the paid calls made in this context, if any.
 SEND_WATCH: ContextVar[SendWatch | None] = ContextVar("musicapi_send_watch", default=None)
+
+T = TypeVar("T")
+
+
+class PaidCall:
+    """One paid call run so that a cancellation cannot lose what it bought.
+
+    While its request has not left (waiting for the rate limiter, or for a retry after a
+    429), a cancellation drops it: nothing was sent. Once the request is on the wire, it is
+    let finish (within the client's timeout), since its answer is the only record of what
+    was created; the cancellation strikes right after. It is the call's :class:`SendWatch`;
+    a subclass adds what to record at each step (``super()`` first for ``sending``, last
+    for ``not_sent``).
+    """
+
+    def __init__(self) -> None:
+        self.sent = False
+        #: A cancellation arrived while the call was under way.
+        self.cancelled = False
+        self._unsent = anyio.CancelScope()
+
+    def sending(self) -> None:
+        self.sent = True
+
+    def not_sent(self) -> None:
+        self.sent = False
+        if self.cancelled:
+            self._unsent.cancel()  # cancelled while it waited to be sent again: drop it
+
+    def interrupted(self) -> None:
+        """A cancellation arrived while the call was under way (``sent``: it is let finish)."""
+
+    async def run(
+        self, call: Callable[[], Awaitable[T]], record: Callable[[T | None], None]
+    ) -> T | None:
+        """Make the call; ``record`` gets its result (``None``: dropped unsent) before any
+        cancellation can strike. Returns that result; an error of the call is raised as it
+        is, without ``record``. After a drop, the cancellation is raised at the caller's next
+        checkpoint."""
+        result: T | None = None
+        failure: Exception | None = None
+        finished = False
+
+        async def on_cancel() -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                if not finished:
+                    self.cancelled = True
+                    if not self.sent:
+                        self._unsent.cancel()
+                    self.interrupted()
+
+        async with anyio.create_task_group() as watcher:
+            watcher.start_soon(on_cancel)
+            with anyio.CancelScope(shield=True):
+                token = SEND_WATCH.set(self)
+                try:
+                    with self._unsent:
+                        result = await call()
+                except Exception as exc:  # raised below, not as an exception group
+                    failure = exc
+                finally:
+                    finished = True
+                    SEND_WATCH.reset(token)
+                    watcher.cancel_scope.cancel()
+                if failure is None:
+                    record(result)  # inside the shield: a cancellation cannot lose it
+        if failure is not None:
+            raise failure
+        return result
 
 
 @final
