@@ -350,15 +350,21 @@ async def test_a_crash_after_the_result_does_not_poll_the_finished_task_again(
     assert creates_by_prompt(fake) == {"a": 1, "b": 1}
 
 
-async def test_a_crash_mid_download_keeps_the_saved_file_and_fetches_only_the_rest(
-    tmp_path: Path,
-) -> None:
+async def crash_after_the_first_clip(tmp_path: Path) -> tuple[FakeMusicAPI, list[SonicCreate]]:
+    """A one-job batch that dies fetching its second clip, the first one saved."""
     fake = make_fake()
     jobs = jobs_of("a")
     dying = CrashingTransport(
         fake, method="GET", path_part="cdn1.suno.ai", nth=2, after_server=False
     )
     await crash_run(fake, jobs, tmp_path, dying)
+    return fake, jobs
+
+
+async def test_a_crash_mid_download_keeps_the_saved_file_and_fetches_only_the_rest(
+    tmp_path: Path,
+) -> None:
+    fake, jobs = await crash_after_the_first_clip(tmp_path)
     assert journal_states(tmp_path)[derived_id(jobs, 0)] == "done"
     saved = [p for p in listing(tmp_path) if p.suffix == ".wav"]
     assert len(saved) == 1  # the first clip was saved (atomically) before the crash
@@ -373,12 +379,7 @@ async def test_a_crash_mid_download_keeps_the_saved_file_and_fetches_only_the_re
 async def test_only_an_audio_file_named_after_a_clip_counts_as_its_saved_audio(
     tmp_path: Path,
 ) -> None:
-    fake = make_fake()
-    jobs = jobs_of("a")
-    dying = CrashingTransport(
-        fake, method="GET", path_part="cdn1.suno.ai", nth=2, after_server=False
-    )
-    await crash_run(fake, jobs, tmp_path, dying)
+    fake, jobs = await crash_after_the_first_clip(tmp_path)
     (task,) = fake.tasks.values()
     saved = [p for p in listing(tmp_path) if p.suffix == ".wav"]
     unsaved = next(c for c in task.clip_ids if not any(c in p.name for p in saved))
