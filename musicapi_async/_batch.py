@@ -1092,12 +1092,13 @@ class _Run:
         mark = _SendMark(self.journal, job.job_id)
         self.journal.update(job.job_id, state=BatchJobState.SUBMITTING, error=None)
         await self._emit(job.job_id, BatchJobState.SUBMITTING.value)
+        # Cancelled before the request left, it raises that cancellation (the journal says
+        # planned again).
         ref, error = await self._create(job, mark)
         if error is not None:
             await self._create_failed(job, error)
-        elif ref is None:  # cancelled before the request left; the journal says planned
-            await anyio.lowlevel.checkpoint()  # raises that cancellation
         else:
+            assert ref is not None  # no error: the create answered
             await self._emit(job.job_id, BatchJobState.CREATED.value, task_id=ref.task_id)
             self._start(self._follow, job.job_id, ref)
 
@@ -1105,8 +1106,7 @@ class _Run:
         self, job: BatchJob, mark: _SendMark
     ) -> tuple[TaskRef | None, MusicAPIError | None]:
         """The create call; on cancellation it is dropped only if the request has not left
-        (see PaidCall). Returns the reference, or the error, or ``(None, None)`` when
-        cancelled before sending."""
+        (see PaidCall), and the cancellation raised. Returns the reference, or the error."""
 
         def record(ref: TaskRef | None) -> None:
             if ref is not None:

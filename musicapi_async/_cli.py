@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, get_args
 
 import anyio
-import anyio.lowlevel
 import attrs
 import httpx
 
@@ -633,15 +632,10 @@ async def create_keeping_its_id(
             progress.follow(ref.task_id)
 
     try:
-        ref = await _CreateWatch(progress).run(create, record)
+        return await _CreateWatch(progress).run(create, record)
     except Exception:
         progress.create_on_the_wire = False  # failed with an error that says what is known
         raise
-    if ref is None:
-        # Dropped before it was sent, which happens only under cancellation: it goes on here.
-        await anyio.lowlevel.checkpoint()
-        raise RuntimeError("a create was dropped, yet nothing was cancelled")
-    return ref
 
 
 async def _download_task(

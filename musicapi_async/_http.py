@@ -14,9 +14,10 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Final, Protocol, TypeVar, final
+from typing import Any, Final, Protocol, TypeVar, cast, final
 
 import anyio
+import anyio.lowlevel
 import httpx
 from anyio.lowlevel import RunVar
 from attrs import frozen
@@ -57,9 +58,8 @@ PAID_ADVICE = (
 
 class SendWatch(Protocol):
     """Told when a paid call's request leaves, and when an attempt that failed certainly
-    did not reach the server (it is retried): a caller that must keep a paid task's id
-    under cancellation (the command line on Ctrl-C) lets a create on the wire finish and
-    drops one that has not left. Set it with :data:`SEND_WATCH` around the call."""
+    did not reach the server (it is retried), so that a paid task's id survives a
+    cancellation: see :class:`PaidCall`, which sets it with :data:`SEND_WATCH`."""
 
     def sending(self) -> None: ...
 
@@ -100,14 +100,12 @@ class PaidCall:
     def interrupted(self) -> None:
         """A cancellation arrived while the call was under way (``sent``: it is let finish)."""
 
-    async def run(
-        self, call: Callable[[], Awaitable[T]], record: Callable[[T | None], None]
-    ) -> T | None:
+    async def run(self, call: Callable[[], Awaitable[T]], record: Callable[[T | None], None]) -> T:
         """Make the call; ``record`` gets its result (``None``: dropped unsent) before any
         cancellation can strike. Returns that result; an error of the call is raised as it
-        is, without ``record``. After a drop, the cancellation is raised at the caller's next
-        checkpoint."""
+        is, without ``record``; after a drop, the cancellation that dropped it is raised."""
         result: T | None = None
+        answered = False
         failure: Exception | None = None
         finished = False
 
@@ -128,6 +126,7 @@ class PaidCall:
                 try:
                     with self._unsent:
                         result = await call()
+                        answered = True
                 except Exception as exc:  # raised below, not as an exception group
                     failure = exc
                 finally:
@@ -138,7 +137,11 @@ class PaidCall:
                     record(result)  # inside the shield: a cancellation cannot lose it
         if failure is not None:
             raise failure
-        return result
+        if not answered:
+            # Dropped before it was sent, which happens only under cancellation: raise it.
+            await anyio.lowlevel.checkpoint()
+            raise RuntimeError("a paid call was dropped, yet nothing was cancelled")
+        return cast(T, result)  # answered: the call's own value
 
 
 @final
