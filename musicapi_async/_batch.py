@@ -108,6 +108,7 @@ __all__ = [
     "BatchConflictError",
     "BatchEvent",
     "BatchInputError",
+    "BatchJournalError",
     "BatchJob",
     "BatchJobResult",
     "BatchJobState",
@@ -186,6 +187,24 @@ class BatchInputError(ValueError):
 
 class BatchConflictError(ValueError):
     """The output directory's journal belongs to another batch (or another run holds it)."""
+
+
+class BatchJournalError(OSError):
+    """The batch journal could not be written (a full disk, an I/O error): the run stops.
+
+    Every change the journal did record stands, so the same run resumes once the cause is
+    fixed. ``task`` is set when what could not be recorded was a task a create had just
+    made (and paid for): the journal cannot know it, so a rerun reports that job as
+    uncertain and does not create it again; wait for ``task`` yourself
+    (``client.await_task(error.task)``, ``musicapi wait ID -o DIR``).
+    """
+
+    def __init__(self, message: str, *, job_id: str | None = None, task: TaskRef | None = None):
+        super().__init__(message)
+        #: The job whose create made ``task``.
+        self.job_id = job_id
+        #: The task created but not recorded, or None.
+        self.task = task
 
 
 #: Input keys that are not SonicCreate fields.
@@ -668,12 +687,18 @@ class _Journal:
         found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if found is None else str(found[0])
 
+    def _write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        try:
+            self._db.execute(sql, parameters)
+        except sqlite3.Error as exc:  # a full disk, an I/O error, a file gone read-only
+            raise BatchJournalError(f"cannot write the batch journal {self.path}: {exc}") from exc
+
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def insert(self, job: BatchJob, position: int, canonical: str) -> None:
         row = _Row(job.job_id, position, _digest(canonical), BatchJobState.PLANNED)
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO jobs (id, position, fingerprint, request, state, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (row.id, position, row.fingerprint, canonical, row.state.value, _now()),
@@ -681,29 +706,29 @@ class _Journal:
         self.rows[row.id] = row
 
     def update(self, job_id: str, **changes: Any) -> _Row:
-        """Change a job's columns in one committed, synced transaction."""
+        """Change a job's columns in one committed, synced transaction (the row in memory
+        changes only once it is on disk)."""
         row = self.rows[job_id]
-        columns = []
-        values: list[Any] = []
-        for name, value in changes.items():
-            setattr(row, name, value)
-            columns.append(f"{name} = ?")
-            values.append(value.value if isinstance(value, BatchJobState) else value)
-        self._db.execute(
+        columns = [f"{name} = ?" for name in changes]
+        values = [v.value if isinstance(v, BatchJobState) else v for v in changes.values()]
+        self._write(
             f"UPDATE jobs SET {', '.join(columns)}, updated_at = ? WHERE id = ?",
             (*values, _now(), job_id),
         )
+        for name, value in changes.items():
+            setattr(row, name, value)
         return row
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._write("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the error under way says more
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        self._write("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -828,6 +853,9 @@ async def run_batch(
         BatchInputError: a job is invalid or two share an id (nothing was sent).
         BatchConflictError: ``out_dir`` holds another batch's journal, gives one of these
             ids to other content, or another run is using it.
+        BatchJournalError: the journal could not be written (a full disk...); what it
+            recorded stands, so run it again once that is fixed. Its ``task`` names a
+            task that was created but could not be recorded.
 
     >>> jobs = [SonicCreate(mv="sonic-v5", gpt_description_prompt=p) for p in prompts]
     >>> report = await run_batch(client, jobs, "songs/")
@@ -844,12 +872,17 @@ async def run_batch(
         raise
     kwargs = {} if wait_timeout is _TIMEOUT_UNSET else {"timeout": wait_timeout}
     try:
-        await run.go(kwargs)
-    finally:
         try:
-            run.write_results()
-        finally:
-            journal.close()
+            await run.go(kwargs)
+        except BaseException:
+            # The run's own error says more than a results file that cannot be written
+            # (on the same full disk, say): it must not be lost behind that.
+            with contextlib.suppress(OSError):
+                run.write_results()
+            raise
+        run.write_results()
+    finally:
+        journal.close()
     return run.report()
 
 
@@ -1109,12 +1142,22 @@ class _Run:
         (see PaidCall), and the cancellation raised. Returns the reference, or the error."""
 
         def record(ref: TaskRef | None) -> None:
-            if ref is not None:
+            if ref is None:
+                self.journal.update(job.job_id, state=BatchJobState.PLANNED)
+                return
+            try:
                 self.journal.update(
                     job.job_id, state=BatchJobState.CREATED, task=ref.to_json(), error=None
                 )
-            else:
-                self.journal.update(job.job_id, state=BatchJobState.PLANNED)
+            except BatchJournalError as exc:
+                # The task exists and is paid for, and only this error knows it: name it.
+                raise BatchJournalError(
+                    f"{exc}; job {job.job_id!r} created task {ref.task_id}, which the journal "
+                    "could not record: a rerun reports that job as uncertain and does not "
+                    "create it again, so wait for that task yourself",
+                    job_id=job.job_id,
+                    task=ref,
+                ) from exc
 
         try:
             ref = await mark.run(

@@ -1532,7 +1532,13 @@ def build_cli() -> click.Group:
         reached MusicAPI without an answer is reported as uncertain and repeated only with
         --resubmit-uncertain.
         """
-        from ._batch import BatchConflictError, BatchInputError, read_batch_jobs, sent_job_ids
+        from ._batch import (
+            BatchConflictError,
+            BatchInputError,
+            BatchJournalError,
+            read_batch_jobs,
+            sent_job_ids,
+        )
 
         settings = settings_of(ctx)
         # Every option that shapes the run, so that following the hint cannot change it.
@@ -1577,9 +1583,18 @@ def build_cli() -> click.Group:
                 text = re.sub(r" \(read_batch_jobs\([^()]*\)\)", "", str(exc))
                 raise UsageProblem(text) from exc
             except OSError as exc:
+                if isinstance(exc, BatchJournalError):
+                    text = str(exc)  # it names the journal, and any task it could not keep
+                    if exc.task is not None and not session.sandbox:
+                        text += (
+                            f". Get that task's songs with: musicapi wait {exc.task.task_id} "
+                            f"-o {shlex.quote(out_dir)}"
+                        )
+                else:
+                    text = f"could not write in {out_dir}: {exc.strerror or exc}"
                 raise CommandFailed(
-                    f"could not write in {out_dir}: {exc.strerror or exc}; the journal keeps "
-                    f"every job: once that is fixed, resume with: {resume}"
+                    f"{text}; the journal keeps every job it recorded: once that is fixed, "
+                    f"resume with: {resume}"
                 ) from exc
             print_batch(report, as_json=as_json)
             check_batch(report, progress, resume=resume, sandbox=session.sandbox)

@@ -103,7 +103,8 @@ class PaidCall:
     async def run(self, call: Callable[[], Awaitable[T]], record: Callable[[T | None], None]) -> T:
         """Make the call; ``record`` gets its result (``None``: dropped unsent) before any
         cancellation can strike. Returns that result; an error of the call is raised as it
-        is, without ``record``; after a drop, the cancellation that dropped it is raised."""
+        is, without ``record``, and so is an error of ``record``; after a drop, the
+        cancellation that dropped it is raised."""
         result: T | None = None
         answered = False
         failure: Exception | None = None
@@ -134,7 +135,10 @@ class PaidCall:
                     SEND_WATCH.reset(token)
                     watcher.cancel_scope.cancel()
                 if failure is None:
-                    record(result)  # inside the shield: a cancellation cannot lose it
+                    try:
+                        record(result)  # inside the shield: a cancellation cannot lose it
+                    except Exception as exc:  # raised below, as it is, like the call's
+                        failure = exc
         if failure is not None:
             raise failure
         if not answered:

@@ -30,12 +30,14 @@ from musicapi_async._batch import (
     BatchInputError,
     BatchJob,
     BatchJobState,
+    BatchJournalError,
     BatchReport,
     read_batch_jobs,
     run_batch,
     sent_job_ids,
 )
 from musicapi_async.testing import FakeMusicAPI
+from tests._full_disk import full_disk
 
 pytestmark = pytest.mark.anyio
 
@@ -813,6 +815,45 @@ async def test_a_failed_download_leaves_the_job_done_and_a_rerun_only_downloads(
     report = await run(fake, jobs, tmp_path)
     assert_complete(report, fake)
     assert len(fake.requests_to("/sonic/task/*")) == polls
+
+
+async def test_a_created_task_the_journal_cannot_record_is_named_and_not_created_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    connect = sqlite3.connect
+    full_disk(monkeypatch, lambda sql, parameters: "created" in parameters)
+    with pytest.raises(BatchJournalError, match="disk is full") as caught:
+        await run(fake, jobs, tmp_path)
+    (task_id,) = fake.tasks  # the first job's task: made and paid for
+    assert caught.value.task is not None
+    assert caught.value.task.task_id == task_id
+    assert caught.value.job_id == derived_id(jobs, 0)
+    assert task_id in str(caught.value)
+    assert creates_by_prompt(fake) == {"a": 1}  # the run stopped: "b" was not sent
+    assert results(tmp_path)  # results.jsonl was still written (another disk, here)
+    monkeypatch.setattr(sqlite3, "connect", connect)  # the disk has room again
+    assert journal_states(tmp_path)[derived_id(jobs, 0)] == "sending"
+    report = await run(fake, jobs, tmp_path)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}  # "a" was not created again
+    assert [job.state for job in report.jobs] == [S.UNCERTAIN, S.DOWNLOADED]
+
+
+async def test_a_journal_write_that_fails_stops_the_run_and_loses_nothing_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    connect = sqlite3.connect
+    # Full once the first job is done: its downloads cannot be recorded.
+    full_disk(monkeypatch, lambda sql, parameters: "done" in parameters)
+    with pytest.raises(BatchJournalError, match="disk is full") as caught:
+        await run(fake, jobs, tmp_path)
+    assert caught.value.task is None
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)  # every task created once, awaited and saved
 
 
 def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:

@@ -424,6 +424,27 @@ def write_batch(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
+def test_batch_on_a_full_disk_names_the_created_task_and_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicapi_async.testing import use_fake
+    from tests._full_disk import full_disk
+
+    fake, key = fake_and_key(sonic_duration=600.0)
+    batch = write_batch(tmp_path, '{"prompt": "lofi"}', '{"prompt": "surf"}')
+    out = tmp_path / "my songs"
+    full_disk(monkeypatch, lambda sql, parameters: "created" in parameters)
+    with use_fake(fake):
+        result = invoke([*key, "batch", str(batch), "-o", str(out)])
+    assert result.exit_code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    (task_id,) = fake.tasks  # the second job was not sent
+    text = " ".join(result.stderr.split())
+    assert "disk is full" in text
+    assert f"musicapi wait {task_id} -o {shlex.quote(str(out))}" in text
+    assert "resume with: musicapi --rate 100/1 batch" in text
+
+
 def test_batch_saves_every_job_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
     batch = write_batch(
         tmp_path,
