@@ -87,15 +87,17 @@ class PaidCall:
         self.sent = False
         #: A cancellation arrived while the call was under way.
         self.cancelled = False
-        self._unsent = anyio.CancelScope()
+        # Shielded exactly while a request is out: before, a cancellation reaches the call
+        # as it would any other, and the request path checks for one just before sending.
+        self._guard = anyio.CancelScope()
 
     def sending(self) -> None:
         self.sent = True
+        self._guard.shield = True
 
     def not_sent(self) -> None:
         self.sent = False
-        if self.cancelled:
-            self._unsent.cancel()  # cancelled while it waited to be sent again: drop it
+        self._guard.shield = False  # a cancellation now drops it while it waits to be resent
 
     def interrupted(self) -> None:
         """A cancellation arrived while the call was under way (``sent``: it is let finish)."""
@@ -106,45 +108,44 @@ class PaidCall:
         is, without ``record``, and so is an error of ``record``; after a drop, the
         cancellation that dropped it is raised."""
         result: T | None = None
-        answered = False
         failure: Exception | None = None
         finished = False
 
         async def on_cancel() -> None:
+            # Only to tell (``interrupted``): the guard itself decides what a cancellation does.
             try:
                 await anyio.sleep_forever()
             finally:
                 if not finished:
                     self.cancelled = True
-                    if not self.sent:
-                        self._unsent.cancel()
                     self.interrupted()
 
         async with anyio.create_task_group() as watcher:
             watcher.start_soon(on_cancel)
-            with anyio.CancelScope(shield=True):
-                token = SEND_WATCH.set(self)
-                try:
-                    with self._unsent:
-                        result = await call()
-                        answered = True
-                except Exception as exc:  # raised below, not as an exception group
-                    failure = exc
-                finally:
-                    finished = True
-                    SEND_WATCH.reset(token)
-                    watcher.cancel_scope.cancel()
-                if failure is None:
+            token = SEND_WATCH.set(self)
+            try:
+                with self._guard:
                     try:
-                        record(result)  # inside the shield: a cancellation cannot lose it
-                    except Exception as exc:  # raised below, as it is, like the call's
+                        result = await call()
+                    except Exception as exc:  # raised below, not as an exception group
                         failure = exc
+                    else:
+                        try:
+                            record(result)  # still shielded: a cancellation cannot lose it
+                        except Exception as exc:  # raised below, as it is, like the call's
+                            failure = exc
+            except anyio.get_cancelled_exc_class():
+                if not self.sent:
+                    # Cancelled before its request left: dropped. (Sent, the guard shields
+                    # it, and only a forced stop gets through: what it bought is unknown.)
+                    record(None)
+                raise
+            finally:
+                finished = True
+                SEND_WATCH.reset(token)
+                watcher.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        if not answered:
-            # Dropped before it was sent, which happens only under cancellation: raise it.
-            await anyio.lowlevel.checkpoint()
-            raise RuntimeError("a paid call was dropped, yet nothing was cancelled")
         return cast(T, result)  # answered: the call's own value
 
 
@@ -337,6 +338,9 @@ class HTTPCore:
         started = anyio.current_time()
         watch = SEND_WATCH.get() if paid else None
         if watch is not None:
+            # Cancelled while it waited for its slot: drop it here, before anything leaves
+            # (from sending() on, its PaidCall shields it until the answer).
+            await anyio.lowlevel.checkpoint_if_cancelled()
             watch.sending()
         try:
             response = await http.send(request)
