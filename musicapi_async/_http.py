@@ -361,7 +361,7 @@ class HTTPCore:
             ) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # a redirect too: not followed, not a success
             error = status_error(response, method, path)
             if isinstance(error, RateLimitError):
                 if self.limiter is not None:
@@ -495,6 +495,18 @@ _STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
 }
 
 
+def _shown_location(location: str | None) -> str | None:
+    """A redirect's target without its credentials, query or fragment (they may hold
+    secrets), or None."""
+    if not location:
+        return None
+    try:
+        url = httpx.URL(location)
+    except (httpx.InvalidURL, ValueError):
+        return None
+    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 def status_error(response: httpx.Response, method: str, path: str) -> APIStatusError:
     """Translate an error answer into the exception class of its status (README table)."""
     try:
@@ -520,6 +532,12 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
         message += " (buy credits or subscribe on the MusicAPI dashboard)"
     if cls is AuthenticationError:
         message += " (check the API key: MUSICAPI_KEY or MusicAPI(api_key=...))"
+    if 300 <= status < 400:
+        location = _shown_location(response.headers.get("location"))
+        message += (
+            f" (a redirect{f' to {location}' if location else ''}, which the SDK does not "
+            "follow, so nothing was done: check base_url or MUSICAPI_BASE_URL)"
+        )
     if request_id:
         message += f" [request id {request_id}]"
     kwargs: dict[str, Any] = {

@@ -9,6 +9,7 @@ The rules (CONTRACT §15) depend on whether a repeat could spend credits twice:
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -69,7 +70,11 @@ class RetryPolicy:
 
     def backoff(self, retry_index: int, *, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry ``retry_index`` (0-based), jitter applied."""
-        base = min(self.initial_backoff * (2.0**retry_index), self.max_backoff)
+        try:
+            doubled = self.initial_backoff * 2.0**retry_index
+        except OverflowError:  # retry 1024 and later: long past any cap
+            doubled = math.inf
+        base = min(doubled, self.max_backoff)
         return base * (1.0 - self.jitter * rng())
 
     def delay(self, retry_index: int, retry_after: float | None) -> float:

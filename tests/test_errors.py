@@ -132,6 +132,32 @@ async def test_authentication_error_says_where_the_key_comes_from() -> None:
     assert "MUSICAPI_KEY" in str(error)
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_is_an_error_that_names_where_and_says_nothing_was_done(
+    status: int,
+) -> None:
+    """Not a success whose empty body fails to parse ("got null"), and for a create not a
+    "may have been charged": a redirect is not followed, so nothing was done."""
+    from musicapi_async.testing import FakeMusicAPI
+
+    fake = FakeMusicAPI(rate_limit=None)
+    target = "https://user:pw@elsewhere.example/api/v1/sonic/create?token=s3cret#x"
+    fake.inject("/sonic/create", status=status, headers={"location": target}, body="")
+    async with fake.client() as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    error = caught.value
+    assert type(error) is APIStatusError
+    assert error.status_code == status
+    assert not error.task_may_exist
+    assert "https://elsewhere.example/api/v1/sonic/create" in str(error)
+    assert "MUSICAPI_BASE_URL" in str(error)
+    for secret in ("s3cret", "pw@", "token"):
+        assert secret not in str(error)
+    assert len(fake.requests_to("/sonic/create")) == 1  # not retried, not followed
+    assert not fake.tasks
+
+
 # --- envelopes -----------------------------------------------------------------------------
 
 ENVELOPES: list[tuple[str, httpx.Response, str, str | None, object]] = [
