@@ -14,10 +14,12 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import time
 from collections import deque
 from typing import Protocol, final, runtime_checkable
 
 import anyio
+from anyio.lowlevel import RunVar
 from attrs import frozen
 
 from ._constants import (
@@ -119,11 +121,12 @@ class TokenBucket:
     :meth:`on_rate_limited` pauses the bucket for every user (for ``Retry-After``, or one
     interval, at most ``max_pause`` seconds) and widens the margin by ``margin_step``, up to
     ``max_margin``; the extra margin shrinks back after ``recover_after`` grants without a
-    429. A bucket may be reused across event loops (``anyio.run`` calls): when the clock it
-    reads goes back, it starts afresh.
+    429. A bucket may be reused across event loops (``anyio.run`` calls, one per job, say):
+    the spacing and any pause carry over from one to the next.
 
-    Only anyio's clock is used, so the bucket works on asyncio and trio and can be tested
-    in virtual time.
+    Every wait is on anyio's clock, so the bucket works on asyncio and trio and can be
+    tested in virtual time. Two event loops share no clock (trio starts each run's at a
+    random offset): the time between them is read on the system's monotonic clock.
     """
 
     def __init__(
@@ -171,6 +174,9 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated: float | None = None  # anyio time of the last refill; None: not yet
         self._paused_until = -math.inf
+        # time.monotonic() at _updated: how the next event loop's clock is matched to it.
+        self._updated_system = 0.0
+        self._seen_in_run: RunVar[bool] = RunVar("musicapi_async bucket seen in run", False)
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
         self._granted = 0
         self._rate_limited = 0
@@ -189,21 +195,29 @@ class TokenBucket:
         """Seconds between two tokens now: ``per / rate`` plus the current margin."""
         return self.per / self.rate + self.margin + self._extra_margin
 
+    def _now(self) -> float:
+        """anyio's clock, on which the bucket's times are kept. In a new event loop they are
+        first moved onto its clock, by the time that passed between the two loops."""
+        now = anyio.current_time()
+        if not self._seen_in_run.get():
+            self._seen_in_run.set(True)
+            if self._updated is not None:
+                # Read, never waited on: the one clock two event loops share.
+                between = max(0.0, time.monotonic() - self._updated_system)
+                shift = now - between - self._updated
+                self._updated += shift
+                self._paused_until += shift
+        return now
+
     def _refill(self, now: float) -> None:
-        if self._updated is None:
-            self._updated = now
-            return
-        if now < self._updated:
-            # The clock went back: a new event loop (trio starts each run's clock at a random
-            # offset). Times measured on the old clock mean nothing on this one.
-            self._updated = now
-            self._paused_until = -math.inf
-            return
-        if now > self._updated:
+        if self._updated is not None and now <= self._updated:
+            return  # no time passed (anyio's clock never goes back within a loop)
+        if self._updated is not None:
             self._tokens = min(
                 float(self.burst), self._tokens + (now - self._updated) / self.interval
             )
-            self._updated = now
+        self._updated = now
+        self._updated_system = time.monotonic()
 
     def _wait_time(self, now: float) -> float:
         """Seconds until a token may be granted (0: now)."""
@@ -257,7 +271,7 @@ class TokenBucket:
         try:
             while True:
                 if self._head() is waiter:
-                    delay = self._wait_time(anyio.current_time())
+                    delay = self._wait_time(self._now())
                     if delay == 0.0:
                         self._queues[priority].popleft()
                         self._take()
@@ -279,7 +293,7 @@ class TokenBucket:
     def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
         """Take a token now, or raise ``anyio.WouldBlock`` (nothing is taken then)."""
         priority = Priority(priority)
-        if self._ahead_of(priority) or self._wait_time(anyio.current_time()) > 0.0:
+        if self._ahead_of(priority) or self._wait_time(self._now()) > 0.0:
             raise anyio.WouldBlock
         self._take()
         # The next waiter (e.g. a background poll we overtook) must re-time its sleep.
@@ -292,7 +306,7 @@ class TokenBucket:
         not say; at most ``max_pause``), and the safety margin grows by ``margin_step`` until
         ``recover_after`` clean grants pass.
         """
-        now = anyio.current_time()
+        now = self._now()
         self._rate_limited += 1
         self._extra_margin = min(
             self._extra_margin + self.margin_step, self.max_margin - self.margin
@@ -314,7 +328,7 @@ class TokenBucket:
 
     def statistics(self) -> BucketStatistics:
         """Tokens, waiters per priority, slots granted, and time lost to 429s."""
-        now = anyio.current_time()
+        now = self._now()
         self._refill(now)
         return BucketStatistics(
             tokens=max(0.0, self._tokens) if now >= self._paused_until else 0.0,

@@ -781,3 +781,46 @@ def test_a_boolean_rate_or_per_is_refused() -> None:
         TokenBucket(rate=True)
     with pytest.raises(ValueError, match="per"):
         TokenBucket(per=True)
+
+
+# --- one bucket, several event loops ---------------------------------------------------------
+
+
+def run_on_clock(offset: float, job: Any) -> Any:
+    """``job()`` in a new trio run whose clock reads ``offset`` at its start (trio starts
+    each run's clock at a random offset), in virtual time."""
+    clock = MockClock(autojump_threshold=0)
+    clock.jump(offset)
+    return trio.run(job, clock=clock)
+
+
+@pytest.mark.parametrize("offset", [100_000.0, 0.0], ids=["clock ahead", "clock behind"])
+def test_the_spacing_holds_from_one_event_loop_to_the_next(offset: float) -> None:
+    """A module-level bucket used by one ``anyio.run`` per job: the next run's clock has
+    nothing to do with the last one's, and the next request must still wait its turn."""
+    bucket = TokenBucket()
+
+    async def one_request() -> float:
+        started = trio.current_time()
+        await bucket.acquire()
+        return trio.current_time() - started
+
+    assert run_on_clock(50_000.0, one_request) == 0.0
+    waited = run_on_clock(offset, one_request)  # (virtually) at once after the first
+    assert bucket.interval - 2.0 <= waited <= bucket.interval  # less the real time between
+
+
+def test_a_429_pause_holds_in_the_next_event_loop() -> None:
+    bucket = TokenBucket()
+
+    async def rate_limited() -> None:
+        await bucket.acquire()
+        bucket.on_rate_limited(60.0)
+
+    async def one_request() -> float:
+        started = trio.current_time()
+        await bucket.acquire()
+        return trio.current_time() - started
+
+    run_on_clock(50_000.0, rate_limited)
+    assert 58.0 <= run_on_clock(100_000.0, one_request) <= 60.0 + bucket.margin
