@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from musicapi_async import MusicAPI, TaskRef
+from musicapi_async import BucketStatistics, MusicAPI, Priority, TaskRef, TokenBucket
 from musicapi_async._http import PaidCall
 from musicapi_async.testing import FakeMusicAPI
 
@@ -40,21 +41,37 @@ async def test_a_call_cancelled_before_it_starts_is_dropped_unsent() -> None:
     assert creates(fake) == 0
 
 
-async def test_a_call_cancelled_while_it_waits_for_its_slot_is_dropped_unsent() -> None:
-    """The cancellation lands while the call is parked at the rate limiter's checkpoint (it
-    got its token at once): the request must not leave after it."""
+class CancelsAtTheGrant:
+    """A limiter whose grant is where the caller's cancellation lands: at the yield of a
+    slot granted at once (the moment a shielded call could miss it)."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self._bucket = TokenBucket(rate=100, per=1.0)
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        self.scope.cancel()
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        self._bucket.acquire_nowait(priority)
+
+    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
+        self._bucket.acquire_nowait(priority)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        self._bucket.on_rate_limited(retry_after)
+
+    def statistics(self) -> BucketStatistics:
+        return self._bucket.statistics()
+
+
+async def test_a_call_cancelled_while_it_gets_its_slot_is_dropped_unsent() -> None:
     fake = FakeMusicAPI(rate_limit=None)
+    limiter = CancelsAtTheGrant()
     recorded: list[TaskRef | None] = []
-    async with fake.client() as client:
-        with anyio.CancelScope() as scope:
-
-            async def cancel() -> None:  # runs at the call's first yield
-                scope.cancel()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(cancel)
-                await PaidCall().run(create(client), recorded.append)
-    assert scope.cancelled_caught
+    async with fake.client(limiter=limiter) as client:
+        with limiter.scope:
+            await PaidCall().run(create(client), recorded.append)
+    assert limiter.scope.cancelled_caught
     assert recorded == [None]
     assert creates(fake) == 0
 
