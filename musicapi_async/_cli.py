@@ -688,15 +688,12 @@ def print_outcome(
     """Results on stdout: saved paths (or audio URLs), or JSON."""
     if settings.json:
         payload: dict[str, Any] = {"tasks": [task_json(t, outcome.paths) for t in outcome.tasks]}
-        if outcome.errors:
-            # What could not be awaited or saved, by task: a script must see every paid id.
-            payload["errors"] = [
-                {"task_id": ref.task_id, "error": _error_text(exc, ref.task_id, resume)}
-                for task_id, exc in outcome.errors.items()
-                for ref in (
-                    exc.pending if isinstance(exc, WaitTimeoutError) else [TaskRef(task_id)]
-                )
-            ]
+        # What could not be awaited or saved, by task: a script must see every paid id.
+        payload["errors"] = [
+            {"task_id": ref.task_id, "error": _error_text(exc, ref.task_id, resume)}
+            for task_id, exc in outcome.errors.items()
+            for ref in (exc.pending if isinstance(exc, WaitTimeoutError) else [TaskRef(task_id)])
+        ]
         print(json.dumps(payload))
         return
     for task in outcome.tasks:
@@ -1475,7 +1472,8 @@ def build_cli() -> click.Group:
                     # ValueError: a source the SDK refuses (a malformed URL, a blank id).
                     errors[source] = exc
             if settings.json:
-                print(json.dumps({"paths": [str(p) for p in paths]}))
+                failed = [{"source": s, "error": str(exc)} for s, exc in errors.items()]
+                print(json.dumps({"paths": [str(p) for p in paths], "errors": failed}))
             else:
                 for path in paths:
                     print(path)

@@ -35,6 +35,10 @@ from musicapi_async.testing import FakeMusicAPI, FakeTask, Fault, NotReadyStyle,
 
 pytestmark = pytest.mark.anyio
 
+#: ``expected_durations`` of a client that does not know the fake's durations (as against the
+#: real API): ``fake.client()`` would take them from the fake, and poll when they end.
+REAL_PRIOR: dict[str, float] = {}
+
 STYLES: list[NotReadyStyle] = ["202", "200"]
 #: The default bucket's safety margin and interval (1 request / 3 s plus the margin).
 MARGIN = TokenBucket().margin
@@ -459,7 +463,7 @@ async def test_cancelling_a_waiter_stops_polling_its_tasks_unless_another_awaits
 async def test_breaking_out_of_as_completed_stops_polling_the_rest() -> None:
     fake = FakeMusicAPI(sonic_duration=300.0)
     fake.plan(duration=100.0)
-    async with fake.client() as client:
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
         fast, *slow = await create(client, 3)
         async for task in client.as_completed([fast, *slow]):
             first = task
@@ -489,7 +493,7 @@ async def test_leaving_an_as_completed_block_early_stops_polling_the_rest() -> N
 
 async def test_closing_an_as_completed_stream_stops_polling_its_tasks() -> None:
     fake = FakeMusicAPI(sonic_duration=300.0)
-    async with fake.client() as client:
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
         refs = await create(client, 2)
         stream = client.as_completed(refs)
         await anyio.sleep(100)
@@ -532,7 +536,7 @@ async def test_await_task_outside_async_with_raises_runtime_error_saying_so() ->
 
 async def test_nothing_keeps_polling_after_the_async_with_block_exits() -> None:
     fake = FakeMusicAPI(sonic_duration=400.0)
-    async with fake.client() as client:
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
         refs = await create(client, 3)
         stream = client.as_completed(refs)  # left open: the block's exit must end it
         await anyio.sleep(120)
@@ -555,7 +559,7 @@ async def test_a_waiter_still_waiting_when_the_client_closes_gets_runtime_error(
             errors.append(exc)
 
     async with anyio.create_task_group() as tg:
-        async with fake.client() as client:
+        async with fake.client(expected_durations=REAL_PRIOR) as client:
             (ref,) = await create(client)
             tg.start_soon(waiter, client, ref)
             await anyio.sleep(100)
@@ -688,7 +692,7 @@ async def test_a_429_on_a_poll_pauses_the_shared_bucket_and_the_wait_goes_on() -
 async def test_progress_reports_each_state_change_with_the_time_since_submit() -> None:
     fake = FakeMusicAPI(not_ready_style="200", sonic_duration=400.0)
     events: list[TaskProgress] = []
-    async with fake.client() as client:
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
         (ref,) = await create(client)
         task = await client.await_task(ref, on_progress=events.append)
     assert [e.state for e in events] == [
@@ -732,7 +736,7 @@ async def test_an_async_progress_callback_is_awaited() -> None:
         await anyio.sleep(1)
         seen.append(event.state)
 
-    async with fake.client() as client:
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
         (ref,) = await create(client)
         await client.await_task(ref, on_progress=on_progress)
         await anyio.sleep(2)
@@ -827,7 +831,7 @@ async def test_a_raising_progress_callback_does_not_break_the_wait(
         raise ValueError("async boom")
 
     with caplog.at_level(logging.ERROR, logger="musicapi_async"):
-        async with fake.client() as client:
+        async with fake.client(expected_durations=REAL_PRIOR) as client:
             first, second = await create(client, 2)
             assert (await client.await_task(first, on_progress=sync_boom)).succeeded
             assert (await client.await_task(second, on_progress=async_boom)).succeeded
@@ -869,7 +873,7 @@ async def test_a_task_is_looked_at_before_a_short_deadline_whatever_the_model_sa
     """The prior expects Sonic tasks of minutes: a 2-s task awaited with ``timeout=30``
     would otherwise time out without a single poll."""
     fake = FakeMusicAPI(sonic_duration=2.0)
-    async with fake.client() as client:
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
         (ref,) = await create(client)
         task = await client.await_task(ref, timeout=30)
     assert task.succeeded

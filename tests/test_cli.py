@@ -104,7 +104,9 @@ def test_custom_mode_sends_the_lyrics_file(tmp_path: Path) -> None:
         ]
     )
     assert result.exit_code == 0, result.stderr
-    [task] = json.loads(result.stdout)["tasks"]
+    payload = json.loads(result.stdout)
+    assert payload["errors"] == []  # always there: a script need not check for the key
+    [task] = payload["tasks"]
     assert {clip["title"] for clip in task["clips"]} == {"Three Seconds"}
     assert {clip["tags"] for clip in task["clips"]} == {"indie pop"}
     assert len(list((tmp_path / "out").glob("Three Seconds - *.wav"))) == 2
@@ -936,6 +938,25 @@ def test_download_reports_a_malformed_source_and_still_prints_the_good_files(
     )
     assert "http://[::1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_download_json_lists_the_saved_paths_and_every_source_it_could_not_save(
+    tmp_path: Path,
+) -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    with use_fake(fake):
+        made = invoke([*key, "generate", "x", "--no-wait"])
+        good = made.stdout.strip()
+        result = invoke([*key, "--json", "download", good, "no-such-task", "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.stderr
+    payload = json.loads(result.stdout)
+    assert sorted(Path(p) for p in payload["paths"]) == sorted(tmp_path.glob("*.wav"))
+    assert len(payload["paths"]) == 2
+    [error] = payload["errors"]
+    assert error["source"] == "no-such-task"
+    assert "404" in error["error"]
 
 
 def test_ctrl_c_during_the_downloads_names_the_task_to_resume(

@@ -1255,3 +1255,45 @@ async def test_docstring_examples_run(example: str) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(example, "<docstring example>", "exec"), namespace)
     await namespace["main"]()
+
+
+# --- fake.client() ------------------------------------------------------------------------
+
+
+async def test_the_fakes_client_expects_the_fakes_durations_and_polls_when_they_end() -> None:
+    """Not when a real Sonic task would end (about 70 s in): a 5-s fake task is seen at once."""
+    fake = FakeMusicAPI(sonic_duration=5.0, producer_duration=8.0)
+    async with fake.client() as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        created = anyio.current_time()
+        await client.await_task(ref)
+        assert anyio.current_time() - created < 15.0
+        ref = await client.producer.create(sound="lofi")
+        created = anyio.current_time()
+        await client.await_task(ref)
+        assert anyio.current_time() - created < 20.0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"sonic_duration": lambda task: 5.0}, {"sonic_duration": 0.0}],
+    ids=["drawn per task", "at once"],
+)
+async def test_the_fakes_client_keeps_the_default_prior_without_one_positive_duration(
+    options: dict[str, Any],
+) -> None:
+    fake = FakeMusicAPI(**options)
+    async with fake.client() as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await client.await_task(ref)
+    created = fake.requests_to("/sonic/create")[0].time
+    assert fake.requests_to(f"/sonic/task/{ref.task_id}")[0].time - created > 60.0
+
+
+async def test_expected_durations_given_to_the_fakes_client_win() -> None:
+    fake = FakeMusicAPI(sonic_duration=5.0)
+    async with fake.client(expected_durations={}) as client:  # the default prior
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await client.await_task(ref)
+    created = fake.requests_to("/sonic/create")[0].time
+    assert fake.requests_to(f"/sonic/task/{ref.task_id}")[0].time - created > 60.0

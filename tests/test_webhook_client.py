@@ -55,7 +55,10 @@ def make_fake(duration: float = 90.0) -> FakeMusicAPI:
 
 
 def hooked(fake: FakeMusicAPI, **kwargs: Any) -> MusicAPI:
-    return fake.client(**{"webhook_url": HOOK, "webhook_secret": SECRET, **kwargs})
+    """A client with the webhook, and the default prior of durations (the fallback polls'
+    timing follows it), not the fake's durations that ``fake.client()`` would take."""
+    options = {"webhook_url": HOOK, "webhook_secret": SECRET, "expected_durations": {}}
+    return fake.client(**{**options, **kwargs})
 
 
 def body_of(

@@ -650,7 +650,10 @@ class FakeMusicAPI:
         """A ``musicapi_async.MusicAPI`` wired to this fake (key: ``default_key``).
 
         ``kwargs`` go to the constructor; ``base_url`` and ``http_client`` are filled in
-        unless given. Close it as usual (``async with fake.client() as api: ...``).
+        unless given, and so is ``expected_durations`` from the fake's fixed durations
+        (``sonic_duration=5.0``: the client's first poll comes at about 5 s, not when a
+        real Sonic task would end). Close it as usual
+        (``async with fake.client() as api: ...``).
         """
         from musicapi_async import MusicAPI  # lazy: the fake must not need the SDK
 
@@ -658,6 +661,19 @@ class FakeMusicAPI:
         if key is None:
             raise ValueError("this fake has no default key: pass api_key=")
         kwargs.setdefault("base_url", self.base_url)
+        if "expected_durations" not in kwargs:
+            fixed = {
+                family: float(duration)
+                for family, duration in (
+                    ("sonic", self.sonic_duration),
+                    ("producer", self.producer_duration),
+                    ("nuro", self.nuro_duration),
+                )
+                if isinstance(duration, (int, float))
+                and not isinstance(duration, bool)
+                and duration > 0
+            }
+            kwargs["expected_durations"] = fixed
         if "http_client" not in kwargs:
             kwargs["http_client"] = httpx.AsyncClient(transport=self.transport())
         return MusicAPI(api_key=key, **kwargs)
