@@ -299,8 +299,31 @@ def _uniform_cdf(t: float, low: float, high: float) -> float:
     return (t - low) / (high - low)
 
 
-#: Progress states that tell how far a task has come; a later one says more.
-_STAGES = (ProgressState.RUNNING, ProgressState.STREAMING)
+class _Stage(str, enum.Enum):
+    """How far a running task has come, as the per-stage duration models know it."""
+
+    RUNNING = "running"
+    STREAMING = "streaming"
+    #: Some clips are finished, not all (a task's clips end at different times).
+    PARTLY_DONE = "partly done"
+
+
+#: The stages, in order: a later one says more.
+_STAGES = tuple(_Stage)
+
+
+def _stage(task: Task) -> _Stage | None:
+    """The furthest stage a snapshot of a running task shows, if any."""
+    if task.is_terminal:
+        return None
+    if any(clip.state.is_terminal for clip in task.clips):
+        return _Stage.PARTLY_DONE
+    state = progress_state(task)
+    if state is ProgressState.STREAMING:
+        return _Stage.STREAMING
+    return _Stage.RUNNING if state is ProgressState.RUNNING else None
+
+
 #: Observations a model needs before the scheduler trusts it over a coarser one.
 _MIN_SAMPLES = 3
 
@@ -308,9 +331,10 @@ _MIN_SAMPLES = 3
 class _Learner:
     """Duration models per (family, model), falling back to the family's.
 
-    Besides whole durations it learns, per progress stage (running, streaming), how long
-    tasks took to finish after they were first seen in that stage: where the server reports
-    stages (the "200" style), a task seen streaming is judged by that, far more precisely.
+    Besides whole durations it learns, per stage (running, streaming, partly done: some
+    clips finished, not all), how long tasks took to finish after they were first seen in
+    that stage: where the server reports stages (the "200" style), a task seen streaming, or
+    with a clip already done, is judged by that, far more precisely.
     """
 
     def __init__(self, expected: Mapping[str, float]) -> None:
@@ -318,12 +342,10 @@ class _Learner:
             family: expected.get(family.value, EXPECTED_DURATION[family.value])
             for family in TaskFamily
         }
-        self._models: dict[tuple[TaskFamily, str | None, ProgressState | None], DurationModel]
+        self._models: dict[tuple[TaskFamily, str | None, _Stage | None], DurationModel]
         self._models = {}
 
-    def _get(
-        self, family: TaskFamily, model: str | None, stage: ProgressState | None
-    ) -> DurationModel:
+    def _get(self, family: TaskFamily, model: str | None, stage: _Stage | None) -> DurationModel:
         key = (family, model, stage)
         if key not in self._models:
             # Prior of a stage's remaining time: a quarter to all of the expected duration.
@@ -332,7 +354,7 @@ class _Learner:
         return self._models[key]
 
     def model(
-        self, family: TaskFamily, model: str | None, stage: ProgressState | None = None
+        self, family: TaskFamily, model: str | None, stage: _Stage | None = None
     ) -> DurationModel | None:
         """The most specific model with enough observations (None: no stage model yet)."""
         for key in ((family, model, stage), (family, None, stage)):
@@ -348,7 +370,7 @@ class _Learner:
         low: float,
         high: float,
         running: Iterable[tuple[str | None, float]],
-        stage: ProgressState | None = None,
+        stage: _Stage | None = None,
     ) -> None:
         """A task finished between ``low`` and ``high`` seconds (of age, or since it was
         first seen in ``stage``); ``running``: (model, same measure at its last poll) of the
@@ -415,7 +437,7 @@ class _Tracked:
         self.last_running_age = 0.0
         self.last_state: ProgressState | None = None
         #: Age (s) at which each progress stage was first seen.
-        self.stage_seen: dict[ProgressState, float] = {}
+        self.stage_seen: dict[_Stage, float] = {}
         self.failures = 0
         #: Answers in a row that could not be read (see UNREADABLE_POLLS).
         self.unreadable = 0
@@ -951,8 +973,9 @@ class Scheduler:
         """What a poll or a delivery showed of a task at ``age``: the stage it reached (for
         the per-stage duration models) and, if it is news, a progress report."""
         state = progress_state(task)
-        if state in _STAGES and state not in tracked.stage_seen:
-            tracked.stage_seen[state] = age
+        stage = _stage(task)
+        if stage is not None and stage not in tracked.stage_seen:
+            tracked.stage_seen[stage] = age
         if _moves_on(tracked.last_state, state):
             tracked.last_state = state
             self._report(tracked, task, now)

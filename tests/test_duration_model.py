@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from musicapi_async import TaskFamily
-from musicapi_async._poller import DurationModel, ProgressState, _Learner
+from musicapi_async import Task, TaskFamily, TaskRef
+from musicapi_async._poller import DurationModel, _Learner, _Stage, _stage
+from musicapi_async._serde import parse_task
 
 
 def observed(seed: int, n: int, *, gap: float) -> DurationModel:
@@ -72,14 +73,14 @@ def test_tasks_still_running_keep_the_estimate_from_being_biased_short() -> None
 def test_a_stage_model_is_used_only_once_it_has_enough_observations() -> None:
     learner = _Learner({})
     family = TaskFamily.SONIC
-    assert learner.model(family, "sonic-v5", ProgressState.STREAMING) is None
+    assert learner.model(family, "sonic-v5", _Stage.STREAMING) is None
     for _ in range(3):
-        learner.record(family, "sonic-v5", 20.0, 30.0, [], ProgressState.STREAMING)
-    staged = learner.model(family, "sonic-v5", ProgressState.STREAMING)
+        learner.record(family, "sonic-v5", 20.0, 30.0, [], _Stage.STREAMING)
+    staged = learner.model(family, "sonic-v5", _Stage.STREAMING)
     assert staged is not None
     assert staged.cdf(30.0) > 0.7
     # Another model of the family falls back to the family's stage model.
-    assert learner.model(family, "sonic-v4", ProgressState.STREAMING) is not None
+    assert learner.model(family, "sonic-v4", _Stage.STREAMING) is not None
     # The whole-duration model always exists (the prior until observations come).
     assert learner.model(family, "other") is not None
 
@@ -93,3 +94,45 @@ def test_the_seen_quantile_reads_the_observations_not_the_prior() -> None:
     assert model.seen_quantile(0.5) == 50.0
     assert model.seen_quantile(1.0) == 100.0
     assert model.seen_quantile(0.0) == 1.0
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+def snapshot(*states: str) -> Task:
+    """A Sonic snapshot whose clips are in ``states`` ("200" style)."""
+    clips = [{"clip_id": f"c{i}", "state": state} for i, state in enumerate(states)]
+    return parse_task(TaskRef("t"), 200, {"code": 200, "data": clips, "message": "success"})
+
+
+@pytest.mark.parametrize(
+    ("states", "stage"),
+    [
+        (("pending", "pending"), None),
+        (("running", "pending"), _Stage.RUNNING),
+        (("streaming", "running"), _Stage.STREAMING),
+        (("succeeded", "streaming"), _Stage.PARTLY_DONE),  # clips end at different times
+        (("failed", "running"), _Stage.PARTLY_DONE),
+        (("succeeded", "succeeded"), None),  # finished: no stage to learn from
+    ],
+)
+def test_the_stage_of_a_snapshot_is_the_furthest_it_shows(
+    states: tuple[str, ...], stage: _Stage | None
+) -> None:
+    assert _stage(snapshot(*states)) is stage
+
+
+def test_a_task_seen_partly_done_is_judged_by_how_soon_such_tasks_finished() -> None:
+    """Tasks took 10 s from their first finished clip to their last: one seen partly done
+    20 s ago is almost surely done, whatever the whole durations or streaming say."""
+    learner = _Learner({})
+    family = TaskFamily.SONIC
+    for _ in range(5):
+        learner.record(family, "sonic-v5", 0.0, 10.0, [], _Stage.PARTLY_DONE)
+        learner.record(family, "sonic-v5", 30.0, 150.0, [], _Stage.STREAMING)
+    partly = learner.model(family, "sonic-v5", _Stage.PARTLY_DONE)
+    streaming = learner.model(family, "sonic-v5", _Stage.STREAMING)
+    assert partly is not None
+    assert streaming is not None
+    assert partly.finished_since(0.0, 20.0) > 0.8  # the prior counts as one more task
+    assert streaming.finished_since(0.0, 20.0) < 0.2

@@ -145,3 +145,17 @@ def test_expected_durations_are_checked_before_anything_opens() -> None:
         MusicAPI("k", expected_durations={"suno": 10.0})
     with pytest.raises(ValueError, match="seconds > 0"):
         MusicAPI("k", expected_durations={"sonic": 0.0})
+
+
+async def test_a_clip_finished_before_the_others_teaches_how_soon_the_task_ends() -> None:
+    """In the "200" style a task's clips end at different times: once a poll saw one done,
+    the scheduler learns how long the rest took (a far sharper guess than the whole
+    duration), so that the next task seen partly done is looked at again soon."""
+    fake = FakeMusicAPI(not_ready_style="200", rate_limit=None, clip_spread=40.0)
+    fake.plan(duration=100.0)
+    async with fake.client(expected_durations={}) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await client.await_task(ref)
+        learned = client._scheduler.statistics()["learned"]
+    # Its first clip ended at 60 s; the first poll (about 69 s) saw it partly done.
+    assert learned.get("sonic:None:partly done") == 1
