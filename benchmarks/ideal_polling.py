@@ -15,6 +15,13 @@ with the highest index:
   exactly as good as waiting, from each task's own optimal polling plan;
 * ``clairvoyant``: the bound, which knows every duration and polls each task once, done.
 
+With ``--stages`` the pollers also read what a vain poll shows in the fake's "200" style
+(clips pending, running or streaming, each from a fixed fraction of its own time; the first
+clip ends ``clip_spread`` seconds before the last), **knowing exactly** how those stages
+follow from the duration: each vain poll narrows the interval the duration can lie in, and
+the chance and lag come from that interval (the Whittle index, planned for the bare
+distribution, is left out there). It bounds what reading stages could bring any SDK.
+
 Below the table, a *fluid bound* on the lag of any polling policy that does not know the
 durations: every task polled on its own optimal plan, the budget spent only on average, and
 no two tasks ever wanting the same slot. The distance from it to the indexes is the price of
@@ -24,6 +31,7 @@ sharing one request at a time.
     python benchmarks/ideal_polling.py --rate 3 --seeds 10
     python benchmarks/ideal_polling.py --batch 50       # 50 tasks at once: the makespan
     python benchmarks/ideal_polling.py --batch 50 --seeds 100   # ...and how often within 5 %
+    python benchmarks/ideal_polling.py --stages         # reading the "200" style's stages
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from musicapi_async.testing import _defaults as fake_defaults
+
 LOW, HIGH = 60.0, 180.0
 HOURS = 3.0
 #: The issue's batch target: a makespan at most this times the clairvoyant bound's.
@@ -43,18 +53,47 @@ BATCH_TARGET = 1.05
 #: Seconds the simulation looks again when no task is worth a poll.
 STEP = 0.25
 
-#: index(chance since last poll, age now, age at last poll) -> priority
-Index = Callable[[float, float, float], float]
+#: index(chance it finished since its last poll, lag it would have accrued by now if it
+#: did, age now, age at last poll) -> priority
+Index = Callable[[float, float, float, float], float]
+
+
+def stage_bounds(age: float, duration: float) -> tuple[float, float]:
+    """The durations consistent with what a "200"-style poll at ``age`` shows of a task still
+    running that lasts ``duration``: each clip's state (pending before PHASE_RUNNING of its
+    own time, running before PHASE_STREAMING, then streaming, then done) says on which side
+    of a threshold the duration lies. Nothing is shown during the first not-ready seconds."""
+    low, high = LOW, HIGH
+    if age < fake_defaults.DEFAULT_INITIAL_NOT_READY:
+        return low, high
+    for early in (fake_defaults.DEFAULT_CLIP_SPREAD, 0.0):  # the first clip, then the last
+        for fraction in (fake_defaults.PHASE_RUNNING, fake_defaults.PHASE_STREAMING, 1.0):
+            # This clip has passed ``fraction`` of its time iff age >= fraction * (d - early).
+            threshold = age / fraction + early
+            if duration > threshold:
+                low = max(low, threshold)
+            else:
+                high = min(high, threshold)
+    return low, high
 
 
 def cdf(age: float) -> float:
     return min(1.0, max(0.0, (age - LOW) / (HIGH - LOW)))
 
 
-def accrued_lag(age: float, last: float) -> float:
-    """Expected lag by now of a task that finished between ``last`` and ``age``."""
-    start, end = max(last, LOW), min(age, HIGH)
+def accrued_lag(age: float, last: float, low: float = LOW, high: float = HIGH) -> float:
+    """Expected lag by now of a task that finished between ``last`` and ``age`` (its
+    duration uniform on ``low``-``high``)."""
+    start, end = max(last, low), min(age, high)
     return age - (start + end) / 2 if end > start else 0.0
+
+
+def chance_since(age: float, last: float, low: float = LOW, high: float = HIGH) -> float:
+    """P(finished by ``age`` | running at ``last``), the duration uniform on ``low``-``high``."""
+    start = max(last, low)
+    if age <= start:
+        return 0.0
+    return 1.0 if age >= high or high <= start else (age - start) / (high - start)
 
 
 def cdf_integral(age: float) -> float:
@@ -142,13 +181,13 @@ def fluid_bound(polls_per_task: float) -> float:
 
 
 INDEXES: dict[str, Index] = {
-    "greedy": lambda chance, age, last: chance,
-    "chance x lag": lambda chance, age, last: chance * accrued_lag(age, last),
-    "chance x lag / (1.1 - chance)": (
-        lambda chance, age, last: chance * accrued_lag(age, last) / (1.1 - chance)
-    ),
-    "whittle": whittle,
+    "greedy": lambda chance, lag, age, last: chance,
+    "chance x lag": lambda chance, lag, age, last: chance * lag,
+    "chance x lag / (1.1 - chance)": lambda chance, lag, age, last: chance * lag / (1.1 - chance),
+    "whittle": lambda chance, lag, age, last: whittle(chance, age, last),
 }
+#: Indexes that can use a narrower interval than LOW-HIGH (``--stages``).
+STAGE_INDEXES: tuple[str, ...] = ("greedy", "chance x lag", "chance x lag / (1.1 - chance)")
 
 
 @dataclass
@@ -181,12 +220,19 @@ def batch(seed: int, size: int) -> tuple[list[float], list[float]]:
 
 
 def simulate(
-    index: Index | None, *, arrivals: list[float], durations: list[float], interval: float
+    index: Index | None,
+    *,
+    arrivals: list[float],
+    durations: list[float],
+    interval: float,
+    stages: bool = False,
 ) -> Figures:
     """One workload; ``index=None`` is the clairvoyant bound (polls a task only once done,
-    the earliest finished first)."""
+    the earliest finished first). ``stages``: a vain poll narrows the task's interval of
+    durations by what its clips show (:func:`stage_bounds`)."""
     queued: list[int] = []
-    running: dict[int, tuple[float, float]] = {}  # job -> (created, age at last poll)
+    # job -> (created, age at last poll, the interval its duration lies in)
+    running: dict[int, tuple[float, float, float, float]] = {}
     lags: list[float] = []
     waits: list[float] = []
     last_seen = 0.0
@@ -199,34 +245,39 @@ def simulate(
         if queued:  # a create goes first
             job = queued.pop(0)
             waits.append(now - arrivals[job])
-            running[job] = (now, 0.0)
+            running[job] = (now, 0.0, LOW, HIGH)
             requests += 1
             token_at = now + interval
             continue
         best, best_priority = None, 0.0
-        for job, (created, last) in running.items():
+        for job, (created, last, low, high) in running.items():
             age = now - created
             if index is None:  # it knows: only a finished task, the longest finished first
                 chance = 1.0 if age >= durations[job] else 0.0
                 priority = age - durations[job]
             else:
-                chance = 1.0 if cdf(last) >= 1 else (cdf(age) - cdf(last)) / (1 - cdf(last))
-                priority = index(chance, age, last) if chance > 0 else 0.0
+                chance = chance_since(age, last, low, high)
+                lag = accrued_lag(age, last, low, high)
+                priority = index(chance, lag, age, last) if chance > 0 else 0.0
             if chance > 0 and (best is None or priority > best_priority):
                 best, best_priority = job, priority
         if best is None:  # nothing worth a poll: the token waits for a create or a candidate
             coming = arrivals[next_arrival] if next_arrival < len(arrivals) else float("inf")
             now = min(coming, now + STEP)
             continue
-        created, _ = running[best]
+        created, _, low, high = running[best]
         requests += 1
         token_at = now + interval
-        if now - created >= durations[best]:
-            lags.append(now - created - durations[best])
+        age = now - created
+        if age >= durations[best]:
+            lags.append(age - durations[best])
             last_seen = now
             del running[best]
         else:
-            running[best] = (created, now - created)
+            if stages:
+                shown_low, shown_high = stage_bounds(age, durations[best])
+                low, high = max(low, shown_low), min(high, shown_high)
+            running[best] = (created, age, low, high)
     return Figures(
         statistics.fmean(lags),
         statistics.fmean(waits),
@@ -241,8 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, help="a batch of this many tasks instead")
     parser.add_argument("--seed", type=int, default=7, help="first seed")
     parser.add_argument("--seeds", type=int, default=4, help="average over this many seeds")
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help='the pollers read the "200" style\'s stages, knowing how they follow from durations',
+    )
     args = parser.parse_args(argv)
     seeds = range(args.seed, args.seed + args.seeds)
+    indexes = {
+        name: index for name, index in INDEXES.items() if not args.stages or name in STAGE_INDEXES
+    }
+    stages = args.stages
     if args.batch is not None:
         workloads = [batch(seed, args.batch) for seed in seeds]
         scenario = f"batch {args.batch}"
@@ -253,9 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     # 3.0 s: the plan's limit; 3.1 s: with the SDK's default safety margin of 0.1 s.
     for interval in (3.0, 3.1):
-        for name, index in [*INDEXES.items(), ("clairvoyant", None)]:
+        for name, index in [*indexes.items(), ("clairvoyant", None)]:
             runs = [
-                simulate(index, arrivals=arrivals, durations=durations, interval=interval)
+                simulate(
+                    index, arrivals=arrivals, durations=durations, interval=interval, stages=stages
+                )
                 for arrivals, durations in workloads
             ]
             row = [
@@ -266,13 +328,16 @@ def main(argv: list[str] | None = None) -> int:
                 statistics.fmean(r.makespan for r in runs),
             ]
             print(f"| {name} | {interval:g} s | " + " | ".join(f"{v:.1f}" for v in row) + " |")
-    print(f"\n({scenario}, mean over seeds {seeds[0]}-{seeds[-1]})")
+    read = ", stages read" if stages else ""
+    print(f"\n({scenario}{read}, mean over seeds {seeds[0]}-{seeds[-1]})")
     if args.batch is not None:
         # The issue's batch target, seed by seed: a makespan within 5 % of the bound's.
         interval = 3.1
-        for name, index in INDEXES.items():
+        for name, index in indexes.items():
             within = sum(
-                simulate(index, arrivals=arrivals, durations=durations, interval=interval).makespan
+                simulate(
+                    index, arrivals=arrivals, durations=durations, interval=interval, stages=stages
+                ).makespan
                 <= BATCH_TARGET
                 * simulate(None, arrivals=arrivals, durations=durations, interval=interval).makespan
                 for arrivals, durations in workloads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
@@ -104,3 +105,39 @@ def test_the_fluid_bound_falls_with_more_polls_and_no_index_beats_it() -> None:
             index, arrivals=arrivals, durations=durations, interval=3.0
         )
         assert figures.lag >= ideal_polling.fluid_bound(figures.requests_per_task - 1.0)
+
+
+def test_the_stage_bounds_hold_the_true_duration_and_narrow_it() -> None:
+    import ideal_polling
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        duration = rng.uniform(ideal_polling.LOW, ideal_polling.HIGH)
+        age = rng.uniform(0.0, duration)
+        low, high = ideal_polling.stage_bounds(age, duration)
+        assert low < duration <= high
+    # A task of 100 s seen at 47 s: its first clip (ending at 95 s) is still running, just
+    # short of streaming at half its time, so the task lasts more than 2 * 47 + 5 s.
+    assert ideal_polling.stage_bounds(47.0, 100.0) == (99.0, ideal_polling.HIGH)
+    # Its first clip done and the last not yet: it ends within 5 s.
+    assert ideal_polling.stage_bounds(96.0, 100.0) == (96.0, 101.0)
+    # Before the first snapshots (plain "not ready"), a poll shows nothing.
+    assert ideal_polling.stage_bounds(5.0, 100.0) == (ideal_polling.LOW, ideal_polling.HIGH)
+
+
+def test_reading_stages_leaves_whittle_out_and_helps_the_ideal_pollers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import ideal_polling
+
+    assert ideal_polling.main(["--rate", "3", "--seeds", "1", "--stages"]) == 0
+    out = capsys.readouterr().out
+    assert "stages read" in out
+    assert "whittle" not in out
+    arrivals, durations = ideal_polling.stream(7, 3.0)
+    greedy = ideal_polling.INDEXES["greedy"]
+    blind = ideal_polling.simulate(greedy, arrivals=arrivals, durations=durations, interval=3.0)
+    seeing = ideal_polling.simulate(
+        greedy, arrivals=arrivals, durations=durations, interval=3.0, stages=True
+    )
+    assert seeing.lag < blind.lag
