@@ -16,6 +16,7 @@ create cannot use. So instead of one poll loop per task, the client runs one sch
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import enum
 import inspect
@@ -473,39 +474,68 @@ class _Watch:
         #: Per task, the coroutine on_progress callbacks started for it: its result is handed
         #: out once they have returned, so the callback of its last state has run by then.
         self.callbacks: dict[_Key, list[anyio.Event]] = {}
+        self._callback_scopes: set[anyio.CancelScope] = set()
+        #: The waiter is gone (unwatched): no callback of it may run any more.
+        self.left = False
 
     def deliver(self, key: _Key, item: Task | BaseException) -> None:
         self.results.append((key, item))
         self.event.set()
 
     def start_callback(self, key: _Key, awaitable: Any, task_group: TaskGroup) -> None:
-        """Run a coroutine callback about task ``key`` in ``task_group``."""
+        """Run a coroutine callback about task ``key`` in ``task_group``, until it returns
+        or the waiter leaves (:meth:`leave`)."""
         done = anyio.Event()
         self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
-        task_group.start_soon(_run_callback, awaitable, done)
+        task_group.start_soon(self._run_callback, awaitable, done)
 
-    async def callbacks_returned(self, key: _Key) -> None:
-        """Until the callbacks started for task ``key`` have returned; at most until a little
-        before the waiter's deadline: a callback that hangs delays its task's result, it does
-        not turn it into a timeout. Other tasks' callbacks are not waited for."""
-        started = [done for done in self.callbacks.pop(key, ()) if not done.is_set()]
-        if not started:
-            return
-        limit = math.inf
-        if self.deadline is not None:
-            limit = self.deadline - _CALLBACK_SLACK - anyio.current_time()
-        with anyio.move_on_after(limit):
-            for done in started:
-                await done.wait()
+    async def _run_callback(self, awaitable: Any, done: anyio.Event) -> None:
+        try:
+            if self.left:  # the waiter left before the callback could start
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                return
+            with anyio.CancelScope() as scope:
+                self._callback_scopes.add(scope)
+                try:
+                    await awaitable
+                except Exception:
+                    logger.exception("an on_progress callback raised; the wait goes on")
+                finally:
+                    self._callback_scopes.discard(scope)
+        finally:
+            done.set()
+            self.event.set()  # a result it held back may be handed out now
 
+    def leave(self) -> None:
+        """The waiter is gone: its callbacks still running are cancelled."""
+        self.left = True
+        for scope in list(self._callback_scopes):
+            scope.cancel()
 
-async def _run_callback(awaitable: Any, done: anyio.Event) -> None:
-    try:
-        await awaitable
-    except Exception:
-        logger.exception("an on_progress callback raised; the wait goes on")
-    finally:
-        done.set()
+    def take_ready(self, now: float) -> tuple[_Key, Task | BaseException] | None:
+        """The earliest result whose callbacks have all returned, removed; None if none is.
+
+        A callback that hangs holds back its own task's result only, and only until a
+        little before the waiter's deadline (then the earliest result goes, ready or not):
+        it delays a result, it does not turn it into a timeout.
+        """
+        for index, (key, item) in enumerate(self.results):
+            if all(done.is_set() for done in self.callbacks.get(key, ())):
+                del self.results[index]
+                self.callbacks.pop(key, None)
+                return key, item
+        if self.results and self.deadline is not None and now >= self.deadline - _CALLBACK_SLACK:
+            key, item = self.results.popleft()
+            self.callbacks.pop(key, None)
+            return key, item
+        return None
+
+    def callback_limit(self, now: float) -> float:
+        """Seconds until results held back by callbacks are handed out anyway."""
+        if not self.results or self.deadline is None:
+            return math.inf
+        return max(0.0, self.deadline - _CALLBACK_SLACK - now)
 
 
 class Scheduler:
@@ -571,7 +601,10 @@ class Scheduler:
 
     def _poke(self) -> None:
         """Wake the loop: something changed (an Event of this event loop, not a past one)."""
-        self._wake_event().set()
+        # A stream dropped after its event loop ended has no loop to wake: anyio raises its
+        # "no event loop" RuntimeError (NoEventLoopError in recent versions).
+        with contextlib.suppress(RuntimeError):
+            self._wake_event().set()
 
     def _wake_event(self) -> anyio.Event:
         epoch = self._epoch()
@@ -736,7 +769,9 @@ class Scheduler:
         return watch
 
     def unwatch(self, watch: _Watch) -> None:
-        """Forget a waiter; tasks nobody awaits any more stop being polled."""
+        """Forget a waiter (and cancel its callbacks still running); tasks nobody awaits any
+        more stop being polled."""
+        watch.leave()
         for key in watch.refs:
             tracked = self._tracked.get(key)
             if tracked is None:
@@ -919,7 +954,10 @@ class Scheduler:
                 tracked.unreadable = 0
             # Transient, or a body we could not read this time: poll again later.
             tracked.failures += 1
-            backoff = max(self.min_poll_gap * 2.0**tracked.failures, _retry_after(exc))
+            # Doubling from the poll gap (1 s at least: a zero gap must still back off), the
+            # exponent capped before it overflows a float on a very long outage.
+            doubled = max(self.min_poll_gap, 1.0) * 2.0 ** min(tracked.failures, 32)
+            backoff = max(doubled, _retry_after(exc))
             tracked.retry_at = anyio.current_time() + min(_MAX_POLL_BACKOFF, backoff)
             logger.info(
                 "poll of %s task %s failed (%s); again in %.0f s",
@@ -1070,11 +1108,14 @@ def default_timeout(refs: Iterable[TaskRef]) -> float:
 class AsCompleted:
     """An async iterator over awaited tasks, yielding each terminal :class:`Task` as it ends.
 
-    Made by ``client.as_completed(...)``. An exception or a cancellation inside it, running
-    out of results, :meth:`close`, leaving ``async with``, or the iterator being dropped (a
-    ``break`` out of ``async for ... in client.as_completed(...)``) stops the polling of the
-    tasks nobody else awaits. A ``break`` alone does not close an iterator kept in a
-    variable: use ``async with client.as_completed(refs) as stream:``.
+    Made by ``client.as_completed(...)``. A task whose poll failed for good is raised (with
+    ``failed_task``, ``completed`` and ``pending``); iterate again for the others. A step
+    cancelled from outside (a per-item ``move_on_after``) loses nothing: the next one goes
+    on. Running out of results, the deadline, :meth:`close`, leaving ``async with``, or the
+    iterator being dropped (a ``break`` out of ``async for ... in
+    client.as_completed(...)``) stops the polling of the tasks nobody else awaits. A
+    ``break`` alone does not close an iterator kept in a variable: use ``async with
+    client.as_completed(refs) as stream:``.
     """
 
     def __init__(
@@ -1088,6 +1129,9 @@ class AsCompleted:
         self._refs = refs
         self._deadline = deadline
         self._completed: dict[_Key, Task] = {}
+        #: Tasks whose poll failed for good (raised once each).
+        self._failed: dict[_Key, BaseException] = {}
+        self._closed = False
         self._watch: _Watch | None = scheduler.watch(refs, on_progress, deadline) if refs else None
         self._finalizer = (
             weakref.finalize(self, scheduler.unwatch, self._watch) if self._watch else None
@@ -1098,38 +1142,46 @@ class AsCompleted:
 
     @property
     def pending(self) -> tuple[TaskRef, ...]:
-        """The tasks not finished yet, in the order given."""
-        return tuple(ref for key, ref in self._refs.items() if key not in self._completed)
+        """The tasks not finished yet (nor failed to poll), in the order given."""
+        return tuple(
+            ref
+            for key, ref in self._refs.items()
+            if key not in self._completed and key not in self._failed
+        )
 
     async def __anext__(self) -> Task:
         watch = self._watch
-        if watch is None or len(self._completed) == len(self._refs):
+        if self._closed or watch is None or not self.pending:
             self.close()
             raise StopAsyncIteration
         try:
             key, item = await self._next_result(watch)
+        except anyio.get_cancelled_exc_class():
+            raise  # cancelled from outside: nothing was taken, the next step goes on
         except BaseException:
             self.close()
             raise
         if isinstance(item, BaseException):
-            self.close()
-            raise self._with_context(key, item)
+            self._failed[key] = item
+            raise self._with_context(key, item)  # the others go on: iterate again for them
         self._completed[key] = item
         return item
 
     async def _next_result(self, watch: _Watch) -> tuple[_Key, Task | BaseException]:
-        while not watch.results:
-            limit = math.inf
+        """The next result to hand out: the earliest whose own callbacks have returned."""
+        while True:
+            now = anyio.current_time()
+            ready = watch.take_ready(now)
+            if ready is not None:
+                return ready
+            limit = watch.callback_limit(now)
             if self._deadline is not None:
-                limit = self._deadline - anyio.current_time()
-                if limit <= 0:
+                if now >= self._deadline:
                     raise self._timeout_error()
+                limit = min(limit, self._deadline - now)
             with anyio.move_on_after(limit):
                 await watch.event.wait()
             watch.event = anyio.Event()
-        key, _ = watch.results[0]  # handed out only after its callbacks (a cancel keeps it)
-        await watch.callbacks_returned(key)
-        return watch.results.popleft()
 
     def _with_context(self, key: _Key, error: BaseException) -> BaseException:
         """The error of one task's poll, carrying what the wait had (the others' results)."""
@@ -1168,7 +1220,9 @@ class AsCompleted:
         return error
 
     def close(self) -> None:
-        """Stop waiting (idempotent): tasks nobody else awaits are no longer polled."""
+        """Stop waiting (idempotent): tasks nobody else awaits are no longer polled, and
+        iterating ends."""
+        self._closed = True
         if self._finalizer is not None:
             self._finalizer()
 

@@ -936,3 +936,114 @@ async def test_a_timeout_after_failing_polls_says_why_and_chains_the_cause() -> 
     assert "the last poll failed" in str(caught.value)
     assert isinstance(caught.value.__cause__, ServerError)
     assert caught.value.__cause__.status_code == 503
+
+
+# --- as_completed after a cancelled step or a failed task; callbacks and their waiter -------
+
+
+async def test_a_step_of_as_completed_cancelled_from_outside_loses_nothing() -> None:
+    """A per-item time limit (a heartbeat) around each step: the stream goes on after it."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    async with fake.client() as client:
+        refs = await create(client, 2)
+        got: list[TaskRef] = []
+        async with client.as_completed(refs, timeout=None) as stream:
+            while len(got) < 2 and anyio.current_time() < 3600:
+                with anyio.move_on_after(30):
+                    got.append((await stream.__anext__()).ref)
+        assert sorted(r.task_id for r in got) == sorted(r.task_id for r in refs)
+        assert anyio.current_time() < 120  # seen when they finished, not at the hour
+
+
+@pytest.mark.parametrize("timeout", [None, 600.0])
+async def test_iterating_on_after_one_task_failed_for_good_yields_the_others(
+    timeout: float | None,
+) -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    async with fake.client() as client:
+        (good,) = await create(client)
+        unknown = TaskRef("no-such-task")
+        got: list[Task] = []
+        errors: list[NotFoundError] = []
+        stream = client.as_completed([unknown, good], timeout=timeout)
+        with anyio.fail_after(3600):  # a stream that stopped polling would wait for ever
+            async with stream:
+                while True:
+                    try:
+                        got.append(await stream.__anext__())
+                    except NotFoundError as exc:
+                        errors.append(exc)
+                    except StopAsyncIteration:
+                        break
+        assert stream.pending == ()
+    assert [error.failed_task for error in errors] == [unknown]
+    assert errors[0].pending == (good,)
+    assert [task.ref for task in got] == [good]
+    assert anyio.current_time() < 120
+
+
+async def test_a_closed_stream_ends_instead_of_waiting() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    async with fake.client() as client:
+        refs = await create(client, 2)
+        stream = client.as_completed(refs, timeout=None)
+        stream.close()
+        with anyio.fail_after(1):
+            assert [task async for task in stream] == []
+
+
+async def test_a_waiters_coroutine_callbacks_are_cancelled_when_it_leaves() -> None:
+    """A cancelled waiter leaks nothing: its callback still running stops with it."""
+    fake = FakeMusicAPI(sonic_duration=60.0, not_ready_style="200")
+    ended: list[tuple[str, float]] = []
+
+    async def on_progress(event: TaskProgress) -> None:
+        try:
+            await anyio.sleep(1000)
+            ended.append(("returned", anyio.current_time()))
+        except anyio.get_cancelled_exc_class():
+            ended.append(("cancelled", anyio.current_time()))
+            raise
+
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        with anyio.move_on_after(30):
+            await client.await_task(ref, on_progress=on_progress)
+        left = anyio.current_time()
+        await anyio.sleep(2000)  # the client goes on serving others
+    assert ended
+    assert all(how == "cancelled" and at == left for how, at in ended)
+
+
+async def test_a_slow_callback_of_an_earlier_result_does_not_hold_back_a_later_one() -> None:
+    durations = iter([60.0, 90.0])
+    fake = FakeMusicAPI(sonic_duration=lambda task: next(durations))
+
+    async def on_progress(event: TaskProgress) -> None:
+        if event.ref == first and event.state is ProgressState.SUCCEEDED:
+            await anyio.sleep(1000)  # uploading its audio somewhere, say
+
+    async with fake.client() as client:
+        first, second = await create(client, 2)
+        handed: list[tuple[TaskRef, float]] = []
+        stream = client.as_completed([first, second], timeout=None, on_progress=on_progress)
+        async with stream:
+            async for task in stream:
+                handed.append((task.ref, anyio.current_time()))
+    assert [ref for ref, _ in handed] == [second, first]
+    assert handed[0][1] == polls(fake, second)[-1]  # at once, as its last poll answered
+    assert handed[1][1] >= polls(fake, first)[-1] + 1000  # after its own callback
+
+
+async def test_hours_of_failing_polls_back_off_and_time_out_cleanly() -> None:
+    """A long outage must not overflow the backoff (2.0 ** 1024) and take the client down."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    async with fake.client(min_poll_gap=0) as client:
+        (ref,) = await create(client)
+        fake.inject(task_path(ref), status=503, times=None)
+        with pytest.raises(WaitTimeoutError) as caught:
+            await client.await_task(ref, timeout=20 * 3600.0)
+    assert isinstance(caught.value.__cause__, ServerError)
+    sent = polls(fake, ref)
+    assert len(sent) > 1024  # past the float overflow of an uncapped doubling
+    assert min(b - a for a, b in itertools.pairwise(sent[:20])) >= 1.0  # backs off even at 0
