@@ -83,18 +83,18 @@ import attrs
 from anyio.abc import TaskGroup
 from attrs import frozen
 
-from ._download import DownloadError, safe_filename, saved_clips
+from ._download import DownloadError, safe_filename, saved_clip_file, saved_clips
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
-    InsufficientCreditsError,
     MusicAPIError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
 )
 from ._http import PaidCall
-from ._models import ClipState, Task, TaskRef
+from ._models import Clip, ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress, WaitTimeoutError
 from ._serde import parse_task
 from ._sonic import SonicCreate
@@ -252,7 +252,8 @@ def read_batch_jobs(
 
     * ``{"prompt": "a sea shanty"}`` alone is description mode (MusicAPI writes the song);
     * ``{"lyrics": "[Verse] ...", "title": ..., "tags": ...}`` is custom mode (``prompt``
-      next to ``lyrics`` is the style when ``tags`` is not given);
+      next to ``lyrics`` is the style when ``tags`` is not given); a ``prompt`` beside
+      ``title``, ``tags`` or ``auto_lyrics`` without ``custom_mode`` is refused as ambiguous;
     * ``"instrumental": true`` is ``make_instrumental``; ``"mv"`` defaults to ``default_mv``;
     * ``"id"`` names the job (unique); without it the id is derived from the line as
       written, before ``default_mv`` is filled in (so ``default_mv`` never changes an id).
@@ -353,6 +354,11 @@ def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
         wanted, check = _KIND_CHECKS[kind]
         if value is not None and not check(value):
             raise ValueError(f"{key!r} must be {wanted}, got {json.dumps(value)[:60]}")
+        if isinstance(value, str) and not _encodable(value):
+            raise ValueError(
+                f"{key!r} holds a lone surrogate (half of an emoji, written as a \\ud8xx "
+                "escape): fix that character"
+            )
     fields = {k: v for k, v in item.items() if v is not None}
     # The id derives from the line as written, before any default: an option such as --mv
     # must never re-id (and so create again) a job already sent.
@@ -366,13 +372,22 @@ def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
     return _Parsed(number, job_id, create, source, defaulted)
 
 
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be sent (as UTF-8): no lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _read_id(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"'id' must be a string, got {json.dumps(value)[:60]}")  # noqa: TRY004 - as above
     text = str(value)
-    if not text.strip() or not text.isprintable():
+    if not text.strip() or not text.isprintable() or not _encodable(text):
         raise ValueError(f"'id' must be non-empty printable text, got {text!r}")
     return text
 
@@ -398,6 +413,15 @@ def _apply_shortcuts(fields: dict[str, Any]) -> None:
         return
     explicit = ("custom_mode", "gpt_description_prompt", "task_type")
     if "prompt" in fields and not any(key in fields for key in explicit):
+        custom = [key for key in ("title", "tags", "auto_lyrics") if key in fields]
+        if custom:
+            # The API's own custom-mode body (prompt = lyrics), or the shortcut "prompt is
+            # a description"? A guess would pay for a song made the wrong way: ask.
+            raise ValueError(
+                f"'prompt' with {', '.join(map(repr, custom))}: for custom mode give the "
+                "lyrics as 'lyrics' (or add \"custom_mode\": true); for a song made from a "
+                "description, give 'prompt' (or 'gpt_description_prompt') without them"
+            )
         fields["gpt_description_prompt"] = fields.pop("prompt")
         fields["custom_mode"] = False
     if not any(k in fields for k in ("prompt", "gpt_description_prompt", "task_type")):
@@ -472,9 +496,16 @@ def _as_jobs(jobs: Iterable[BatchJob | SonicCreate]) -> list[BatchJob]:
             )
         label = job.line if job.line is not None else number
         try:
-            job.create.to_body()
+            body = job.create.to_body()
         except ValueError as exc:
             problems.append((label, f"job {job.job_id or number}: {exc}"))
+            continue
+        bad = [k for k, v in body.items() if isinstance(v, str) and not _encodable(v)]
+        if bad or not _encodable(job.job_id):
+            name = job.job_id if _encodable(job.job_id) else f"#{number}"
+            where = repr(bad[0]) if bad else "its id"
+            message = f"job {name or number}: {where} holds a lone surrogate (half of an emoji)"
+            problems.append((label, f"{message}: fix that character"))
             continue
         source = _canonical(job.create)
         parsed.append(_Parsed(job.line, job.job_id or None, job.create, source, job.default_mv))
@@ -527,8 +558,8 @@ class BatchJobResult:
     task: Task | None = None
     files: tuple[Path, ...] = ()
     error: str | None = None
-    #: Create calls that may have reached MusicAPI for this job: 1 normally, 2 after an
-    #: uncertain job was created again.
+    #: Create calls that may have made (and charged for) a task for this job: 1 normally,
+    #: 2 after an uncertain job was created again.
     attempts: int = 0
 
 
@@ -877,7 +908,7 @@ async def run_batch(
         except BaseException:
             # The run's own error says more than a results file that cannot be written
             # (on the same full disk, say): it must not be lost behind that.
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):
                 run.write_results()
             raise
         run.write_results()
@@ -918,7 +949,8 @@ class _Run:
     def prepare(self) -> None:
         """Check the journal against the jobs, add the new jobs, reconcile interruptions."""
         journal = self.journal
-        api = _without_secrets(self.client.base_url)  # as the journal records it
+        # As the journal records it; "/api/v1/" and "/api/v1" are one server.
+        api = _without_secrets(self.client.base_url).rstrip("/")
         canonical = {job.job_id: _canonical(job.create) for job in self.jobs}
         rows = journal.rows
         ours = set(self.by_id)
@@ -929,6 +961,8 @@ class _Run:
                 f"{BATCH_JOURNAL} would create its jobs again)"
             )
         recorded_api = journal.meta("api")
+        if recorded_api is not None:
+            recorded_api = recorded_api.rstrip("/")  # written so by older versions
         if recorded_api not in (None, api) and any(
             r.task is not None or r.state in _MAY_EXIST for r in rows.values()
         ):
@@ -1129,7 +1163,7 @@ class _Run:
         # planned again).
         ref, error = await self._create(job, mark)
         if error is not None:
-            await self._create_failed(job, error)
+            await self._create_failed(job, error, mark)
         else:
             assert ref is not None  # no error: the create answered
             await self._emit(job.job_id, BatchJobState.CREATED.value, task_id=ref.task_id)
@@ -1167,16 +1201,23 @@ class _Run:
             return None, exc
         return ref, None
 
-    async def _create_failed(self, job: BatchJob, exc: MusicAPIError) -> None:
+    async def _create_failed(self, job: BatchJob, exc: MusicAPIError, mark: _SendMark) -> None:
         journal = self.journal
         message = str(exc)
         if exc.task_may_exist:
             journal.update(job.job_id, state=BatchJobState.UNCERTAIN, error=message)
             await self._emit(job.job_id, BatchJobState.UNCERTAIN.value, detail=message)
             return
+        if mark.sent:
+            # It arrived, and its answer says nothing was made: not an attempt that may have
+            # paid (a 429 or a refused connection said so through not_sent already).
+            row = journal.rows[job.job_id]
+            journal.update(job.job_id, attempts=max(row.attempts - 1, 0))
         certainly_not_made = (
             AuthenticationError,
-            InsufficientCreditsError,
+            # A 403 is about the account (no subscription, not enough credits, a full queue,
+            # a usage limit), not the job: every next create would get it too.
+            PermissionDeniedError,
             RateLimitError,
             APIConnectionError,
         )
@@ -1188,7 +1229,7 @@ class _Run:
             self.stopped = message
             await self._emit(job.job_id, BatchJobState.PLANNED.value, detail=message)
             return
-        # MusicAPI refused this job (400, a 403 on its content...): nothing was made.
+        # MusicAPI refused this job (a 400: its content): nothing was made.
         journal.update(job.job_id, state=BatchJobState.FAILED, error=f"refused: {message}")
         await self._emit(job.job_id, BatchJobState.FAILED.value, detail=message)
 
@@ -1212,8 +1253,15 @@ class _Run:
             await self._emit(job_id, "created", detail="still running; rerun to keep waiting")
             return
         except NotFoundError as exc:
-            self.journal.update(job_id, state=BatchJobState.FAILED, error=f"task not found: {exc}")
-            await self._emit(job_id, BatchJobState.FAILED.value, detail=str(exc))
+            # Not proof that it failed: polled with another key (another account) or on
+            # another server, a paid task is "not found". It stays created, for a run that
+            # uses the key and server that made it.
+            error = (
+                f"task not found: {exc}; it was created with another API key or server? "
+                "run the batch again with those"
+            )
+            self.journal.update(job_id, error=error)
+            await self._emit(job_id, "created", detail=str(exc))
             return
         except MusicAPIError as exc:
             self.journal.update(job_id, error=str(exc))
@@ -1232,7 +1280,7 @@ class _Run:
         async with self.slots:
             await self._emit(job_id, "downloading", detail=f"{len(clips)} clip(s)")
             for clip in clips:
-                path = self._saved(clip.clip_id)
+                path = self._saved(clip)
                 if path is None:
                     try:
                         path = await self.client.download(clip, self.out)
@@ -1240,24 +1288,31 @@ class _Run:
                         self.journal.update(job_id, error=f"download failed: {exc}")
                         await self._emit(job_id, BatchJobState.DONE.value, detail=str(exc))
                         return
-                    except FileExistsError:
-                        path = self._saved(clip.clip_id, rescan=True)
+                    except FileExistsError as exc:
+                        path = self._saved(clip, rescan=True)
                         if path is None:
-                            raise
+                            # A file of that name that is not this clip's audio: this job's
+                            # problem, not the others'.
+                            error = f"{exc.filename or exc}: a file of that name is in the way"
+                            self.journal.update(job_id, error=f"download failed: {error}")
+                            await self._emit(job_id, BatchJobState.DONE.value, detail=error)
+                            return
                 names.append(path.name)
         self.journal.update(
             job_id, state=BatchJobState.DOWNLOADED, files=json.dumps(names), error=None
         )
         await self._emit(job_id, BatchJobState.DOWNLOADED.value, detail=f"{len(names)} file(s)")
 
-    def _saved(self, clip_id: str | None, *, rescan: bool = False) -> Path | None:
+    def _saved(self, clip: Clip, *, rescan: bool = False) -> Path | None:
         """A complete file of this clip already in the directory (a run that died after
-        saving it and before recording it), found by the clip id in its name."""
-        if not clip_id:
+        saving it and before recording it), found by the clip id in its name: an audio file,
+        or one with its URL's suffix (what ``download`` names it when the CDN says nothing
+        better)."""
+        if not clip.clip_id:
             return None
         if self._files is None or rescan:
             self._files = saved_clips(self.out)
-        return self._files.get(safe_filename(None, clip_id))
+        return self._files.get(safe_filename(None, clip.clip_id)) or saved_clip_file(self.out, clip)
 
     # --- the end --------------------------------------------------------------------------
 
@@ -1293,7 +1348,7 @@ class _Run:
 
     def write_results(self) -> None:
         """``results.jsonl``, written to a temporary file and renamed over the old one."""
-        lines = [json.dumps(result_json(job), ensure_ascii=False) for job in self.report().jobs]
+        lines = [_json_line(result_json(job)) for job in self.report().jobs]
         _write_atomically(self.out / BATCH_RESULTS, "".join(f"{line}\n" for line in lines))
 
 
@@ -1348,13 +1403,29 @@ def result_json(job: BatchJobResult) -> dict[str, Any]:
     }
 
 
+def _json_line(value: Any) -> str:
+    """One JSON line, readable (non-ASCII kept) unless that cannot be UTF-8: a lone
+    surrogate (half an emoji, from a title cut short upstream) is then escaped."""
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return line
+
+
 def _write_atomically(path: Path, text: str) -> None:
     part = path.with_name(f".{path.name}.part-{os.getpid()}")
-    with open(part, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(part, path)
+    try:
+        with open(part, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
     if os.name != "nt":
         fd = os.open(path.parent, os.O_RDONLY)
         try:

@@ -257,7 +257,9 @@ def saved_clip_file(directory: Path, clip: Clip, format: DownloadFormat = "audio
     if not clip.clip_id or not directory.is_dir():
         return None
     url, _, clip_id = _pick_url(clip, format)
-    extensions = {".wav"} if format == "wav" else {*_AUDIO_EXTENSIONS, _url_suffix(url)}
+    # Audio, the URL's suffix, or ".bin" (what download() names a file of no known type);
+    # not a video: the clip's own video (video_url) may be saved beside its audio.
+    extensions = {".wav"} if format == "wav" else {*_AUDIO_EXTENSIONS, ".bin", _url_suffix(url)}
     return saved_clips(directory, extensions - {""}).get(safe_filename(None, clip_id))
 
 

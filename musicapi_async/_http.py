@@ -287,11 +287,13 @@ class HTTPCore:
                 )
             except _Retryable as retryable:
                 error = retryable.error
-                if retry_index >= policy.max_retries:
-                    raise error from retryable.__cause__
                 watch = SEND_WATCH.get() if paid else None
                 if watch is not None:
-                    watch.not_sent()  # a paid call is retried only when it did not arrive
+                    # A paid call is retryable only when it did not arrive: say so, whether it
+                    # is retried or raised (a journal must not count it as a paid attempt).
+                    watch.not_sent()
+                if retry_index >= policy.max_retries:
+                    raise error from retryable.__cause__
                 retry_after = error.retry_after if isinstance(error, APIStatusError) else None
                 if retry_after is not None and retry_after > policy.max_retry_after:
                     error.message += (

@@ -443,6 +443,56 @@ async def test_errors_that_prove_nothing_was_created_stop_submitting_and_resume_
     assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
 
 
+async def test_a_403_about_the_account_stops_submitting_and_the_jobs_resume_later(
+    tmp_path: Path,
+) -> None:
+    """No subscription, a full queue: every next create would get it too, and nothing was
+    made, so the jobs stay planned for the run after the account is fixed."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    message = "You do not have an active subscription."
+    fake.inject("/sonic/create", status=403, body={"message": message}, times=None)
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.PLANNED] * 3
+    assert message in (report.stopped or "")
+    assert len(fake.requests_to("/sonic/create")) == 1  # "b" and "c" were not tried
+    fake.clear_injections()
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert [j.attempts for j in report.jobs] == [1, 1, 1]
+
+
+async def test_a_create_that_never_arrived_is_not_counted_as_an_attempt(tmp_path: Path) -> None:
+    """attempts == 2 means "may have paid twice": a 429 on every retry is no such attempt."""
+    fake = make_fake()
+    jobs = jobs_of("a")
+    fake.inject("/sonic/create", status=429, headers={"Retry-After": "1"}, times=None)
+    report = await run(fake, jobs, tmp_path)
+    assert report.jobs[0].state is S.PLANNED
+    assert report.jobs[0].attempts == 0
+    fake.clear_injections()
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert report.jobs[0].attempts == 1
+
+
+async def test_a_task_not_found_with_this_key_stays_created_for_the_right_key(
+    tmp_path: Path,
+) -> None:
+    """Resumed with another account's key, a paid task is "not found": not a failure."""
+    fake = make_fake()
+    jobs = jobs_of("a")
+    await crash_run(fake, jobs, tmp_path, on_progress=crash_at(0, "created", jobs))
+    fake.add_key("sk-another-account")
+    async with fake.client(api_key="sk-another-account") as other:
+        report = await run_batch(other, jobs, tmp_path)
+    assert report.jobs[0].state is S.CREATED
+    assert "another API key" in (report.jobs[0].error or "")
+    report = await run(fake, jobs, tmp_path)  # the key that made it
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1}
+
+
 async def test_connect_errors_leave_the_job_planned(tmp_path: Path) -> None:
     fake = make_fake()
     fake.inject("/sonic/create", fault="connect_error", times=None)
@@ -709,7 +759,7 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path: Path) -> None:
         '{"prompt": "x", "titel": "typo"}',
         '{"prompt": "x", "make_instrumental": "yes"}',
         '{"title": "no prompt"}',
-        '{"prompt": "x", "title": "' + "t" * 81 + '"}',
+        '{"lyrics": "x", "title": "' + "t" * 81 + '"}',
         '{"id": "same", "prompt": "p"}',
         '{"id": "same", "prompt": "q"}',
         '{"lyrics": "l", "prompt": "style", "tags": "tags"}',
@@ -733,6 +783,50 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path: Path) -> None:
     assert "style_weight" in problems[12]
     assert "nothing was sent" in str(caught.value)
     assert "line 4:" in str(caught.value)
+
+
+def test_a_prompt_beside_custom_mode_fields_is_refused_not_guessed(tmp_path: Path) -> None:
+    """{"prompt", "title", "tags"} is the API's own custom-mode body, and also "prompt is a
+    description" plus extras: either guess could pay for a song made the wrong way."""
+    path = write(
+        tmp_path,
+        '{"prompt": "[Verse] we sail at dawn", "title": "Dawn", "tags": "sea shanty"}',
+        '{"prompt": "a song about the sea", "auto_lyrics": true}',
+        '{"lyrics": "[Verse] we sail at dawn", "title": "Dawn", "tags": "sea shanty"}',
+        '{"prompt": "[Verse] la", "title": "Dawn", "custom_mode": true}',
+        '{"prompt": "a song about the sea", "negative_tags": "metal"}',
+    )
+    with pytest.raises(BatchInputError) as caught:
+        read_batch_jobs(path)
+    problems = dict(caught.value.problems)
+    assert set(problems) == {1, 2}
+    assert "'lyrics'" in problems[1]
+    assert "custom_mode" in problems[1]
+
+
+def test_a_lone_surrogate_in_a_line_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '{"prompt": "fine"}',
+        '{"prompt": "sea shanty \\ud83c"}',
+        '{"id": "x\\ud83c", "prompt": "ok"}',
+    )
+    with pytest.raises(BatchInputError) as caught:
+        read_batch_jobs(path)
+    problems = dict(caught.value.problems)
+    assert set(problems) == {2, 3}
+    assert "surrogate" in problems[2]
+    assert str(caught.value).encode("utf-8")  # the message itself can be printed
+
+
+async def test_a_library_job_with_a_lone_surrogate_is_refused_before_sending(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = [SonicCreate(mv="sonic-v5", gpt_description_prompt="sea \ud83c")]
+    with pytest.raises(BatchInputError, match="surrogate"):
+        await run(fake, jobs, tmp_path)
+    assert not fake.requests
 
 
 def test_an_empty_file_is_an_error(tmp_path: Path) -> None:
@@ -1178,3 +1272,87 @@ async def test_sent_job_ids_lists_the_jobs_whose_task_may_still_run(tmp_path: Pa
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / BATCH_JOURNAL).write_text("not a database", encoding="utf-8")
     assert sent_job_ids(tmp_path / "other") == []  # run_batch itself says what is wrong
+
+
+# --- what the server sends back: odd titles, odd files ----------------------------------------
+
+
+class Rewriting(httpx.AsyncBaseTransport):
+    """The fake's transport, with its task answers' clip titles replaced and the CDN's
+    audio answered with another content type (and the n-th clip's audio down: 503)."""
+
+    def __init__(
+        self,
+        fake: FakeMusicAPI,
+        *,
+        title: str | None = None,
+        content_type: str | None = None,
+        fail_nth_audio: int = 0,
+    ) -> None:
+        self._inner = fake.transport()
+        self._title = title
+        self._content_type = content_type
+        self._fail_nth = fail_nth_audio
+        self._audio = 0
+        self._failing: str | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        url = str(request.url)
+        if self._title is not None and "/sonic/task/" in url and response.status_code == 200:
+            body = json.loads(await response.aread())
+            for clip in body.get("data") or []:
+                clip["title"] = self._title
+            content = json.dumps(body).encode()  # ASCII: a lone surrogate stays an escape
+            headers = {"content-type": "application/json"}
+            return httpx.Response(200, content=content, headers=headers)
+        if "cdn1.suno.ai" in url:
+            self._audio += 1
+            if self._audio == self._fail_nth:
+                self._failing = url
+            if url == self._failing:  # that clip's audio is down for this run
+                return httpx.Response(503)
+            if self._content_type is not None:
+                headers = {"content-type": self._content_type}
+                return httpx.Response(200, content=await response.aread(), headers=headers)
+        return response
+
+
+async def test_a_title_with_a_lone_surrogate_still_gets_its_results_written(
+    tmp_path: Path,
+) -> None:
+    """Half an emoji (a title cut at 80 UTF-16 units upstream) must not stop results.jsonl."""
+    fake = make_fake()
+    report = await run(fake, jobs_of("a"), tmp_path, Rewriting(fake, title="Sunrise \ud83c"))
+    assert_complete(report, fake)
+    (line,) = results(tmp_path)
+    assert line["clips"][0]["title"] == "Sunrise \ud83c"  # escaped in the file, read back
+    assert not [p for p in listing(tmp_path) if ".part-" in p.name]
+
+
+async def test_a_file_in_the_way_of_a_clip_fails_that_job_only(tmp_path: Path) -> None:
+    """The CDN said video/mp4, so the clips were saved as .mp4, which is not taken for a
+    clip's audio (its video may sit beside it). A run that died before recording one job's
+    files leaves that job done: the rerun finds the names taken, and that job says so
+    without stopping the others."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    mp4 = Rewriting(fake, content_type="video/mp4")
+    report = await run(fake, jobs, tmp_path, mp4)
+    assert [j.state for j in report.jobs] == [S.DOWNLOADED, S.DOWNLOADED]
+    with sqlite3.connect(tmp_path / BATCH_JOURNAL) as db:  # as a kill -9 would have left it
+        db.execute("UPDATE jobs SET state = 'done', files = NULL WHERE id = ?", (ids_of(jobs)[0],))
+    report = await run(fake, jobs, tmp_path, Rewriting(fake, content_type="video/mp4"))
+    assert [j.state for j in report.jobs] == [S.DONE, S.DOWNLOADED]
+    assert "in the way" in (report.jobs[0].error or "")
+
+
+async def test_the_same_server_with_a_trailing_slash_resumes(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    await crash_run(fake, jobs, tmp_path, on_progress=crash_at(0, "created", jobs))
+    http = httpx.AsyncClient(transport=fake.transport())
+    async with fake.client(base_url=fake.base_url + "/", http_client=http) as client:
+        report = await run_batch(client, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1}
