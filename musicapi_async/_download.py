@@ -190,6 +190,12 @@ def _pick_url(
                 "file. Wait for the task first (client.await_task), or pass the URL string "
                 "to download the stream as it is."
             )
+        if source.state in (ClipState.PENDING, ClipState.RUNNING) and source.audio_url:
+            raise ValueError(
+                f"{label} is still {source.state.value}: its audio may be partial. Wait for "
+                "the task first (client.await_task), or pass the URL string to download it "
+                "as it is."
+            )
         text = source.audio_url
         if format == "wav":
             text = source.wav_url

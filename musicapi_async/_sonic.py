@@ -33,6 +33,7 @@ from ._resource import (
     check_webhook,
     compact,
     require,
+    shown_url,
 )
 from ._serde import (
     parse_aligned_lyrics,
@@ -87,6 +88,10 @@ class GenerationOptions(TypedDict, total=False):
     webhook_secret: str
 
 
+def _url_repr(url: str | None) -> str:
+    return "None" if url is None else shown_url(url)
+
+
 @final
 @frozen(kw_only=True)
 class SonicCreate:
@@ -125,7 +130,8 @@ class SonicCreate:
     use_suno_cdn: bool | None = None
     #: Seconds; documented only in secondary sources, sent only when set.
     duration: int | None = None
-    webhook_url: str | None = None
+    #: Shown in ``repr`` without credentials or query (tokens hide there).
+    webhook_url: str | None = field(default=None, repr=lambda url: _url_repr(url))
     #: Kept out of ``repr`` (and so out of logs and tracebacks).
     webhook_secret: str | None = field(default=None, repr=False)
 

@@ -651,9 +651,12 @@ async def test_unfinished_and_failed_clips_are_refused_with_advice(tmp_path: Pat
         clip_id="c", state=ClipState.STREAMING, audio_url="https://audiopipe.suno.ai/?item_id=c"
     )
     failed = Clip(clip_id="c", state=ClipState.FAILED)
+    running = Clip(clip_id="c", state=ClipState.RUNNING, audio_url="https://cdn1.suno.ai/c.mp3")
     async with fake.client() as client:
         with pytest.raises(ValueError, match="still streaming"):
             await client.download(streaming, tmp_path)
+        with pytest.raises(ValueError, match="still running: its audio may be partial"):
+            await client.download(running, tmp_path)
         with pytest.raises(ValueError, match=r"no audio_url \(state failed\).*await_task"):
             await client.download(failed, tmp_path)
     assert files(tmp_path) == []

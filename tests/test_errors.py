@@ -566,6 +566,21 @@ def test_the_webhook_secret_is_absent_from_request_parameter_reprs() -> None:
     assert item.to_body()["webhook_secret"] == SECRET
 
 
+def test_credentials_in_a_webhook_url_are_absent_from_reprs() -> None:
+    """A batch job's repr (logs, tracebacks) must not show what its journal strips."""
+    from musicapi_async import BatchJob
+
+    url = "https://user:pw@example.com/hook?token=T0P-SECRET"
+    item = SonicCreate(mv="sonic-v5", gpt_description_prompt="lofi", webhook_url=url)
+    for thing in (item, BatchJob("job", item)):
+        shown = repr(thing)
+        assert "example.com/hook" in shown
+        for secret in ("T0P-SECRET", "pw@", "user:"):
+            assert secret not in shown
+    assert item.webhook_url == url
+    assert item.to_body()["webhook_url"] == url
+
+
 async def test_the_api_key_is_absent_from_client_reprs() -> None:
     transport = ScriptedTransport()
     async with scripted_client(transport, api_key=SECRET) as client:
