@@ -83,6 +83,7 @@ import attrs
 from anyio.abc import TaskGroup
 from attrs import frozen
 
+from ._constants import DEFAULT_RATE_PER, DEFAULT_WAIT_TIMEOUT
 from ._download import DownloadError, safe_filename, saved_clip_file, saved_clips
 from ._exceptions import (
     APIConnectionError,
@@ -95,7 +96,7 @@ from ._exceptions import (
 )
 from ._http import PaidCall
 from ._models import Clip, ClipState, Task, TaskRef
-from ._poller import ProgressState, TaskProgress, WaitTimeoutError
+from ._poller import ProgressState, TaskProgress
 from ._serde import parse_task
 from ._sonic import SonicCreate
 
@@ -875,8 +876,10 @@ async def run_batch(
         out_dir: Where the journal, the audio files and ``results.jsonl`` go (created).
         download: Save each succeeded clip's audio (``<title> - <clip id>.<ext>``).
         resubmit_uncertain: Create the uncertain jobs again.
-        wait_timeout: Seconds to wait for each task (default: the client's, 10 min for
-            Sonic; ``None``: no limit). A task still running then is left for the next run.
+        wait_timeout: Seconds to wait for each task, counted from when every create of the
+            run has gone out, plus the time the key needs to poll each awaited task once
+            (default 10 min; ``None``: no limit). A task still running then is left for
+            the next run.
         on_progress: Called with a :class:`BatchEvent` at every change (a coroutine
             function is awaited).
 
@@ -1094,6 +1097,12 @@ class _Run:
 
     async def go(self, wait_kwargs: dict[str, Any]) -> None:
         self._wait_kwargs = wait_kwargs
+        # Each wait is bounded from when the creates are all out, not from its own create:
+        # creates go ahead of polls, and a batch longer than the wait would otherwise time
+        # out its first tasks before anyone could poll them.
+        self._wait_timeout: float | None = wait_kwargs.get("timeout", DEFAULT_WAIT_TIMEOUT["sonic"])
+        self._follow_scopes: set[anyio.CancelScope] = set()
+        self._submitted = False
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for job in self.jobs:
@@ -1146,11 +1155,26 @@ class _Run:
     # --- creating -----------------------------------------------------------------------
 
     async def _submit_all(self) -> None:
-        for job in self.jobs:
-            if self.stopped is not None:
-                return
-            if self.journal.rows[job.job_id].state is BatchJobState.PLANNED:
-                await self._submit(job)
+        try:
+            for job in self.jobs:
+                if self.stopped is not None:
+                    return
+                if self.journal.rows[job.job_id].state is BatchJobState.PLANNED:
+                    await self._submit(job)
+        finally:
+            self._submitted = True
+            for scope in self._follow_scopes:
+                self._arm(scope)
+
+    def _arm(self, scope: anyio.CancelScope) -> None:
+        """Start a wait's deadline, once the creates are all out: the wait timeout, plus
+        the time the key needs to poll every task still awaited once (one request each),
+        so that no task runs out of time before its turn came."""
+        if self._wait_timeout is None:
+            return
+        interval = getattr(self.client.limiter, "interval", DEFAULT_RATE_PER)
+        queue = len(self._follow_scopes) * float(interval)
+        scope.deadline = anyio.current_time() + self._wait_timeout + queue
 
     async def _submit(self, job: BatchJob) -> None:
         """Create one job's task and record the outcome (see the module docstring)."""
@@ -1242,16 +1266,16 @@ class _Run:
                     job_id, event.state.value, task_id=ref.task_id, elapsed=event.elapsed
                 )
 
+        task: Task | None = None
         try:
-            task = await self.client.await_task(ref, on_progress=progress, **self._wait_kwargs)
-        except WaitTimeoutError:
-            # Not the error's own text: its advice is Python's (pending_json), and the way on
-            # is the same for the library and the command: run the batch again.
-            self.journal.update(
-                job_id, error="still unfinished at the wait's deadline; run the batch again"
-            )
-            await self._emit(job_id, "created", detail="still running; rerun to keep waiting")
-            return
+            with anyio.CancelScope() as deadline:
+                self._follow_scopes.add(deadline)
+                if self._submitted:
+                    self._arm(deadline)
+                try:
+                    task = await self.client.await_task(ref, on_progress=progress, timeout=None)
+                finally:
+                    self._follow_scopes.discard(deadline)
         except NotFoundError as exc:
             # Not proof that it failed: polled with another key (another account) or on
             # another server, a paid task is "not found". It stays created, for a run that
@@ -1266,6 +1290,14 @@ class _Run:
         except MusicAPIError as exc:
             self.journal.update(job_id, error=str(exc))
             await self._emit(job_id, "created", detail=str(exc))
+            return
+        if task is None:  # the deadline passed
+            # Not the error's own text: its advice is Python's (pending_json), and the way on
+            # is the same for the library and the command: run the batch again.
+            self.journal.update(
+                job_id, error="still unfinished at the wait's deadline; run the batch again"
+            )
+            await self._emit(job_id, "created", detail="still running; rerun to keep waiting")
             return
         state = BatchJobState.DONE if task.succeeded else BatchJobState.FAILED
         result = json.dumps({"http_status": task.http_status, "body": task.raw})

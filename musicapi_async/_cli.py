@@ -1504,7 +1504,10 @@ def build_cli() -> click.Group:
         "(check first: this may pay twice).",
     )
     @click.option(
-        "--timeout", type=click.FloatRange(min=0), help="Seconds to wait for each task at most."
+        "--timeout",
+        type=click.FloatRange(min=0),
+        help="Seconds to wait for each task once every create has gone out (plus the time to "
+        "poll each task once); a task still running then is left for the next run.",
     )
     @json_option
     @click.pass_context

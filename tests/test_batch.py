@@ -559,6 +559,17 @@ async def test_a_task_still_running_at_the_wait_timeout_is_left_for_the_next_run
     assert creates_by_prompt(fake) == {"a": 1}
 
 
+async def test_a_batch_longer_than_its_wait_counts_each_wait_from_the_last_create(
+    tmp_path: Path,
+) -> None:
+    """30 creates take 93 s at 1 request / 3.1 s, ahead of any poll: a 60-s wait counted
+    from each task's own create would time out the first ones before anyone could look."""
+    fake = make_fake()
+    jobs = jobs_of(*(f"song {k}" for k in range(30)))
+    report = await run(fake, jobs, tmp_path, wait_timeout=60.0)
+    assert_complete(report, fake)
+
+
 # --- cancellation -----------------------------------------------------------------------------
 
 

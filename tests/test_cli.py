@@ -585,7 +585,8 @@ def test_batch_resume_hint_is_the_real_command_quoted_with_every_option(tmp_path
             *("--sandbox", "--rate", "2/3", "--api-key", "sk-not-printed"),
             *("batch", str(batch), "-o", str(out), "--mv", "sonic-v4-5", "--no-download"),
             *("--timeout", "0", "--resubmit-uncertain"),
-        ]
+        ],
+        env={"MUSICAPI_SANDBOX_DURATION": "600"},  # still running when the wait ends
     )
     assert result.exit_code == 1, result.stderr
     expected = shlex.join(
