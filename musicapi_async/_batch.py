@@ -16,7 +16,7 @@ A job moves through these states (:class:`BatchJobState`)::
     planned -> submitting -> sending -> created -> done -> downloaded
                    |            |           \\-> failed
                    |            \\-> uncertain
-                   \\-> planned (certainly not sent), failed (refused: 400, 403...)
+                   \\-> planned (certainly not sent), failed (refused: 400, a 403...)
 
 ``submitting`` is written before the create call, ``sending`` when the client hands the
 request to httpx (it tells the create's SendWatch: after the rate limiter granted it,
@@ -32,10 +32,12 @@ has no way to list tasks, so an interrupted create is reconciled from those mark
   **uncertain** and is *not* created again, since that could pay twice; it is reported,
   and ``resubmit_uncertain=True`` (``musicapi batch --resubmit-uncertain``) creates it again
   after you checked (the dashboard's history, a webhook, the credits);
-* errors that prove nothing was created (a connection refused, 429 after the retries, 401,
-  insufficient credits) put the job back to ``planned`` and stop the submissions (the jobs
-  already created are still awaited); a refusal of the job itself (400, another 403) marks
-  it ``failed``. Failed tasks are recorded and not retried (MusicAPI refunds them).
+* errors that prove nothing was created and would stop every next create too (a
+  connection refused, 429 after the retries, a redirect, 401, a 403 about the account:
+  credits, subscription, usage or QPS limit, a full queue) put the job back to ``planned``
+  and stop the submissions (the jobs already created are still awaited); a refusal of the
+  job itself (400, a 403 about its content: lyrics, moderation) marks it ``failed``. Failed
+  tasks are recorded and not retried (MusicAPI refunds them).
 
 On Ctrl-C (cancellation) a create request already on the wire is let finish (its answer
 is the only record of the task id) while one still waiting for the rate limiter, or for a
@@ -64,8 +66,10 @@ import enum
 import hashlib
 import inspect
 import json
+import logging
 import math
 import os
+import re
 import sqlite3
 import sys
 import types
@@ -89,6 +93,7 @@ from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
+    InsufficientCreditsError,
     MusicAPIError,
     NotFoundError,
     PermissionDeniedError,
@@ -102,6 +107,8 @@ from ._sonic import SonicCreate
 
 if TYPE_CHECKING:
     from ._client import MusicAPI
+
+logger = logging.getLogger("musicapi_async")
 
 __all__ = [
     "BATCH_JOURNAL",
@@ -371,6 +378,17 @@ def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
     create = SonicCreate(**fields)
     create.to_body()  # the SDK's own checks: required fields, title length, weights...
     return _Parsed(number, job_id, create, source, defaulted)
+
+
+#: What a 403 says when it is about the account, not the job (CONTRACT §10-11): every
+#: next create would get it too. Other 403s refuse the job's content (lyrics, moderation).
+_ACCOUNT_403: Final = re.compile(r"credit|subscri|limit exceeded|qps|queue is full", re.I)
+
+
+def _refuses_the_account(exc: MusicAPIError) -> bool:
+    if isinstance(exc, InsufficientCreditsError):
+        return True
+    return isinstance(exc, PermissionDeniedError) and bool(_ACCOUNT_403.search(str(exc)))
 
 
 def _encodable(text: str) -> bool:
@@ -1128,11 +1146,24 @@ class _Run:
             try:
                 await function(*args)
             except Exception as exc:
-                if self.failure is None:
-                    self.failure = exc
+                self._failed(exc)
                 tg.cancel_scope.cancel()
 
         tg.start_soon(guarded)
+
+    def _failed(self, exc: Exception) -> None:
+        """Keep the error the run ends with: the first, unless a later one names a paid task
+        the journal could not record (only that error knows it; it must not be lost)."""
+        names_a_task = isinstance(exc, BatchJournalError) and exc.task is not None
+        kept = self.failure
+        if kept is None or (
+            names_a_task and not (isinstance(kept, BatchJournalError) and kept.task is not None)
+        ):
+            self.failure = exc
+            if kept is not None:
+                logger.error("the batch also failed with: %s", kept)
+        else:
+            logger.error("the batch also failed with: %s", exc)
 
     async def _emit(
         self,
@@ -1237,23 +1268,20 @@ class _Run:
             # paid (a 429 or a refused connection said so through not_sent already).
             row = journal.rows[job.job_id]
             journal.update(job.job_id, attempts=max(row.attempts - 1, 0))
-        certainly_not_made = (
-            AuthenticationError,
-            # A 403 is about the account (no subscription, not enough credits, a full queue,
-            # a usage limit), not the job: every next create would get it too.
-            PermissionDeniedError,
-            RateLimitError,
-            APIConnectionError,
-        )
-        if isinstance(exc, certainly_not_made) or (
-            isinstance(exc, APIStatusError) and exc.status_code >= 500
+        certainly_not_made = (AuthenticationError, RateLimitError, APIConnectionError)
+        status = exc.status_code if isinstance(exc, APIStatusError) else 0
+        if (
+            isinstance(exc, certainly_not_made)
+            or _refuses_the_account(exc)
+            or 300 <= status < 400  # a redirect, not followed: nothing was done
+            or status >= 500
         ):
             # Nothing was created, and the next jobs would fare no better: stop submitting.
             journal.update(job.job_id, state=BatchJobState.PLANNED, error=message)
             self.stopped = message
             await self._emit(job.job_id, BatchJobState.PLANNED.value, detail=message)
             return
-        # MusicAPI refused this job (a 400: its content): nothing was made.
+        # MusicAPI refused this job (a 400, a 403 on its content): nothing was made.
         journal.update(job.job_id, state=BatchJobState.FAILED, error=f"refused: {message}")
         await self._emit(job.job_id, BatchJobState.FAILED.value, detail=message)
 

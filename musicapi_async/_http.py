@@ -120,30 +120,39 @@ class PaidCall:
                     self.cancelled = True
                     self.interrupted()
 
-        async with anyio.create_task_group() as watcher:
-            watcher.start_soon(on_cancel)
-            token = SEND_WATCH.set(self)
-            try:
-                with self._guard:
-                    try:
-                        result = await call()
-                    except Exception as exc:  # raised below, not as an exception group
-                        failure = exc
-                    else:
+        unrecorded: Exception | None = None  # record() failed: what was bought is unknown
+        try:
+            async with anyio.create_task_group() as watcher:
+                watcher.start_soon(on_cancel)
+                token = SEND_WATCH.set(self)
+                try:
+                    with self._guard:
                         try:
-                            record(result)  # still shielded: a cancellation cannot lose it
-                        except Exception as exc:  # raised below, as it is, like the call's
+                            result = await call()
+                        except Exception as exc:  # raised below, not as an exception group
                             failure = exc
-            except anyio.get_cancelled_exc_class():
-                if not self.sent:
-                    # Cancelled before its request left: dropped. (Sent, the guard shields
-                    # it, and only a forced stop gets through: what it bought is unknown.)
-                    record(None)
-                raise
-            finally:
-                finished = True
-                SEND_WATCH.reset(token)
-                watcher.cancel_scope.cancel()
+                        else:
+                            try:
+                                record(result)  # still shielded: a cancellation cannot lose it
+                            except Exception as exc:  # raised below, as it is, like the call's
+                                failure = unrecorded = exc
+                except anyio.get_cancelled_exc_class():
+                    if not self.sent:
+                        # Cancelled before its request left: dropped. (Sent, the guard
+                        # shields it; only a forced stop gets through: what it bought is
+                        # unknown.)
+                        record(None)
+                    raise
+                finally:
+                    finished = True
+                    SEND_WATCH.reset(token)
+                    watcher.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if unrecorded is not None:
+                # The cancellation that waited for the answer would hide that the answer
+                # could not be recorded, and only this error says what was bought.
+                raise unrecorded from unrecorded.__cause__
+            raise
         if failure is not None:
             raise failure
         return cast(T, result)  # answered: the call's own value

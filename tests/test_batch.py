@@ -493,6 +493,34 @@ async def test_a_task_not_found_with_this_key_stays_created_for_the_right_key(
     assert creates_by_prompt(fake) == {"a": 1}
 
 
+@pytest.mark.parametrize("status", [301, 307])
+async def test_a_redirected_create_stops_submitting_and_the_jobs_resume_later(
+    tmp_path: Path, status: int
+) -> None:
+    """A base URL that redirects (http to https, say): nothing was made, and every next
+    create would be redirected too."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    fake.inject("/sonic/create", status=status, headers={"location": "https://elsewhere/"})
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.PLANNED, S.PLANNED]
+    assert report.stopped is not None
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+
+
+async def test_a_403_about_a_jobs_content_fails_that_job_only(tmp_path: Path) -> None:
+    """Lyrics refused, a description held for moderation: the job, not the account."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    refusal = "The song description needs moderation review."
+    fake.inject("/sonic/create", status=403, body={"message": refusal})
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.FAILED, S.DOWNLOADED]
+    assert report.stopped is None
+    assert refusal in (report.jobs[0].error or "")
+
+
 async def test_connect_errors_leave_the_job_planned(tmp_path: Path) -> None:
     fake = make_fake()
     fake.inject("/sonic/create", fault="connect_error", times=None)
@@ -959,6 +987,26 @@ async def test_a_journal_write_that_fails_stops_the_run_and_loses_nothing_record
     monkeypatch.setattr(sqlite3, "connect", connect)
     report = await run(fake, jobs, tmp_path)
     assert_complete(report, fake)  # every task created once, awaited and saved
+
+
+async def test_a_paid_task_the_journal_could_not_record_wins_over_an_earlier_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while a create is on the wire: another job's write fails first and
+    stops the run, then the create's answer cannot be recorded either. The run's error must
+    name that paid task, not the first failure."""
+    fake = FakeMusicAPI(
+        sonic_duration=3.0, audio_seconds=0.5, rate_limit=None, latency={"/sonic/create": 10.0}
+    )
+    jobs = jobs_of("a", "b")
+    full_disk(monkeypatch, lambda sql, parameters: "done" in parameters)
+    with pytest.raises(BatchJournalError) as caught:
+        async with fake.client() as client:
+            await run_batch(client, jobs, tmp_path, download=False)
+    assert len(fake.tasks) == 2
+    second = list(fake.tasks)[-1]
+    assert caught.value.task is not None
+    assert caught.value.task.task_id == second
 
 
 def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
