@@ -409,6 +409,7 @@ class _Tracked:
         "known_age",
         "last_error",
         "last_poll",
+        "last_reported",
         "last_running_age",
         "last_state",
         "model",
@@ -437,6 +438,8 @@ class _Tracked:
         #: Age (s) at the last poll that saw it unfinished; 0 before any.
         self.last_running_age = 0.0
         self.last_state: ProgressState | None = None
+        #: The snapshot of that state, told to a waiter that joins later.
+        self.last_reported: Task | None = None
         #: Age (s) at which each progress stage was first seen.
         self.stage_seen: dict[_Stage, float] = {}
         self.failures = 0
@@ -754,6 +757,11 @@ class Scheduler:
         for key, ref in refs.items():
             done = self._done.get(key) or self._take_early(key, now)
             if done is not None:
+                # Finished before this waiter came: it still hears of the final state.
+                submitted = self._submitted.get(key)
+                known = submitted is not None and submitted[1] is self._epoch()
+                elapsed = now - submitted[0] if submitted is not None and known else 0.0
+                self._report_to(watch, ref, _as_family(done, ref.family), elapsed)
                 watch.deliver(key, done)
                 continue
             tracked = self._tracked.get(key)
@@ -764,6 +772,10 @@ class Scheduler:
                 known = epoch is self._epoch()
                 tracked = _Tracked(ref, created if known else now, known, model, webhook)
                 self._tracked[key] = tracked
+            elif tracked.last_reported is not None:
+                # Joining a wait under way: told where the task stands now (streaming, say).
+                start = tracked.created if tracked.known_age else now
+                self._report_to(watch, ref, tracked.last_reported, now - start)
             tracked.watchers.add(watch)
         self._poke()
         return watch
@@ -1016,6 +1028,7 @@ class Scheduler:
             tracked.stage_seen[stage] = age
         if _moves_on(tracked.last_state, state):
             tracked.last_state = state
+            tracked.last_reported = task
             self._report(tracked, task, now)
 
     def _learn(self, tracked: _Tracked, age: float) -> None:
@@ -1048,22 +1061,25 @@ class Scheduler:
 
     def _report(self, tracked: _Tracked, task: Task, now: float) -> None:
         for watch in list(tracked.watchers):
-            if watch.on_progress is None:
-                continue
             start = tracked.created if tracked.known_age else watch.started
-            event = TaskProgress(tracked.ref, progress_state(task), task, now - start)
-            try:
-                outcome = watch.on_progress(event)
-            except Exception:
-                logger.exception("an on_progress callback raised; the wait goes on")
-                continue
-            if not inspect.isawaitable(outcome):
-                continue
-            if self._polls is None:  # the scheduler is not running: nothing could await it
-                if inspect.iscoroutine(outcome):
-                    outcome.close()
-                continue
-            watch.start_callback((tracked.ref.family, tracked.ref.task_id), outcome, self._polls)
+            self._report_to(watch, tracked.ref, task, now - start)
+
+    def _report_to(self, watch: _Watch, ref: TaskRef, task: Task, elapsed: float) -> None:
+        if watch.on_progress is None:
+            return
+        event = TaskProgress(ref, progress_state(task), task, elapsed)
+        try:
+            outcome = watch.on_progress(event)
+        except Exception:
+            logger.exception("an on_progress callback raised; the wait goes on")
+            return
+        if not inspect.isawaitable(outcome):
+            return
+        if self._polls is None:  # the scheduler is not running: nothing could await it
+            if inspect.iscoroutine(outcome):
+                outcome.close()
+            return
+        watch.start_callback((ref.family, ref.task_id), outcome, self._polls)
 
 
 #: The order of the states a task goes through; a report never goes back in it.

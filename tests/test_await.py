@@ -1047,3 +1047,27 @@ async def test_hours_of_failing_polls_back_off_and_time_out_cleanly() -> None:
     sent = polls(fake, ref)
     assert len(sent) > 1024  # past the float overflow of an uncapped doubling
     assert min(b - a for a, b in itertools.pairwise(sent[:20])) >= 1.0  # backs off even at 0
+
+
+async def test_a_waiter_that_joins_late_hears_where_the_task_stands() -> None:
+    """Progress is per waiter: one joining a wait under way is told the current state (audio
+    already streaming, say), and one on a finished task is told it finished."""
+    fake = FakeMusicAPI(sonic_duration=120.0, not_ready_style="200")
+    early: list[str] = []
+    late: list[str] = []
+    after: list[str] = []
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        async with anyio.create_task_group() as tg:
+
+            async def wait(into: list[str]) -> None:
+                await client.await_task(ref, on_progress=lambda e: into.append(e.state.value))
+
+            tg.start_soon(wait, early)
+            await anyio.sleep(80)  # streaming by now, and reported so
+            assert early == ["streaming"]
+            tg.start_soon(wait, late)
+        await wait(after)
+    assert early == ["streaming", "succeeded"]
+    assert late == ["streaming", "succeeded"]
+    assert after == ["succeeded"]
