@@ -1441,16 +1441,22 @@ def build_cli() -> click.Group:
                 refuse(f"{source}: only http(s) URLs (or task ids) can be downloaded")
         target = output_dir(out_dir, settings)
 
-        async def fetch(session: Session, progress: Progress, source: str) -> list[Path]:
+        async def fetch(
+            session: Session, progress: Progress, source: str, paths: list[Path]
+        ) -> None:
+            """Save ``source``, adding each file to ``paths`` as soon as it is saved (a task
+            whose second clip fails still lists its first)."""
             if re.match(r"https?://", source, re.IGNORECASE):
                 try:
-                    return [await session.client.download(source, target, overwrite=overwrite)]
+                    path = await session.client.download(source, target, overwrite=overwrite)
                 except FileExistsError as exc:
                     raise CommandFailed(exists_message(f"the file of {source}")) from exc
                 except OSError as exc:
                     raise CommandFailed(
                         f"could not save {source} in {out_dir}: {exc.strerror or exc}"
                     ) from exc
+                paths.append(path)
+                return
             task = await session.client.sonic.get_task(source)
             if not task.is_terminal:
                 raise CommandFailed(
@@ -1459,15 +1465,17 @@ def build_cli() -> click.Group:
                 )
             check_tasks([task], progress)
             outcome = Results(tasks=[task])
-            await _download_task(session, task, target, progress, outcome, overwrite)
-            return list(outcome.paths.values())
+            try:
+                await _download_task(session, task, target, progress, outcome, overwrite)
+            finally:
+                paths.extend(outcome.paths.values())
 
         async def work(session: Session, progress: Progress) -> None:
             paths: list[Path] = []
             errors: dict[str, Exception] = {}
             for source in sources:
                 try:
-                    paths += await fetch(session, progress, source)
+                    await fetch(session, progress, source, paths)
                 except (MusicAPIError, CommandFailed, ValueError) as exc:
                     # ValueError: a source the SDK refuses (a malformed URL, a blank id).
                     errors[source] = exc

@@ -960,6 +960,31 @@ def test_download_json_lists_the_saved_paths_and_every_source_it_could_not_save(
     assert "404" in error["error"]
 
 
+def test_download_json_lists_a_tasks_saved_clip_when_its_other_clip_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    with use_fake(fake):
+        task_id = invoke([*key, "generate", "x", "--no-wait"]).stdout.strip()
+        broken = fake.tasks[task_id].clip_ids[1]
+        answer_cdn = fake.handle_cdn
+
+        async def cdn(method: str, url: str, headers: Any) -> Any:
+            if broken in url:
+                return None  # the transport raises a connection error
+            return await answer_cdn(method, url, headers)
+
+        monkeypatch.setattr(fake, "handle_cdn", cdn)
+        result = invoke([*key, "--json", "download", task_id, "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.stderr
+    payload = json.loads(result.stdout)
+    assert [Path(p) for p in payload["paths"]] == sorted(tmp_path.glob("*.wav"))
+    assert len(payload["paths"]) == 1  # the clip that was saved before the other failed
+    assert [error["source"] for error in payload["errors"]] == [task_id]
+
+
 def test_ctrl_c_during_the_downloads_names_the_task_to_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
