@@ -12,9 +12,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from musicapi_async import BucketStatistics, MusicAPI, Priority, TaskRef, TokenBucket
+from musicapi_async import MusicAPI, Priority, TaskRef, TokenBucket
 from musicapi_async._http import PaidCall
 from musicapi_async.testing import FakeMusicAPI
+from tests._limiters import DelegatingLimiter
 
 pytestmark = pytest.mark.anyio
 
@@ -41,27 +42,18 @@ async def test_a_call_cancelled_before_it_starts_is_dropped_unsent() -> None:
     assert creates(fake) == 0
 
 
-class CancelsAtTheGrant:
+class CancelsAtTheGrant(DelegatingLimiter):
     """A limiter whose grant is where the caller's cancellation lands: at the yield of a
     slot granted at once (the moment a shielded call could miss it)."""
 
     def __init__(self) -> None:
+        super().__init__(TokenBucket(rate=100, per=1.0))
         self.scope = anyio.CancelScope()
-        self._bucket = TokenBucket(rate=100, per=1.0)
 
     async def acquire(self, priority: Priority = Priority.USER) -> None:
         self.scope.cancel()
         await anyio.lowlevel.cancel_shielded_checkpoint()
-        self._bucket.acquire_nowait(priority)
-
-    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
-        self._bucket.acquire_nowait(priority)
-
-    def on_rate_limited(self, retry_after: float | None) -> None:
-        self._bucket.on_rate_limited(retry_after)
-
-    def statistics(self) -> BucketStatistics:
-        return self._bucket.statistics()
+        self.inner.acquire_nowait(priority)
 
 
 async def test_a_call_cancelled_while_it_gets_its_slot_is_dropped_unsent() -> None:

@@ -8,7 +8,6 @@ import trio
 import trio.testing
 
 from musicapi_async import (
-    BucketStatistics,
     NotFoundError,
     Priority,
     RateLimitError,
@@ -17,15 +16,16 @@ from musicapi_async import (
     TokenBucket,
 )
 from musicapi_async.testing import FakeMusicAPI
+from tests._limiters import DelegatingLimiter
 
 pytestmark = pytest.mark.anyio
 
 
-class FlakyLimiter:
+class FlakyLimiter(DelegatingLimiter):
     """A limiter backend (think Redis) whose first background acquire fails."""
 
     def __init__(self) -> None:
-        self.inner = TokenBucket()
+        super().__init__()
         self.failed = False
 
     async def acquire(self, priority: Priority = Priority.USER) -> None:
@@ -33,15 +33,6 @@ class FlakyLimiter:
             self.failed = True
             raise ConnectionError("limiter backend down")
         await self.inner.acquire(priority)
-
-    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
-        self.inner.acquire_nowait(priority)
-
-    def on_rate_limited(self, retry_after: float | None) -> None:
-        self.inner.on_rate_limited(retry_after)
-
-    def statistics(self) -> BucketStatistics:
-        return self.inner.statistics()
 
 
 async def test_a_failing_limiter_backend_does_not_kill_the_wait_or_the_block() -> None:
