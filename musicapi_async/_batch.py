@@ -34,7 +34,8 @@ has no way to list tasks, so an interrupted create is reconciled from those mark
   after you checked (the dashboard's history, a webhook, the credits);
 * errors that prove nothing was created and would stop every next create too (a
   connection refused, 429 after the retries, a redirect, 401, a 403 about the account:
-  credits, subscription, usage or QPS limit, a full queue) put the job back to ``planned``
+  credits, subscription, usage or QPS limit, a full queue, any 403 that does not refuse the
+  job's content) put the job back to ``planned``
   and stop the submissions (the jobs already created are still awaited); a refusal of the
   job itself (400, a 403 about its content: lyrics, moderation) marks it ``failed``. Failed
   tasks are recorded and not retried (MusicAPI refunds them).
@@ -380,15 +381,19 @@ def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
     return _Parsed(number, job_id, create, source, defaulted)
 
 
-#: What a 403 says when it is about the account, not the job (CONTRACT §10-11): every
-#: next create would get it too. Other 403s refuse the job's content (lyrics, moderation).
-_ACCOUNT_403: Final = re.compile(r"credit|subscri|limit exceeded|qps|queue is full", re.I)
+#: What a 403 says when it refuses the job's content (CONTRACT §10): lyrics, moderation,
+#: artist names. Any other 403 is about the account (credits, subscription, a usage or QPS
+#: limit, a full queue, a suspension, a proxy's "Forbidden"): every next create would get it
+#: too.
+_CONTENT_403: Final = re.compile(
+    r"lyric|moderat|copyright|inappropriate|artist|producer tag", re.IGNORECASE
+)
 
 
 def _refuses_the_account(exc: MusicAPIError) -> bool:
     if isinstance(exc, InsufficientCreditsError):
         return True
-    return isinstance(exc, PermissionDeniedError) and bool(_ACCOUNT_403.search(str(exc)))
+    return isinstance(exc, PermissionDeniedError) and not _CONTENT_403.search(exc.message)
 
 
 def _encodable(text: str) -> bool:

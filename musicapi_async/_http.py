@@ -141,7 +141,10 @@ class PaidCall:
                         # Cancelled before its request left: dropped. (Sent, the guard
                         # shields it; only a forced stop gets through: what it bought is
                         # unknown.)
-                        record(None)
+                        try:
+                            record(None)
+                        except Exception as exc:  # raised below, as it is
+                            unrecorded = exc
                     raise
                 finally:
                     finished = True

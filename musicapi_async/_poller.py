@@ -478,6 +478,7 @@ class _Watch:
         #: out once they have returned, so the callback of its last state has run by then.
         self.callbacks: dict[_Key, list[anyio.Event]] = {}
         self._callback_scopes: set[anyio.CancelScope] = set()
+        self._deferred: deque[tuple[Any, anyio.Event]] = deque()
         #: The waiter is gone (unwatched): no callback of it may run any more.
         self.left = False
 
@@ -491,6 +492,19 @@ class _Watch:
         done = anyio.Event()
         self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
         task_group.start_soon(self._run_callback, awaitable, done)
+
+    def defer_callback(self, key: _Key, awaitable: Any) -> None:
+        """A coroutine callback about task ``key`` for the waiter to run itself (the
+        scheduler is not running yet: a result found finished at once, say)."""
+        done = anyio.Event()
+        self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
+        self._deferred.append((awaitable, done))
+
+    async def run_deferred(self) -> None:
+        """Run the deferred callbacks, in the waiter's own task."""
+        while self._deferred:
+            awaitable, done = self._deferred.popleft()
+            await self._run_callback(awaitable, done)
 
     async def _run_callback(self, awaitable: Any, done: anyio.Event) -> None:
         try:
@@ -1075,9 +1089,8 @@ class Scheduler:
             return
         if not inspect.isawaitable(outcome):
             return
-        if self._polls is None:  # the scheduler is not running: nothing could await it
-            if inspect.iscoroutine(outcome):
-                outcome.close()
+        if self._polls is None:  # the scheduler is not running yet: the waiter runs it
+            watch.defer_callback((ref.family, ref.task_id), outcome)
             return
         watch.start_callback((ref.family, ref.task_id), outcome, self._polls)
 
@@ -1186,6 +1199,7 @@ class AsCompleted:
     async def _next_result(self, watch: _Watch) -> tuple[_Key, Task | BaseException]:
         """The next result to hand out: the earliest whose own callbacks have returned."""
         while True:
+            await watch.run_deferred()
             now = anyio.current_time()
             ready = watch.take_ready(now)
             if ready is not None:

@@ -1071,3 +1071,23 @@ async def test_a_waiter_that_joins_late_hears_where_the_task_stands() -> None:
     assert early == ["streaming", "succeeded"]
     assert late == ["streaming", "succeeded"]
     assert after == ["succeeded"]
+
+
+async def test_a_coroutine_callback_hears_a_task_that_finished_before_anyone_waited() -> None:
+    """The first wait of a client is on a finished task (awaited in an earlier block): its
+    coroutine callback runs too, not only a plain function."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    heard: list[str] = []
+
+    async def on_progress(event: TaskProgress) -> None:
+        await anyio.sleep(1)
+        heard.append(event.state.value)
+
+    client = fake.client()
+    async with client:
+        (ref,) = await create(client)
+        await client.await_task(ref)
+    async with client:  # a new block: its scheduler has not started yet
+        task = await client.await_task(ref, on_progress=on_progress)
+    assert task.succeeded
+    assert heard == ["succeeded"]

@@ -509,6 +509,20 @@ async def test_a_redirected_create_stops_submitting_and_the_jobs_resume_later(
     assert_complete(report, fake)
 
 
+@pytest.mark.parametrize("body", [{"message": "Your account has been suspended."}, "Forbidden"])
+async def test_a_403_the_sdk_does_not_know_stops_submitting_rather_than_fail_every_job(
+    tmp_path: Path, body: Any
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    fake.inject("/sonic/create", status=403, body=body)
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.PLANNED, S.PLANNED]
+    assert report.stopped is not None
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+
+
 async def test_a_403_about_a_jobs_content_fails_that_job_only(tmp_path: Path) -> None:
     """Lyrics refused, a description held for moderation: the job, not the account."""
     fake = make_fake()

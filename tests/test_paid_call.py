@@ -80,3 +80,24 @@ async def test_a_call_cancelled_once_sent_is_let_finish_and_recorded() -> None:
     (ref,) = recorded
     assert ref is not None
     assert ref.task_id == fake.last_task.task_id
+
+
+async def test_a_failed_record_of_a_dropped_call_is_raised_as_it_is() -> None:
+    """Dropped unsent, its record(None) fails (a full disk): that error, not a group."""
+
+    class DiskFull(Exception):
+        pass
+
+    def record(ref: TaskRef | None) -> None:
+        raise DiskFull(repr(ref))
+
+    async def dropped(client: MusicAPI) -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await PaidCall().run(create(client), record)
+
+    fake = FakeMusicAPI(rate_limit=None)
+    async with fake.client() as client:
+        with pytest.raises(DiskFull, match="None"):
+            await dropped(client)
+    assert creates(fake) == 0
