@@ -1271,8 +1271,7 @@ class _Run:
         if mark.sent:
             # It arrived, and its answer says nothing was made: not an attempt that may have
             # paid (a 429 or a refused connection said so through not_sent already).
-            row = journal.rows[job.job_id]
-            journal.update(job.job_id, attempts=max(row.attempts - 1, 0))
+            mark.not_sent()
         certainly_not_made = (AuthenticationError, RateLimitError, APIConnectionError)
         status = exc.status_code if isinstance(exc, APIStatusError) else 0
         if (

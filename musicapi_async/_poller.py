@@ -489,16 +489,18 @@ class _Watch:
     def start_callback(self, key: _Key, awaitable: Any, task_group: TaskGroup) -> None:
         """Run a coroutine callback about task ``key`` in ``task_group``, until it returns
         or the waiter leaves (:meth:`leave`)."""
-        done = anyio.Event()
-        self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
-        task_group.start_soon(self._run_callback, awaitable, done)
+        task_group.start_soon(self._run_callback, awaitable, self._held_back_by(key))
 
     def defer_callback(self, key: _Key, awaitable: Any) -> None:
         """A coroutine callback about task ``key`` for the waiter to run itself (the
         scheduler is not running yet: a result found finished at once, say)."""
+        self._deferred.append((awaitable, self._held_back_by(key)))
+
+    def _held_back_by(self, key: _Key) -> anyio.Event:
+        """A new callback about task ``key``: its result waits for the event it sets."""
         done = anyio.Event()
         self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
-        self._deferred.append((awaitable, done))
+        return done
 
     async def run_deferred(self) -> None:
         """Run the deferred callbacks, in the waiter's own task."""
