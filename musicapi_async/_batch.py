@@ -89,7 +89,7 @@ from anyio.abc import TaskGroup
 from attrs import frozen
 
 from ._constants import DEFAULT_RATE_PER, DEFAULT_WAIT_TIMEOUT
-from ._download import DownloadError, safe_filename, saved_clip_file, saved_clips
+from ._download import DownloadError, clip_extensions, safe_filename, saved_clips
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -966,7 +966,8 @@ class _Run:
         self.failure: BaseException | None = None
         self.other_jobs: tuple[str, ...] = ()
         self.slots = anyio.CapacityLimiter(BATCH_DOWNLOADS)
-        self._files: dict[str, Path] | None = None
+        # Per set of extensions (see clip_extensions), the clip files found in ``out``.
+        self._scans: dict[frozenset[str], dict[str, Path]] = {}
         self._tg: TaskGroup | None = None
         self._wait_kwargs: dict[str, Any] = {}
 
@@ -1371,12 +1372,17 @@ class _Run:
         """A complete file of this clip already in the directory (a run that died after
         saving it and before recording it), found by the clip id in its name: an audio file,
         or one with its URL's suffix (what ``download`` names it when the CDN says nothing
-        better)."""
+        better). The directory is scanned once per run for each set of extensions (clips
+        of one batch share one), not once per clip."""
         if not clip.clip_id:
             return None
-        if self._files is None or rescan:
-            self._files = saved_clips(self.out)
-        return self._files.get(safe_filename(None, clip.clip_id)) or saved_clip_file(self.out, clip)
+        if rescan:
+            self._scans.clear()
+        extensions = clip_extensions(clip)
+        found = self._scans.get(extensions)
+        if found is None:
+            found = self._scans[extensions] = saved_clips(self.out, extensions)
+        return found.get(safe_filename(None, clip.clip_id))
 
     # --- the end --------------------------------------------------------------------------
 

@@ -262,11 +262,18 @@ def saved_clip_file(directory: Path, clip: Clip, format: DownloadFormat = "audio
     an id: its name says nothing of which clip it is."""
     if not clip.clip_id or not directory.is_dir():
         return None
-    url, _, clip_id = _pick_url(clip, format)
-    # Audio, the URL's suffix, or ".bin" (what download() names a file of no known type);
-    # not a video: the clip's own video (video_url) may be saved beside its audio.
-    extensions = {".wav"} if format == "wav" else {*_AUDIO_EXTENSIONS, ".bin", _url_suffix(url)}
-    return saved_clips(directory, extensions - {""}).get(safe_filename(None, clip_id))
+    _, _, clip_id = _pick_url(clip, format)
+    return saved_clips(directory, clip_extensions(clip, format)).get(safe_filename(None, clip_id))
+
+
+def clip_extensions(clip: Clip, format: DownloadFormat = "audio") -> frozenset[str]:
+    """What a saved file of ``clip`` may end with: audio, the URL's suffix, or ".bin" (what
+    download() names a file of no known type); not a video, since the clip's own video
+    (video_url) may be saved beside its audio. Only ``.wav`` for ``format="wav"``."""
+    if format == "wav":
+        return frozenset({".wav"})
+    url, _, _ = _pick_url(clip, format)
+    return frozenset({*_AUDIO_EXTENSIONS, ".bin", _url_suffix(url)} - {""})
 
 
 def _last_segment(url: httpx.URL) -> str:
