@@ -256,7 +256,9 @@ async def test_retry_after_shorter_than_the_backoff_waits_the_backoff() -> None:
 
 
 async def test_retry_after_as_an_http_date_is_waited_until_that_date() -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    # A whole second: the header has 1 s resolution, and a truncated fraction would make
+    # the wait up to a second short of 30 s.
+    when = (datetime.now(timezone.utc) + timedelta(seconds=31)).replace(microsecond=0)
     transport = ScriptedTransport(
         error_response(429, **{"Retry-After": format_datetime(when, usegmt=True)}),
         json_response(200, CREDITS_BODY),
