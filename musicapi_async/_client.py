@@ -476,7 +476,8 @@ class MusicAPI:
         single = isinstance(tasks, (TaskRef, str))
         refs = [self._as_ref(tasks)] if single else [self._as_ref(t) for t in tasks]  # type: ignore[union-attr]
         results: dict[tuple[TaskFamily, str], Task] = {}
-        async with self.as_completed(refs, timeout=timeout, on_progress=on_progress) as stream:
+        stream = self._as_completed(refs, timeout, on_progress, follow_scopes=True)
+        async with stream:
             async for task in stream:
                 results[(task.ref.family, task.ref.task_id)] = task
         ordered = [results[(ref.family, ref.task_id)] for ref in refs]
@@ -499,13 +500,27 @@ class MusicAPI:
         """
         if isinstance(tasks, (TaskRef, str)):
             raise TypeError("as_completed takes an iterable of tasks; use await_task for one")
-        refs = {(ref.family, ref.task_id): ref for ref in (self._as_ref(t) for t in tasks)}
+        return self._as_completed(
+            [self._as_ref(t) for t in tasks], timeout, on_progress, follow_scopes=False
+        )
+
+    def _as_completed(
+        self,
+        tasks: Iterable[TaskRef],
+        timeout: float | None,
+        on_progress: Callable[[TaskProgress], object] | None,
+        *,
+        follow_scopes: bool,
+    ) -> AsCompleted:
+        refs = {(ref.family, ref.task_id): ref for ref in tasks}
         if timeout is UNSET:
             timeout = default_timeout(refs.values())
         elif timeout is not None and not (timeout >= 0):
             raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
         deadline = None if timeout is None else anyio.current_time() + timeout
-        return AsCompleted(self._scheduler, refs, deadline, on_progress)
+        return AsCompleted(
+            self._scheduler, refs, deadline, on_progress, follow_scopes=follow_scopes
+        )
 
     @staticmethod
     def _as_ref(task: object) -> TaskRef:

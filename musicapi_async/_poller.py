@@ -80,6 +80,12 @@ _MAX_POLL_BACKOFF = 60.0
 #: A result held back by its task's hanging on_progress callback is handed out this many
 #: seconds before the waiter's deadline, ahead of a cancel scope firing at that instant.
 _CALLBACK_SLACK = 0.1
+#: How often an ``await_task`` waiter re-reads the deadline of the cancel scopes around it
+#: (seconds), so one set or moved while it waits still gets its last look
+#: (``DEADLINE_LEAD`` before it): first after this, then at doubling intervals up to
+#: ``_SCOPE_LOOK_MAX`` while it stays the same (a waiter of hours wakes rarely).
+_SCOPE_LOOK = 5.0
+_SCOPE_LOOK_MAX = 60.0
 #: Terminal results kept, so a new waiter on a finished task needs no request.
 _RESULT_CACHE = 1024
 
@@ -469,6 +475,8 @@ class _Watch:
     ) -> None:
         self.refs = keys
         self.on_progress = on_progress
+        #: The waiter's own deadline (its timeout), if any.
+        self.own_deadline = deadline
         #: When the waiter gives up (its timeout, or a cancel scope around it), if ever.
         self.deadline = deadline
         self.started = anyio.current_time()
@@ -481,6 +489,16 @@ class _Watch:
         self._deferred: deque[tuple[Any, anyio.Event]] = deque()
         #: The waiter is gone (unwatched): no callback of it may run any more.
         self.left = False
+
+    def see_scopes(self, outer: float) -> bool:
+        """Take ``outer`` (the effective deadline of the cancel scopes around the waiter)
+        into its deadline; True if that changed it."""
+        own = math.inf if self.own_deadline is None else self.own_deadline
+        ends = min(own, outer)
+        deadline = None if math.isinf(ends) else ends
+        changed = deadline != self.deadline
+        self.deadline = deadline
+        return changed
 
     def deliver(self, key: _Key, item: Task | BaseException) -> None:
         self.results.append((key, item))
@@ -765,10 +783,9 @@ class Scheduler:
         deadline: float | None = None,
     ) -> _Watch:
         self._ensure_running()
+        watch = _Watch(refs, on_progress, deadline)
         # The waiter's own deadline, or that of a cancel scope around it (anyio.fail_after).
-        outer = anyio.current_effective_deadline()
-        ends = min(math.inf if deadline is None else deadline, outer)
-        watch = _Watch(refs, on_progress, None if math.isinf(ends) else ends)
+        watch.see_scopes(anyio.current_effective_deadline())
         now = anyio.current_time()
         for key, ref in refs.items():
             done = self._done.get(key) or self._take_early(key, now)
@@ -1155,10 +1172,17 @@ class AsCompleted:
         refs: dict[_Key, TaskRef],
         deadline: float | None,
         on_progress: Callable[[TaskProgress], object] | None,
+        *,
+        follow_scopes: bool = False,
     ) -> None:
         self._scheduler = scheduler
         self._refs = refs
         self._deadline = deadline
+        # await_task's whole wait ends with the cancel scopes around it, whenever their
+        # deadline is set (a batch arms it once every create is out). Not so a stream's: a
+        # scope around one step (a per-item move_on_after) ends that step, not the wait.
+        self._follow_scopes = follow_scopes
+        self._scope_look = _SCOPE_LOOK
         self._completed: dict[_Key, Task] = {}
         #: Tasks whose poll failed for good (raised once each).
         self._failed: dict[_Key, BaseException] = {}
@@ -1202,11 +1226,17 @@ class AsCompleted:
         """The next result to hand out: the earliest whose own callbacks have returned."""
         while True:
             await watch.run_deferred()
+            if self._follow_scopes and watch.see_scopes(anyio.current_effective_deadline()):
+                self._scheduler._poke()  # a deadline to look before
+                self._scope_look = _SCOPE_LOOK
             now = anyio.current_time()
             ready = watch.take_ready(now)
             if ready is not None:
                 return ready
             limit = watch.callback_limit(now)
+            if self._follow_scopes:
+                limit = min(limit, self._scope_look)
+                self._scope_look = min(2 * self._scope_look, _SCOPE_LOOK_MAX)
             if self._deadline is not None:
                 if now >= self._deadline:
                     raise self._timeout_error()

@@ -899,6 +899,42 @@ async def test_a_task_still_running_is_polled_once_before_the_deadline(
     assert ages(fake, ref)[0] < 40
 
 
+async def test_a_scope_deadline_set_while_await_task_waits_still_gets_its_last_look() -> None:
+    """A batch arms its waits' deadlines once every create is out: a cancel scope whose
+    deadline is set after the wait began is still looked before, not run into blind."""
+    fake = FakeMusicAPI(sonic_duration=2.0)
+    task: Task | None = None
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
+        (ref,) = await create(client)
+        with anyio.CancelScope() as scope:
+
+            async def arm() -> None:
+                await anyio.sleep(5)
+                scope.deadline = anyio.current_time() + 35
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(arm)
+                task = await client.await_task(ref, timeout=None)
+                tg.cancel_scope.cancel()
+    assert task is not None
+    assert task.succeeded
+    (poll,) = ages(fake, ref)
+    assert poll == pytest.approx(40 - 10, abs=INTERVAL)
+
+
+async def test_a_scope_around_one_step_of_a_stream_is_not_the_streams_deadline() -> None:
+    """A per-item ``move_on_after`` ends that step of ``as_completed``, not the wait: it
+    must not make the scheduler look at every task before each step's end."""
+    fake = FakeMusicAPI(sonic_duration=1000.0)
+    async with fake.client() as client:
+        (ref,) = await create(client)
+        async with client.as_completed([ref], timeout=None) as stream:
+            for _ in range(10):
+                with anyio.move_on_after(20):
+                    await stream.__anext__()
+    assert ages(fake, ref) == []  # a 1000-s task, a prior of minutes: no poll in 200 s
+
+
 async def test_answers_that_cannot_be_read_reach_the_waiter_not_the_deadline() -> None:
     fake = FakeMusicAPI(sonic_duration=30.0)
     unreadable = {"code": 200, "data": [{"clip_id": "c", "state": "succeeded", "title": 12}]}
