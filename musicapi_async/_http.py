@@ -54,6 +54,15 @@ PAID_ADVICE = (
     "task and charged for it. Before repeating it, check whether it exists: a webhook "
     "delivery for it, the dashboard's task history, or a drop in client.credits.get()."
 )
+#: The same for a 504: MusicAPI refunds a task that timed out, but a gateway's 504 may hide
+#: a create that went through.
+PAID_504_ADVICE = (
+    " This call spends credits and was not retried. MusicAPI refunds a task that timed out, "
+    "but a 504 can also come from a gateway while the request went through, so MusicAPI may "
+    "already have started the task and charged for it. Before repeating it, check whether it "
+    "exists: a webhook delivery for it, the dashboard's task history, or a drop in "
+    "client.credits.get()."
+)
 
 
 class SendWatch(Protocol):
@@ -385,7 +394,9 @@ class HTTPCore:
                 if not paid:
                     raise _Retryable(error)
                 error.task_may_exist = True
-                error.message += PAID_ADVICE
+                error.message += (
+                    PAID_504_ADVICE if isinstance(error, UpstreamTimeoutError) else PAID_ADVICE
+                )
             raise error
         body = _decode(response, method, path, paid)
         return Answer(response.status_code, body, response.headers)
@@ -479,6 +490,9 @@ def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any
     try:
         return json.loads(response.content)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to decode
+        if response.status_code == 202:
+            # "Accepted, not ready yet" whatever its body says (CONTRACT §15): no body.
+            return None
         snippet = response.text[:200]
         # A paid call answered 2xx: the server acted, whatever the body says.
         raise ResponseValidationError(
@@ -541,7 +555,10 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
     )
     message = f"{method} {path} -> {status}: {text}"
     if cls is GoneError:
-        message += " (this endpoint is retired; use client.sonic or client.producer instead)"
+        if path.startswith("/nuro/"):
+            message += " (Nuro is retired; use client.sonic or client.producer instead)"
+        else:
+            message += " (retired by MusicAPI: use a current endpoint or task_type)"
     if cls is InsufficientCreditsError:
         message += " (buy credits or subscribe on the MusicAPI dashboard)"
     if cls is AuthenticationError:

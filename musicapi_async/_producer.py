@@ -17,6 +17,19 @@ from ._resource import (
 
 __all__ = ["Producer"]
 
+#: Task types that work on a source clip (``clip_id``: CONTRACT §5); any other, new ones
+#: included, is sent as given.
+_FROM_A_CLIP: Final = frozenset(
+    {
+        "extend_music",
+        "extend_upload_music",
+        "replace_music",
+        "replace_upload_music",
+        "cover_music",
+        "cover_upload_music",
+    }
+)
+
 #: Known ``format`` values of :meth:`Producer.download`.
 PRODUCER_DOWNLOAD_FORMATS: Final = ("mp3", "wav")
 
@@ -56,7 +69,7 @@ class Producer(TaskResource):
         """
         if task_type == "create_music" and not (sound or lyrics):
             raise ValueError("sound or lyrics (or both) is required for task_type='create_music'")
-        if task_type != "create_music":
+        if task_type in _FROM_A_CLIP:
             require(clip_id, "clip_id", f"for task_type={task_type!r}")
         if task_type in ("extend_music", "replace_music"):
             require(starts_at, "starts_at", f"for task_type={task_type!r}")

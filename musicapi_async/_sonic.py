@@ -230,6 +230,7 @@ def _check_generation(
 
 def _mode(custom_mode: bool | None, prompt: str | None, description: str | None) -> bool | None:
     """custom_mode when not given: True with lyrics (``prompt``), False with a description."""
+    check_bool(custom_mode, "custom_mode")  # 0 or "" must not pass for False
     if custom_mode is not None:
         return custom_mode
     if prompt is not None and description is None:
@@ -710,7 +711,8 @@ class Sonic(TaskResource):
             chop_sample_end_s=chop_sample_end_s,
             custom_mode=custom_mode,
             mv=mv,
-            make_instrumental=options.pop("make_instrumental", False),
+            # Required by /sonic/sample: None (not given) is False, never left out.
+            make_instrumental=options.pop("make_instrumental", None) or False,
             auto_lyrics=auto_lyrics,
             prompt=prompt,
             gpt_description_prompt=gpt_description_prompt,

@@ -31,6 +31,8 @@ class Reply:
     body: Any = None
     status: int = 200
     headers: Mapping[str, str] = field(factory=dict)
+    #: Sent as is instead of ``body`` (a body that is not JSON), when given.
+    raw: bytes | None = None
 
 
 @final
@@ -74,6 +76,10 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if not self.replies:
             raise AssertionError(f"unscripted request {request.method} {request.url}")
         reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
+        if reply.raw is not None:
+            return httpx.Response(
+                reply.status, content=reply.raw, headers=reply.headers, request=request
+            )
         body = b"" if reply.body is None else json.dumps(reply.body).encode()
         headers = {"content-type": "application/json", **reply.headers} if body else reply.headers
         return httpx.Response(reply.status, content=body, headers=headers, request=request)

@@ -1408,6 +1408,15 @@ async def test_not_ready_answers_are_pending(status: int, body: Any) -> None:
     assert task.raise_for_status() is task
 
 
+@pytest.mark.parametrize("raw", [b"Accepted", b"<html>queued</html>", b"\xff\xfe"])
+async def test_a_202_whose_body_is_not_json_is_pending_too(raw: bytes) -> None:
+    """Any 202 body means not ready: a proxy's text or HTML is not an unreadable answer."""
+    client, _ = make_client(Reply(status=202, raw=raw))
+    task = await client.sonic.get_task(TASK_ID)
+    assert task.status is TaskStatus.PENDING
+    assert task.http_status == 202
+
+
 @pytest.mark.parametrize(
     ("states", "expected"),
     [
@@ -1925,11 +1934,43 @@ async def test_non_bool_custom_mode_is_a_type_error(kwargs: dict[str, Any]) -> N
     )
 
 
-async def test_non_bool_custom_mode_on_a_helper_is_a_type_error() -> None:
-    extra: dict[str, Any] = {"custom_mode": "yes"}
-    await assert_refused(
-        lambda c: c.sonic.extend(CLIP, continue_at=1.0, mv="v", **extra), TypeError, "custom_mode"
+@pytest.mark.parametrize("value", ["yes", 0, ""], ids=["truthy string", "zero", "empty string"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda c, x: c.sonic.extend(CLIP, continue_at=1.0, mv="v", prompt="[Verse] la", **x),
+            id="extend",
+        ),
+        pytest.param(
+            lambda c, x: c.sonic.upload_extend(SOURCE_MP3, mv="v", prompt="[Verse] la", **x),
+            id="upload_extend",
+        ),
+        pytest.param(
+            lambda c, x: c.sonic.sample(
+                url=SOURCE_MP3, chop_sample_start_s=0, chop_sample_end_s=5, mv="v", **x
+            ),
+            id="sample",
+        ),
+        pytest.param(lambda c, x: c.sonic.mashup([CLIP, CLIP_B], mv="v", **x), id="mashup"),
+    ],
+)
+async def test_non_bool_custom_mode_on_a_helper_is_a_type_error(
+    call: Callable[[MusicAPI, dict[str, Any]], Awaitable[object]], value: object
+) -> None:
+    """A falsy non-bool (0, "") must not slip through as False: the lyrics would go out
+    in description mode, in a paid task."""
+    await assert_refused(lambda c: call(c, {"custom_mode": value}), TypeError, "custom_mode")
+
+
+async def test_sample_sends_make_instrumental_even_when_given_none() -> None:
+    """/sonic/sample requires the field: None (the SDK's "not set") is sent as false."""
+    client, transport = make_client(Reply(SUBMITTED))
+    unset: dict[str, Any] = {"make_instrumental": None}
+    await client.sonic.sample(
+        url=SOURCE_MP3, chop_sample_start_s=0, chop_sample_end_s=5, mv="v", **unset
     )
+    assert transport.last.json["make_instrumental"] is False
 
 
 @pytest.mark.parametrize("count", [0, 11])
@@ -2160,6 +2201,11 @@ async def test_get_task_with_another_familys_ref_is_refused() -> None:
             id="unknown producer task_type and mv",
         ),
         pytest.param(
+            lambda c: c.producer.create(task_type="make_lyrics", lyrics="la la"),
+            {"task_type": "make_lyrics", "lyrics": "la la"},
+            id="unknown producer task_type without a clip",
+        ),
+        pytest.param(
             lambda c: c.nuro.create(type="vocal", lyrics="l", gender="Choir", genre="Sea Shanty"),
             {"type": "vocal", "lyrics": "l", "gender": "Choir", "genre": "Sea Shanty"},
             id="unknown nuro values",
@@ -2210,6 +2256,16 @@ async def test_not_ready_202_is_repeated_until_ready(
     assert [sent.at - start for sent in transport.requests] == pytest.approx(
         [0, NOT_READY_DELAY, 2 * NOT_READY_DELAY]
     )
+
+
+async def test_a_202_with_a_text_body_is_repeated_until_ready_not_an_unreadable_answer() -> None:
+    """A 202 "building" in plain text is not ready like any 202: repeated, free, and not
+    the "may already have charged" error of an unreadable paid answer."""
+    answer = {"data": {"midi_url": "https://cdn1.suno.ai/x.mid", "instruments": []}}
+    client, transport = make_client(Reply(status=202, raw=b"building"), Reply(answer))
+    result = await client.sonic.midi(CLIP)
+    assert isinstance(result, Midi)
+    assert [sent.path for sent in transport.requests] == ["/sonic/midi"] * 2
 
 
 @pytest.mark.parametrize(

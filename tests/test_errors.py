@@ -119,6 +119,19 @@ async def test_gone_error_points_to_sonic_and_producer() -> None:
     assert error.path == "/nuro/task/t-1"
 
 
+async def test_a_retired_producer_task_type_is_not_called_a_retired_endpoint() -> None:
+    """A 410 on /producer/create retires a task_type: moving to client.producer (where the
+    user is) is no advice."""
+    body = {"error": "This task type has been retired."}
+    transport = ScriptedTransport(json_response(410, body))
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(GoneError) as caught:
+            await client.producer.create(task_type="music_variation", clip_id="c-1")
+    message = str(caught.value)
+    assert "task_type" in message
+    assert "client.producer instead" not in message
+
+
 async def test_rate_limit_error_reads_retry_after() -> None:
     error = await raised_by(
         json_response(429, {"error": "slow down"}, headers={"Retry-After": "12"})

@@ -435,6 +435,19 @@ async def test_post_is_never_repeated_when_the_task_may_already_exist(
         assert isinstance(error.__cause__, failure)
 
 
+async def test_a_504_to_a_create_says_why_it_may_still_have_charged_despite_the_refund() -> None:
+    """MusicAPI's 504 says "credits refunded": the advice must not contradict it blindly."""
+    body = {"error": "Task failed due to timeout. Credits were previously refunded."}
+    transport = ScriptedTransport(json_response(504, body))
+    async with scripted_client(transport, max_retries=5) as client:
+        with pytest.raises(UpstreamTimeoutError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    message = str(caught.value)
+    assert "MusicAPI refunds a task that timed out" in message
+    assert "gateway" in message
+    assert caught.value.task_may_exist is True
+
+
 @pytest.mark.parametrize("failure", [httpx.ReadTimeout, 500, 504], ids=failure_id)
 async def test_get_errors_never_claim_a_task_may_exist(
     failure: type[httpx.RequestError] | int,
