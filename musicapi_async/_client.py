@@ -552,7 +552,10 @@ class MusicAPI:
         if self._is_view:
             return self  # a view shares its parent's lifetime and background poller
         if self._exit_stack is not None:
-            raise RuntimeError("this MusicAPI client is already open (async with)")
+            raise RuntimeError(
+                "this MusicAPI client is already inside an `async with` block (aclose() does "
+                "not end the block): leave it before entering it again"
+            )
         self._core.reopen()  # closed by an earlier async with: new connections
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())

@@ -107,6 +107,9 @@ DEADLINE_LEAD: Final = 10.0
 #: Answers in a row the SDK cannot read before a poll's ResponseValidationError reaches the
 #: waiters (fewer are taken for a glitch and polled again).
 UNREADABLE_POLLS: Final = 3
+#: Seconds a rate limiter may fail every background acquire (a shared backend down) before
+#: its error reaches the waiters of the tasks it kept from being polled, not a silent hang.
+LIMITER_OUTAGE: Final = 30.0
 
 # --- webhooks -------------------------------------------------------------------------------
 #: Seconds a signed webhook may be older (or newer) than this machine's clock.

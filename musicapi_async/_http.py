@@ -242,13 +242,13 @@ class HTTPCore:
 
     def http(self) -> httpx.AsyncClient:
         """The httpx client to send with from the running event loop."""
-        if not self.owns_http_client:
-            return self.http_client
-        if self._closed:
+        if self._closed:  # an injected http_client too: a closed client sends nothing
             raise RuntimeError(
                 "this MusicAPI client was closed: open it again with `async with client:`, "
                 "or make a new one"
             )
+        if not self.owns_http_client:
+            return self.http_client
         pool = self._pools.get()
         if pool is None or pool.is_closed:
             pool, self._unadopted = self._unadopted or new_connection_pool(), None
@@ -262,10 +262,10 @@ class HTTPCore:
 
     async def aclose(self) -> None:
         """Close the pool this event loop uses. The pools of other loops go with them: their
-        connections cannot be closed from here."""
+        connections cannot be closed from here. An injected http_client is left open."""
+        self._closed = True
         if not self.owns_http_client:
             return
-        self._closed = True
         pools, self._unadopted = (self._pools.get(), self._unadopted), None
         for pool in pools:
             if pool is not None:

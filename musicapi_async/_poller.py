@@ -41,6 +41,7 @@ from ._constants import (
     DEFAULT_WAIT_TIMEOUT,
     DURATION_MEMORY,
     EXPECTED_DURATION,
+    LIMITER_OUTAGE,
     MAX_POLLS_IN_FLIGHT,
     UNREADABLE_POLLS,
     WEBHOOK_EARLY_KEEP,
@@ -625,6 +626,8 @@ class Scheduler:
         self._scope: anyio.CancelScope | None = None  # made in attach(): needs an event loop
         self._running = False
         self._closed_reason: str | None = None
+        #: When the limiter's background acquires began to fail, while they do.
+        self._limiter_down_since: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -673,11 +676,16 @@ class Scheduler:
 
     def _ensure_running(self) -> None:
         if self._closed_reason is not None:
-            raise RuntimeError(self._closed_reason)
+            # Not the reason the waiters of the time were given: this one came after.
+            raise RuntimeError(
+                "this MusicAPI client was closed: open it again with `async with client:` "
+                "to wait for tasks, or make a new one"
+            )
         if self._task_group is None:
             raise RuntimeError(
                 "waiting for tasks needs the client's background poller: use the client as "
-                "`async with MusicAPI(...) as client:` and call await_task / as_completed inside"
+                "`async with MusicAPI(...) as client:` and call await_task / as_completed "
+                "inside (a with_options view shares its parent's: open the parent)"
             )
         if not self._running:
             self._running = True
@@ -964,13 +972,44 @@ class Scheduler:
             await self._wait_for_change(self._next_look(now))
             return
         # One background request queued at most; user calls overtake it.
-        await self._limiter.acquire(Priority.BACKGROUND)
+        try:
+            await self._limiter.acquire(Priority.BACKGROUND)
+        except Exception as exc:
+            await self._limiter_failed(exc)
+            return
+        self._limiter_down_since = None
         tracked = self._pick(anyio.current_time())
         if tracked is None:
             return  # the candidate finished or left while we queued (a slot goes unused)
         tracked.in_flight = True
         self._in_flight += 1
         polls.start_soon(self._poll, tracked)
+
+    async def _limiter_failed(self, exc: Exception) -> None:
+        """A background acquire raised (a shared limiter's backend down, say): the tasks'
+        timeouts say why, and once it has failed for LIMITER_OUTAGE seconds the waiters get
+        the error, as a direct call gets it at once, instead of waiting blind for ever."""
+        now = anyio.current_time()
+        if self._limiter_down_since is None:
+            self._limiter_down_since = now
+            logger.warning(
+                "the rate limiter failed (%s); background polls wait for it, and the "
+                "waiters get its error if it lasts %g s",
+                exc,
+                LIMITER_OUTAGE,
+                exc_info=exc,
+            )
+        for tracked in self._tracked.values():
+            tracked.last_error = exc
+        if now - self._limiter_down_since >= LIMITER_OUTAGE:
+            logger.error(
+                "the rate limiter failed for %g s; the waiters get: %r", LIMITER_OUTAGE, exc
+            )
+            self._limiter_down_since = None
+            for key, tracked in list(self._tracked.items()):
+                if not tracked.in_flight and key not in self._done:
+                    self._finish(key, tracked, exc)
+        await anyio.sleep(_IDLE_LOOK)
 
     async def _wait_for_change(self, limit: float | None) -> None:
         with anyio.move_on_after(math.inf if limit is None else limit):

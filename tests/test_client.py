@@ -12,6 +12,7 @@ import pytest
 
 import musicapi_async
 from musicapi_async import APIConnectionError, MusicAPI, TaskFamily, TaskRef, TaskStatus
+from musicapi_async.testing import FakeMusicAPI
 from tests._scripted import (
     CREDITS_BODY,
     SONIC_TASK_BODY,
@@ -205,6 +206,47 @@ async def test_an_owned_http_client_is_closed_by_async_with() -> None:
     # Observable without private access: the closed client refuses to send (no network).
     with pytest.raises(RuntimeError, match="closed"):
         await client.credits.get()
+
+
+@pytest.mark.anyio
+async def test_a_closed_client_with_an_injected_http_client_sends_nothing_until_reopened() -> None:
+    """As with an owned pool: tests on a fake (always injected) must catch a use after
+    close that production would hit, and a paid create must not go out from a closed client."""
+    transport = ScriptedTransport(
+        json_response(200, CREDITS_BODY), json_response(200, CREDITS_BODY)
+    )
+    http_client = httpx.AsyncClient(transport=transport)
+    client = MusicAPI("k", base_url=TEST_BASE_URL, http_client=http_client)
+    async with client:
+        await client.credits.get()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    assert len(transport.sent) == 1
+    async with client:  # open again: it sends again
+        await client.credits.get()
+    assert len(transport.sent) == 2
+    await http_client.aclose()
+
+
+@pytest.mark.anyio
+async def test_waiting_on_a_closed_client_says_it_is_closed_not_closed_while_waiting() -> None:
+    fake = FakeMusicAPI()
+    async with fake.client() as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    with pytest.raises(RuntimeError) as caught:
+        await client.await_task(ref)
+    assert "was closed: open it again" in str(caught.value)
+    assert "while waiting" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_waiting_through_a_view_of_an_unopened_client_says_to_open_the_parent() -> None:
+    fake = FakeMusicAPI()
+    client = fake.client()
+    async with client.with_options(max_retries=0) as view:
+        ref = await view.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+        with pytest.raises(RuntimeError, match="open the parent"):
+            await view.await_task(ref)
 
 
 @pytest.mark.anyio

@@ -14,7 +14,9 @@ from musicapi_async import (
     TaskProgress,
     TaskRef,
     TokenBucket,
+    WaitTimeoutError,
 )
+from musicapi_async._constants import LIMITER_OUTAGE
 from musicapi_async.testing import FakeMusicAPI
 from tests._limiters import DelegatingLimiter
 
@@ -43,6 +45,56 @@ async def test_a_failing_limiter_backend_does_not_kill_the_wait_or_the_block() -
         task = await client.await_task(ref)
     assert limiter.failed
     assert task.succeeded
+
+
+class DownLimiter(DelegatingLimiter):
+    """A limiter backend whose background acquires fail from ``down`` until ``up``
+    seconds after it is made (a Redis outage)."""
+
+    def __init__(self, down: float, up: float) -> None:
+        super().__init__()
+        start = anyio.current_time()
+        self.down, self.up = start + down, start + up
+        self.failures = 0
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        if priority is Priority.BACKGROUND and self.down <= anyio.current_time() < self.up:
+            self.failures += 1
+            raise ConnectionError("limiter backend down")
+        await self.inner.acquire(priority)
+
+
+async def test_a_limiter_down_for_good_reaches_the_waiter_instead_of_a_silent_hang() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    limiter = DownLimiter(down=0.0, up=float("inf"))
+    async with fake.client(limiter=limiter) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        start = anyio.current_time()
+        with anyio.fail_after(3600), pytest.raises(ConnectionError, match="backend down"):
+            await client.await_task(ref, timeout=None)  # it used to wait for ever
+        waited = anyio.current_time() - start
+    assert LIMITER_OUTAGE <= waited <= LIMITER_OUTAGE + 60.0 + 2.0  # its first try + 30 s
+    assert len(fake.requests) == 1  # the create: no poll got through
+
+
+async def test_a_short_limiter_outage_is_waited_out() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    limiter = DownLimiter(down=0.0, up=LIMITER_OUTAGE / 2)
+    async with fake.client(limiter=limiter) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        task = await client.await_task(ref, timeout=None)
+    assert task.succeeded
+
+
+async def test_a_timeout_during_a_limiter_outage_says_why_nothing_was_polled() -> None:
+    fake = FakeMusicAPI(sonic_duration=5.0)
+    limiter = DownLimiter(down=0.0, up=float("inf"))
+    async with fake.client(limiter=limiter) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        with pytest.raises(WaitTimeoutError) as caught:
+            await client.await_task(ref, timeout=20)
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert "limiter backend down" in str(caught.value)
 
 
 async def test_a_huge_retry_after_does_not_freeze_the_other_users_of_the_bucket() -> None:
