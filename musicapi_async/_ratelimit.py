@@ -327,11 +327,25 @@ class TokenBucket:
         self._wake_head()
 
     def statistics(self) -> BucketStatistics:
-        """Tokens, waiters per priority, slots granted, and time lost to 429s."""
-        now = self._now()
-        self._refill(now)
+        """Tokens, waiters per priority, slots granted, and time lost to 429s.
+
+        Outside an event loop too (a health check between ``asyncio.run`` calls): the
+        tokens are then estimated from the system's monotonic clock, and nothing changes.
+        """
+        try:
+            now = self._now()
+        except RuntimeError:  # no event loop ("NoEventLoopError" in recent anyio)
+            tokens, paused = self._tokens, False
+            if self._updated is not None:
+                # Read, never waited on: the time since the bucket last refilled.
+                since = max(0.0, time.monotonic() - self._updated_system)
+                tokens = min(float(self.burst), tokens + since / self.interval)
+                paused = self._updated + since < self._paused_until
+        else:
+            self._refill(now)
+            tokens, paused = self._tokens, now < self._paused_until
         return BucketStatistics(
-            tokens=max(0.0, self._tokens) if now >= self._paused_until else 0.0,
+            tokens=0.0 if paused else max(0.0, tokens),
             waiting_user=len(self._queues[Priority.USER]),
             waiting_background=len(self._queues[Priority.BACKGROUND]),
             granted=self._granted,

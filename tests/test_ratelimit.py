@@ -824,3 +824,17 @@ def test_a_429_pause_holds_in_the_next_event_loop() -> None:
 
     run_on_clock(50_000.0, rate_limited)
     assert 58.0 <= run_on_clock(100_000.0, one_request) <= 60.0 + bucket.margin
+
+
+def test_statistics_work_outside_an_event_loop_between_runs() -> None:
+    """A health check or a log line between two ``asyncio.run`` calls (the Celery pattern)."""
+    bucket = TokenBucket(rate=1, per=3.0)
+    assert bucket.statistics().tokens == 1.0  # never used, outside any loop
+
+    async def spend() -> None:
+        await bucket.acquire()
+
+    anyio.run(spend)
+    stats = bucket.statistics()
+    assert stats.granted == 1
+    assert 0.0 <= stats.tokens < 1.0  # the token just spent is not back yet
