@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import textwrap
 from collections.abc import AsyncIterator
@@ -235,6 +237,39 @@ async def test_partial_outcome_fails_last_clip_and_refunds_its_share() -> None:
     assert fake.credits().credits == 1000 - 15 + 7
 
 
+async def test_a_task_failing_as_a_whole_shows_no_finished_clip_before_it_fails() -> None:
+    """200 style, clips 5 s apart: a clip "succeeded" 5 s before the task failed and was
+    refunded would have an app save a dead link."""
+    fake = fake_without_limit(not_ready_style="200", sonic_duration=100.0, clip_spread=5.0)
+    fake.plan(outcome="failed")
+    async with connect(fake) as http:
+        task_id = await create(http)
+        await anyio.sleep(97)
+        clips = (await http.get(f"/sonic/task/{task_id}")).json()["data"]
+        assert [c["state"] for c in clips] == ["streaming", "streaming"]
+        await anyio.sleep(3)
+        body = (await http.get(f"/sonic/task/{task_id}")).json()
+    assert body["type"] == "failed"
+    assert fake.credits().total == 1000
+
+
+def test_an_unknown_outcome_is_refused_where_it_is_given() -> None:
+    """Not at the next create, after its credits were taken."""
+    with pytest.raises(ValueError, match=r"plan\(outcome=...\): unknown task outcome 'fail'"):
+        FakeMusicAPI().plan(outcome="fail")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"unknown task outcome 'nope'.*'failed'"):
+        FakeMusicAPI(outcome="nope")  # type: ignore[arg-type]
+
+
+async def test_an_outcome_function_returning_nonsense_charges_nothing() -> None:
+    fake = fake_without_limit(outcome=lambda task: "nope")
+    async with connect(fake) as http:
+        with pytest.raises(ValueError, match="outcome function's result"):
+            await create(http)
+    assert fake.credits().total == 1000
+    assert fake.tasks == {}
+
+
 async def test_plans_queue_in_order_and_accept_callables() -> None:
     fake = fake_without_limit()
     fake.plan(duration=5.0, outcome="failed")
@@ -417,13 +452,25 @@ async def test_sonic_create_validation_is_400_with_documented_messages(
     assert fake.tasks == {}
 
 
-@pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b""])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"[1, 2]",
+        b"",
+        b"[" * 100_000 + b"]" * 100_000,  # nested too deep for Python's parser
+        json.dumps({**CUSTOM, "style_weight": math.nan}).encode(),  # NaN: not JSON
+        json.dumps({**CUSTOM, "style_weight": math.inf}).encode(),
+    ],
+    ids=["text", "array", "empty", "deep", "nan", "infinity"],
+)
 async def test_post_body_must_be_a_json_object(content: bytes) -> None:
     fake = fake_without_limit()
     async with connect(fake) as http:
         answer = await http.post("/sonic/create", content=content)
     assert answer.status_code == 400
     assert answer.json() == {"message": "The request body should be a JSON object."}
+    assert fake.credits().total == 1000
 
 
 async def test_every_documented_task_type_is_accepted_with_its_required_fields() -> None:

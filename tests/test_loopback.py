@@ -128,6 +128,38 @@ async def test_sdk_client_works_end_to_end_over_loopback() -> None:
     assert [r.status for r in fake.requests] == [200, 202, 200, 200]
 
 
+async def test_served_audio_answers_head_with_the_length_a_get_has() -> None:
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.2)
+    with anyio.fail_after(20):
+        async with serving(fake) as served, httpx.AsyncClient(base_url=served.base_url) as http:
+            created = await http.post("/sonic/create", json=DESCRIPTION, headers=AUTH)
+            await anyio.sleep(0.3)
+            task_id = created.json()["task_id"]
+            done = await http.get(f"/sonic/task/{task_id}", headers=AUTH)
+            url = done.json()["data"][0]["audio_url"]
+            got = await http.get(url)
+            head = await http.head(url)
+    assert got.status_code == head.status_code == 200
+    assert int(got.headers["content-length"]) == len(got.content) > 0
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+async def test_the_served_fake_sends_webhooks_to_loopback_hosts_only() -> None:
+    """An app configured with its production webhook URL must not get fake, signed
+    deliveries there: the attempt is recorded, nothing leaves the machine."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.2)
+    body = {**DESCRIPTION, "webhook_url": "https://hooks.example.invalid/musicapi"}
+    with anyio.fail_after(20):
+        async with serving(fake) as served, httpx.AsyncClient(base_url=served.base_url) as http:
+            created = await http.post("/sonic/create", json=body, headers=AUTH)
+            assert created.status_code == 200
+            await anyio.sleep(1.5)  # done at 0.2 s; a failed attempt is retried after 1 s
+    (first, *_) = fake.webhooks.deliveries
+    assert first.outcome == "error"
+    assert first.error is not None
+    assert "loopback hosts only" in first.error
+
+
 async def test_keep_alive_serves_pipelined_requests_and_connection_close_ends_it() -> None:
     fake = FakeMusicAPI(rate_limit=None)
     request = b"GET /api/v1/get-credits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"

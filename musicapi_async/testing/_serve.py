@@ -40,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 import attrs
+import httpx
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.stapled import MultiListener
@@ -220,19 +221,25 @@ async def _listen(
 # ---------------------------------------------------------------------------- set-up
 
 
-def _loopback_host(host: str) -> str:
+def _loopback_address(host: str) -> str | None:
+    """``host`` as a loopback address (``localhost`` as is), or None if it is not one."""
     if host == "localhost":
         return host
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
+        return None
+    return str(address) if address.is_loopback else None
+
+
+def _loopback_host(host: str) -> str:
+    address = _loopback_address(host)
+    if address is None:
         raise ValueError(
             f"FakeMusicAPI is served on loopback hosts only (127.0.0.1, ::1 or localhost), "
             f"not {host!r}: it is a fake for tests, not a server to expose"
         )
-    return str(address)
+    return address
 
 
 def _check_port(port: int) -> None:
@@ -345,12 +352,33 @@ async def _delivering(
         # Signed after this rewrite: the receiver sees the same URLs as the poll answers.
         fake.webhooks.rewrite_body = functools.partial(_local_cdn, served)
     async with anyio.create_task_group() as tg:
-        await tg.start(fake.webhooks.run)  # send=None: a real POST to each webhook_url
+        await tg.start(fake.webhooks.run, _LoopbackOnly())  # real POSTs, to loopback only
         try:
             yield
         finally:
             tg.cancel_scope.cancel()
             fake.webhooks.rewrite_body = None
+
+
+class _LoopbackOnly(httpx.AsyncBaseTransport):
+    """Sends the served fake's webhooks to loopback hosts only: an app configured with its
+    production webhook URL must not get fake, signed deliveries there (each such attempt
+    is recorded as an error in ``fake.webhooks.deliveries``)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _loopback_address(request.url.host) is None:
+            raise httpx.ConnectError(
+                "the served FakeMusicAPI delivers webhooks to loopback hosts only, "
+                f"not {request.url.host!r}",
+                request=request,
+            )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 async def _linger(stream: SocketStream) -> None:
@@ -559,7 +587,9 @@ def _render(
     if bodiless:
         del fields["content-type"]
     else:
-        fields["content-length"] = str(len(body))
+        # HEAD: the length of the body a GET would have had, as the fake said (not 0).
+        given = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+        fields["content-length"] = given if head and given is not None else str(len(body))
     fields["date"] = formatdate(usegmt=True)
     fields["server"] = SERVER_NAME
     fields["connection"] = "keep-alive" if keep_alive else "close"

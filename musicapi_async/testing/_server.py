@@ -64,6 +64,27 @@ DurationSpec = float | Callable[[FakeTask], float]
 #: ``duration == 0.0`` at that point).
 OutcomeSpec = Outcome | Callable[[FakeTask], Outcome]
 
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strict_json(body: bytes) -> Any:
+    """A request body as JSON: NaN and Infinity, which Python reads but JSON has not, are
+    refused as the server refuses any body that is not JSON."""
+    return json.loads(body, parse_constant=_refuse_constant)
+
+
+def _check_outcome(outcome: object, where: str) -> None:
+    """Refuse an outcome the fake does not know, where it is given (a function's result
+    is checked when a task is created)."""
+    if outcome is None or callable(outcome):
+        return
+    if outcome not in get_args(Outcome):
+        known = ", ".join(repr(o) for o in get_args(Outcome))
+        raise ValueError(f"{where}: unknown task outcome {outcome!r}; use one of {known}")
+
+
 _JSON_HEADERS: Final = {"content-type": "application/json"}
 _FAILURE_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -298,6 +319,7 @@ class FakeMusicAPI:
         self.producer_duration: DurationSpec = producer_duration
         self.nuro_duration: DurationSpec = nuro_duration
         self.clip_spread = clip_spread
+        _check_outcome(outcome, "FakeMusicAPI(outcome=...)")
         self.outcome: OutcomeSpec = outcome
         self.unknown_task_status = unknown_task_status
         self.strict_clips = strict_clips
@@ -474,7 +496,12 @@ class FakeMusicAPI:
             account.extra_credits = extra_credits
 
     def credits(self, key: str | None = None) -> Balance:
-        """A key's balance now (refunds due by now included); ``key=None``: the default key."""
+        """A key's balance now (refunds due by now included); ``key=None``: the default key.
+
+        Outside an event loop there is no "now" on the fake's clock: refunds are included
+        up to the fake's last request. Ask inside the loop (before ``anyio.run`` returns) to
+        see those that fell due after it.
+        """
         self._settle_now()
         account = self._account(key)
         return Balance(account.credits, account.extra_credits)
@@ -512,6 +539,7 @@ class FakeMusicAPI:
             raise ValueError("duration must be >= 0 seconds")
         if times < 1:
             raise ValueError("times must be >= 1")
+        _check_outcome(outcome, "plan(outcome=...)")
         for _ in range(times):
             self._plans.append(_Plan(duration, outcome, failure_message))
 
@@ -708,8 +736,8 @@ class FakeMusicAPI:
         route = path[len(self._base_path) :] if _is_under(path, self._base_path) else None
         shown_path = route if route is not None else path
         try:
-            decoded: Any = json.loads(body) if body else None
-        except ValueError:
+            decoded: Any = _strict_json(body) if body else None
+        except (ValueError, RecursionError):
             decoded = None
         injection = self._take_injection(method, shown_path)
 
@@ -889,8 +917,8 @@ class FakeMusicAPI:
         payload: Any = {}
         if method == "POST":
             try:
-                payload = json.loads(body)
-            except ValueError:
+                payload = _strict_json(body)
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
                 payload = None
             if not isinstance(payload, dict):
                 raise Reject(400, d.MSG_NOT_JSON)
@@ -972,7 +1000,7 @@ class FakeMusicAPI:
     def _settle_now(self) -> None:
         try:
             now = anyio.current_time()
-        except RuntimeError:  # outside an event loop: nothing can have finished since
+        except RuntimeError:  # outside an event loop: no clock to settle at (see credits)
             return
         self._settle(now)
 
@@ -1042,7 +1070,13 @@ class FakeMusicAPI:
         if outcome == "failure":
             outcome = "failed"
         if outcome not in get_args(Outcome):
-            raise ValueError(f"unknown task outcome {outcome!r}")
+            # A misuse of the fake (an outcome function's bad result) costs the key nothing.
+            account = self._accounts[ctx.key]
+            account.extra_credits += charged[0]
+            account.credits += charged[1]
+            for fields in clips:
+                self._clips.pop(fields.get("clip_id", ""), None)
+            _check_outcome(outcome, "the outcome function's result")
         if outcome == "partial" and len(clips) <= 1:
             outcome = "failed"
         message = plan.failure_message or _FAILURE_MESSAGES.get(outcome, d.MSG_TASK_FAILED)
@@ -1168,9 +1202,15 @@ class FakeMusicAPI:
 
     def _clip_state(self, task: FakeTask, spec: _ClipSpec, now: float) -> str:
         elapsed = now - task.created_at
-        if elapsed + EPS >= spec.offset:
-            return "failed" if spec.fails else "succeeded"
-        fraction = elapsed / spec.offset
+        if task.failed:
+            # A task that fails as a whole shows no finished clip before it fails: its
+            # clips' audio is never served, and every credit is refunded.
+            end = task.duration
+        else:
+            end = spec.offset
+            if elapsed + EPS >= end:
+                return "failed" if spec.fails else "succeeded"
+        fraction = elapsed / end if end > 0 else 1.0
         if fraction < d.PHASE_RUNNING:
             return "pending"
         return "running" if fraction < d.PHASE_STREAMING else "streaming"
