@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final, final
 
+from ._constants import PRODUCER_TASK_TYPES
 from ._models import TaskFamily, TaskRef
 from ._resource import (
     TaskResource,
@@ -17,18 +18,9 @@ from ._resource import (
 
 __all__ = ["Producer"]
 
-#: Task types that work on a source clip (``clip_id``: CONTRACT §5); any other, new ones
-#: included, is sent as given.
-_FROM_A_CLIP: Final = frozenset(
-    {
-        "extend_music",
-        "extend_upload_music",
-        "replace_music",
-        "replace_upload_music",
-        "cover_music",
-        "cover_upload_music",
-    }
-)
+#: Task types that work on a source clip (``clip_id``: CONTRACT §5): every documented one
+#: but create; any other, new ones included, is sent as given.
+_FROM_A_CLIP: Final = frozenset(PRODUCER_TASK_TYPES) - {"create_music"}
 
 #: Known ``format`` values of :meth:`Producer.download`.
 PRODUCER_DOWNLOAD_FORMATS: Final = ("mp3", "wav")
