@@ -14,14 +14,13 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import time
 from collections import deque
 from typing import Protocol, final, runtime_checkable
 
 import anyio
-from anyio.lowlevel import RunVar
 from attrs import frozen
 
+from ._clock import LoopClock
 from ._constants import (
     DEFAULT_MARGIN_RECOVERY,
     DEFAULT_MARGIN_STEP,
@@ -92,6 +91,10 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: Seconds of a wait too short to be one (floating-point rounding of the clock's offset).
+_ROUNDING = 1e-6
+
+
 class _Waiter:
     __slots__ = ("event", "priority")
 
@@ -126,7 +129,8 @@ class TokenBucket:
 
     Every wait is on anyio's clock, so the bucket works on asyncio and trio and can be
     tested in virtual time. Two event loops share no clock (trio starts each run's at a
-    random offset): the time between them is read on the system's monotonic clock.
+    random offset): the bucket keeps its times on a :class:`LoopClock`, which reads the
+    time between them on the system's monotonic clock.
     """
 
     def __init__(
@@ -172,11 +176,10 @@ class TokenBucket:
         self._extra_margin = 0.0
         self._clean_grants = 0
         self._tokens = float(burst)
-        self._updated: float | None = None  # anyio time of the last refill; None: not yet
+        # Times on the clock, continued across event loops.
+        self._clock = LoopClock()
+        self._updated: float | None = None  # the time of the last refill; None: not yet
         self._paused_until = -math.inf
-        # time.monotonic() at _updated: how the next event loop's clock is matched to it.
-        self._updated_system = 0.0
-        self._seen_in_run: RunVar[bool] = RunVar("musicapi_async bucket seen in run", False)
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
         self._granted = 0
         self._rate_limited = 0
@@ -196,18 +199,7 @@ class TokenBucket:
         return self.per / self.rate + self.margin + self._extra_margin
 
     def _now(self) -> float:
-        """anyio's clock, on which the bucket's times are kept. In a new event loop they are
-        first moved onto its clock, by the time that passed between the two loops."""
-        now = anyio.current_time()
-        if not self._seen_in_run.get():
-            self._seen_in_run.set(True)
-            if self._updated is not None:
-                # Read, never waited on: the one clock two event loops share.
-                between = max(0.0, time.monotonic() - self._updated_system)
-                shift = now - between - self._updated
-                self._updated += shift
-                self._paused_until += shift
-        return now
+        return self._clock.now()
 
     def _refill(self, now: float) -> None:
         if self._updated is not None and now <= self._updated:
@@ -217,14 +209,16 @@ class TokenBucket:
                 float(self.burst), self._tokens + (now - self._updated) / self.interval
             )
         self._updated = now
-        self._updated_system = time.monotonic()
 
     def _wait_time(self, now: float) -> float:
         """Seconds until a token may be granted (0: now)."""
         self._refill(now)
         pause = self._paused_until - now
         missing = (1.0 - self._tokens) * self.interval if self._tokens < 1.0 - 1e-9 else 0.0
-        return max(pause, missing, 0.0)
+        wait = max(pause, missing, 0.0)
+        # The clock is the loop's plus an offset (another loop's time): a wait of a rounding
+        # error would be a deadline the loop's clock cannot tell from now, and spin for ever.
+        return 0.0 if wait < _ROUNDING else wait
 
     def _take(self) -> None:
         self._tokens -= 1.0
@@ -330,22 +324,20 @@ class TokenBucket:
         """Tokens, waiters per priority, slots granted, and time lost to 429s.
 
         Outside an event loop too (a health check between ``asyncio.run`` calls): the
-        tokens are then estimated from the system's monotonic clock, and nothing changes.
+        time is then the clock's estimate, and nothing changes.
         """
         try:
             now = self._now()
         except RuntimeError:  # no event loop ("NoEventLoopError" in recent anyio)
-            tokens, paused = self._tokens, False
-            if self._updated is not None:
-                # Read, never waited on: the time since the bucket last refilled.
-                since = max(0.0, time.monotonic() - self._updated_system)
-                tokens = min(float(self.burst), tokens + since / self.interval)
-                paused = self._updated + since < self._paused_until
+            now = self._clock.estimate()
+            tokens = self._tokens
+            if self._updated is not None and now > self._updated:
+                tokens = min(float(self.burst), tokens + (now - self._updated) / self.interval)
         else:
             self._refill(now)
-            tokens, paused = self._tokens, now < self._paused_until
+            tokens = self._tokens
         return BucketStatistics(
-            tokens=0.0 if paused else max(0.0, tokens),
+            tokens=0.0 if now < self._paused_until else max(0.0, tokens),
             waiting_user=len(self._queues[Priority.USER]),
             waiting_background=len(self._queues[Priority.BACKGROUND]),
             granted=self._granted,

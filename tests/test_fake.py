@@ -13,6 +13,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import trio
+import trio.testing
 
 import musicapi_async.testing as testing_module
 from musicapi_async import APITimeoutError
@@ -268,6 +270,37 @@ async def test_an_outcome_function_returning_nonsense_charges_nothing() -> None:
             await create(http)
     assert fake.credits().total == 1000
     assert fake.tasks == {}
+
+
+def test_one_fake_keeps_its_time_across_event_loops() -> None:
+    """A fake serving several ``anyio.run`` calls (the tests of a Celery worker): each loop's
+    clock starts elsewhere (here at 0 again), and the fake's tasks, rate limit and refunds
+    go on from where the last loop left off, by the real time between the loops."""
+    fake = FakeMusicAPI(sonic_duration=0.1, rate_limit=(1, 0.2))
+    fake.plan(outcome="failed")
+
+    async def create_late() -> str:
+        await anyio.sleep(0.3)  # the task is created at 0.3 s on this loop's clock
+        async with connect(fake) as http:
+            return await create(http)
+
+    async def poll(task_id: str) -> tuple[int, Any, str]:
+        await anyio.sleep(0.25)  # 0.25 s on a clock that starts at 0 again
+        async with connect(fake) as http:
+            answer = await http.get(f"/sonic/task/{task_id}")
+        return answer.status_code, answer.json(), fake.tasks[task_id].status
+
+    def clock() -> trio.testing.MockClock:
+        # Real time, from 0 in each run. (A virtual clock's time that the fake never read
+        # is not seen by the next loop: only the real time between two readings is.)
+        return trio.testing.MockClock(rate=1.0)
+
+    task_id = trio.run(create_late, clock=clock())
+    status, body, status_now = trio.run(poll, task_id, clock=clock())
+    assert status == 200  # not a 429 for a request "before" the last one
+    assert body["type"] == "failed"  # not pending: 0.25 s is not before its creation
+    assert status_now == "failed"
+    assert fake.credits().total == 1000  # refunded, read outside any loop
 
 
 async def test_plans_queue_in_order_and_accept_callables() -> None:

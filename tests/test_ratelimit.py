@@ -8,6 +8,7 @@ rule is one request per 3 s per key) saw.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -824,6 +825,28 @@ def test_a_429_pause_holds_in_the_next_event_loop() -> None:
 
     run_on_clock(50_000.0, rate_limited)
     assert 58.0 <= run_on_clock(100_000.0, one_request) <= 60.0 + bucket.margin
+
+
+def test_waits_across_event_loops_end_whatever_the_rounding_of_the_clock_offset() -> None:
+    """The bucket's clock is the loop's plus an offset: a wait left over by its rounding
+    (smaller than the loop's clock can tell from now) once made the bucket spin for ever.
+    The rounding depends on the real time between the runs: twenty tries (each spun with a
+    chance of about one half)."""
+
+    async def rate_limited(bucket: TokenBucket) -> None:
+        await bucket.acquire()
+        bucket.on_rate_limited(60.0)
+
+    async def one_request(bucket: TokenBucket) -> float:
+        started = trio.current_time()
+        await bucket.acquire()
+        return trio.current_time() - started
+
+    for _ in range(20):
+        bucket = TokenBucket()
+        run_on_clock(50_000.0, functools.partial(rate_limited, bucket))
+        waited = run_on_clock(100_000.0, functools.partial(one_request, bucket))
+        assert 58.0 <= waited <= 60.0 + bucket.margin
 
 
 def test_statistics_work_outside_an_event_loop_between_runs() -> None:

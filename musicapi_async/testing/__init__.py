@@ -2,8 +2,9 @@
 
 The fake implements every endpoint of the API from its documentation, keeps state (keys,
 credits, tasks, clips) and answers through an ``httpx`` transport, so code under test runs
-its real HTTP stack without a network. Tasks progress on ``anyio.current_time()``: under
-trio's ``MockClock(autojump_threshold=0)`` (or a virtual-time asyncio loop) a two-minute
+its real HTTP stack without a network. Tasks progress on ``anyio.current_time()`` (never
+going back when one fake serves several ``anyio.run`` calls): under trio's
+``MockClock(autojump_threshold=0)`` (or a virtual-time asyncio loop) a two-minute
 generation takes no real time and timings are exact.
 
 With the SDK::

@@ -243,7 +243,7 @@ class DownloadRecord:
     API calls are in ``FakeMusicAPI.requests``; audio fetches only here.
     """
 
-    #: ``anyio.current_time()`` when the request arrived.
+    #: The fake's clock when the request arrived (see :class:`FakeTask`).
     time: float
     method: str
     #: The full URL requested.

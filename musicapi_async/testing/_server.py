@@ -22,6 +22,7 @@ import anyio
 import httpx
 from attrs import define, evolve, field
 
+from .._clock import LoopClock
 from . import _defaults as d
 from ._audio import (
     CDN_HOSTS,
@@ -359,6 +360,9 @@ class FakeMusicAPI:
         self._audio_seeds: dict[str, str] = {}
         #: Clip id -> the task producing it, to serve its audio only once it is finished.
         self._clip_tasks: dict[str, _TaskState] = {}
+        #: The fake's time: anyio's clock, mended where a new event loop's went back (one
+        #: fake used by several ``anyio.run`` calls, as a Celery worker's tests do).
+        self._clock = LoopClock(forward=True)
         #: Signed deliveries to the tasks' ``webhook_url`` (see :class:`FakeWebhooks`).
         self.webhooks = FakeWebhooks(self)
         if default_key is not None:
@@ -498,9 +502,9 @@ class FakeMusicAPI:
     def credits(self, key: str | None = None) -> Balance:
         """A key's balance now (refunds due by now included); ``key=None``: the default key.
 
-        Outside an event loop there is no "now" on the fake's clock: refunds are included
-        up to the fake's last request. Ask inside the loop (before ``anyio.run`` returns) to
-        see those that fell due after it.
+        Outside an event loop, "now" is the fake's last request plus the real time since
+        (where the next loop will go on from): under a virtual clock, ask inside the loop
+        (before ``anyio.run`` returns) to see the refunds that fell due after that request.
         """
         self._settle_now()
         account = self._account(key)
@@ -727,7 +731,7 @@ class FakeMusicAPI:
         injection's ``delay=``) is a ``read_timeout`` fault at that time, processed or not
         as it would have been (an injected ``connect_error`` stays one).
         """
-        now = anyio.current_time()
+        now = self._clock.now()
         if self._t0 is None:
             self._t0 = now
         self._settle(now)
@@ -792,7 +796,7 @@ class FakeMusicAPI:
         parsed = httpx.URL(url)
         if not self.serve_audio or parsed.host.lower() not in CDN_HOSTS:
             return None
-        now = anyio.current_time()
+        now = self._clock.now()
         method = method.upper()
         found = audio_clip_id(parsed)
         audio = self._clip_audio(found[0], found[1], now) if found else None
@@ -999,9 +1003,9 @@ class FakeMusicAPI:
 
     def _settle_now(self) -> None:
         try:
-            now = anyio.current_time()
-        except RuntimeError:  # outside an event loop: no clock to settle at (see credits)
-            return
+            now = self._clock.now()
+        except RuntimeError:  # outside an event loop: the time the next one will start at
+            now = self._clock.estimate()
         self._settle(now)
 
     def _settle(self, now: float) -> None:
@@ -1060,6 +1064,7 @@ class FakeMusicAPI:
             price=sum(charged),
             clip_ids=tuple(c["clip_id"] for c in clips if "clip_id" in c),
             batch_id=batch_id,
+            clock=self._clock.now,
         )
         duration_spec = plan.duration if plan.duration is not None else default_duration
         outcome_spec = plan.outcome if plan.outcome is not None else self.outcome

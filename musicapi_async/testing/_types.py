@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, final
 from urllib.parse import parse_qs
 
@@ -120,7 +120,7 @@ class RequestRecord:
     redacted in ``repr``.
     """
 
-    #: ``anyio.current_time()`` when the request arrived.
+    #: The fake's clock when the request arrived (see :class:`FakeTask`).
     time: float
     method: str
     #: Path relative to the base path (``/sonic/create``); the full path if outside it.
@@ -170,8 +170,12 @@ class FakeTask:
     """A task the fake created, read-only (``FakeMusicAPI.tasks[task_id]``).
 
     Everything about a task's future is decided when it is created: it is done at
-    ``done_at`` (``created_at + duration``, in ``anyio.current_time()`` seconds) with
-    ``outcome``. Failed tasks and failed clips are refunded at ``done_at``.
+    ``done_at`` (``created_at + duration``, on the fake's clock) with ``outcome``. Failed
+    tasks and failed clips are refunded at ``done_at``.
+
+    The fake's clock is ``anyio.current_time()``, mended across event loops: when a new
+    loop's clock is behind the fake's last reading (trio starts each run's elsewhere, a
+    ``MockClock`` at 0), the fake goes on from that reading by the real time since.
     """
 
     task_id: str
@@ -186,7 +190,7 @@ class FakeTask:
     #: The JSON body that created it (for a batch: the item).
     request: Mapping[str, Any] = field(repr=False)
     api_key: str = field(repr=_redact_key)
-    #: ``anyio.current_time()`` at creation.
+    #: The fake's clock at creation.
     created_at: float
     #: Seconds from creation to done (every clip terminal).
     duration: float
@@ -199,6 +203,9 @@ class FakeTask:
     batch_id: str | None = None
     #: The failure message a failed task reports.
     failure_message: str | None = None
+    _clock: Callable[[], float] = field(
+        default=anyio.current_time, alias="clock", kw_only=True, eq=False, repr=False
+    )
 
     @property
     def done_at(self) -> float:
@@ -228,8 +235,8 @@ class FakeTask:
 
     @property
     def status(self) -> TaskStatusName:
-        """:meth:`status_at` now; call it inside the event loop."""
-        return self.status_at(anyio.current_time())
+        """:meth:`status_at` now, on the fake's clock; call it inside an event loop."""
+        return self.status_at(self._clock())
 
 
 @final

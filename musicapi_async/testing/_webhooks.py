@@ -35,6 +35,7 @@ from attrs import define, field, frozen
 # over. Signing, URLs and retries stay the fake's own, so it never relies on what it tests.
 from .._webhooks import handle_delivery
 from . import _defaults as d
+from ._ratelimit import EPS
 from ._validate import Reject
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class WebhookDelivery:
     ``repr``.
     """
 
-    #: ``anyio.current_time()`` of the attempt.
+    #: The fake's clock at the attempt (see :class:`FakeTask`).
     time: float
     url: str
     #: ``X-Webhook-Id``; ``None`` for the legacy scheme, which sends none.
@@ -357,8 +358,10 @@ class FakeWebhooks:
                 task_status.started()
                 while True:
                     self._wake = anyio.Event()
-                    now = anyio.current_time()
-                    while self._queue and self._queue[0][0] <= now:
+                    now = self._fake._clock.now()
+                    # EPS: the fake's clock may be the loop's plus an offset, whose rounding
+                    # must not leave a due event a wait too short for the loop to take.
+                    while self._queue and self._queue[0][0] <= now + EPS:
                         _, _, event = heapq.heappop(self._queue)
                         self._release(event, tg, post)
                     wait = self._queue[0][0] - now if self._queue else math.inf
@@ -465,7 +468,7 @@ class FakeWebhooks:
     ) -> None:
         self._deliveries.append(
             WebhookDelivery(
-                time=anyio.current_time(),
+                time=self._fake._clock.now(),
                 url=event.url,
                 event_id=None if self.legacy else event.event_id,
                 task_id=event.task_id,
