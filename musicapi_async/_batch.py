@@ -238,6 +238,8 @@ def _field_kinds() -> dict[str, str]:
 
 
 _KINDS: Final = _field_kinds()
+#: Fields whose values never appear in a message.
+_SECRET_FIELDS: Final = frozenset({"webhook_secret"})
 _KIND_CHECKS: Final[Mapping[str, tuple[str, Callable[[object], bool]]]] = {
     "str": ("a string", lambda v: isinstance(v, str)),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
@@ -362,7 +364,9 @@ def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
             raise ValueError(f"unknown field {key!r}{hint}")
         wanted, check = _KIND_CHECKS[kind]
         if value is not None and not check(value):
-            raise ValueError(f"{key!r} must be {wanted}, got {json.dumps(value)[:60]}")
+            # A secret's value is not echoed, even a mistyped one.
+            got = type(value).__name__ if key in _SECRET_FIELDS else json.dumps(value)[:60]
+            raise ValueError(f"{key!r} must be {wanted}, got {got}")
         if isinstance(value, str) and not _encodable(value):
             raise ValueError(
                 f"{key!r} holds a lone surrogate (half of an emoji, written as a \\ud8xx "

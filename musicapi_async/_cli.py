@@ -108,7 +108,7 @@ class Settings:
     """The global options, shared by every command."""
 
     sandbox: bool
-    api_key: str | None
+    api_key: str | None = attrs.field(repr=False)  # never in a repr (frame locals, logs)
     json: bool
     #: How sandbox tasks end (``MUSICAPI_SANDBOX_OUTCOME``), and how long they take.
     outcome: str = "success"

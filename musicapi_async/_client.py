@@ -42,7 +42,8 @@ from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
 from ._ratelimit import Limiter, TokenBucket
-from ._resource import TaskResource, check_webhook, is_loopback_host, shown_url
+from ._redact import shown_url
+from ._resource import TaskResource, check_webhook, is_loopback_host
 from ._retry import RetryEvent, RetryPolicy
 from ._serde import reports_no_task
 from ._sonic import Sonic
@@ -254,7 +255,7 @@ class MusicAPI:
         self.credits = CreditsResource(self)
 
     def __repr__(self) -> str:
-        return f"MusicAPI(base_url={str(self._core.base_url)!r})"
+        return f"MusicAPI(base_url={shown_url(str(self._core.base_url))})"
 
     @property
     def base_url(self) -> str:

@@ -30,6 +30,7 @@ from attrs import frozen
 
 from ._exceptions import MusicAPIError
 from ._models import Clip, ClipState
+from ._redact import redact_url, scrub_urls
 
 __all__ = [
     "DEFAULT_DOWNLOAD_CHUNK_SIZE",
@@ -171,11 +172,6 @@ def _clean(text: str) -> str:
     return " ".join("".join(out).split()).lstrip(".").strip(" .")
 
 
-def _redact(url: httpx.URL) -> str:
-    shown = str(url.copy_with(query=None, fragment=None, userinfo=b""))
-    return f"{shown}?…" if url.query else shown
-
-
 def _pick_url(
     source: Clip | str, format: DownloadFormat
 ) -> tuple[httpx.URL, str | None, str | None]:
@@ -222,14 +218,16 @@ def _pick_url(
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise ValueError(f"cannot download {text!r}: not a valid URL ({exc})") from exc
+        raise ValueError(
+            f"cannot download {scrub_urls(repr(text))}: not a valid URL ({exc})"
+        ) from exc
     if url.scheme not in ("http", "https"):
         scheme = f"{url.scheme}://" if url.scheme else "no scheme"
         raise ValueError(
             f"cannot download a URL with {scheme}: only http:// and https:// URLs are fetched"
         )
     if not url.host:
-        raise ValueError(f"cannot download {_redact(url)}: the URL has no host")
+        raise ValueError(f"cannot download {redact_url(url)}: the URL has no host")
     if title is None and clip_id is None:
         last = _last_segment(url)
         suffix = _url_suffix(url)
@@ -456,13 +454,14 @@ async def download_file(
         headers={"User-Agent": user_agent, "Accept": "*/*", "Accept-Encoding": "identity"},
         extensions={"timeout": timeout.as_dict()},
     )
-    shown = _redact(url)
+    shown = redact_url(url)
     logger.debug("downloading %s", shown)
     try:
         response = await http_client.send(request, stream=True, auth=None, follow_redirects=True)
     except httpx.RequestError as exc:
         raise DownloadError(
-            f"GET {shown}: the download failed ({type(exc).__name__}: {exc})", url=shown
+            f"GET {shown}: the download failed ({type(exc).__name__}: {scrub_urls(str(exc))})",
+            url=shown,
         ) from exc
     try:
         _check_status(response, shown)

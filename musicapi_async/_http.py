@@ -40,6 +40,7 @@ from ._exceptions import (
     UpstreamTimeoutError,
 )
 from ._ratelimit import Limiter, Priority
+from ._redact import scrub_urls, shown_location, shown_url
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
 from ._serde import dumps, error_text, error_type
 
@@ -238,7 +239,7 @@ class HTTPCore:
         self.limiter = limiter
 
     def __repr__(self) -> str:
-        return f"HTTPCore(base_url={str(self.base_url)!r})"
+        return f"HTTPCore(base_url={shown_url(str(self.base_url))})"
 
     def http(self) -> httpx.AsyncClient:
         """The httpx client to send with from the running event loop."""
@@ -493,7 +494,7 @@ def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any
         if response.status_code == 202:
             # "Accepted, not ready yet" whatever its body says (CONTRACT §15): no body.
             return None
-        snippet = response.text[:200]
+        snippet = scrub_urls(response.text[:200])
         # A paid call answered 2xx: the server acted, whatever the body says.
         raise ResponseValidationError(
             f"{method} {path} answered {response.status_code} with a body that is not JSON: "
@@ -523,18 +524,6 @@ _STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
 }
 
 
-def _shown_location(location: str | None) -> str | None:
-    """A redirect's target without its credentials, query or fragment (they may hold
-    secrets), or None."""
-    if not location:
-        return None
-    try:
-        url = httpx.URL(location)
-    except (httpx.InvalidURL, ValueError):
-        return None
-    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
-
-
 def status_error(response: httpx.Response, method: str, path: str) -> APIStatusError:
     """Translate an error answer into the exception class of its status (README table)."""
     try:
@@ -542,7 +531,9 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
     except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
         body = response.text[:500]
     status = response.status_code
-    text = error_text(body) or response.reason_phrase or "no message"
+    # The server's words, their URLs stripped of credentials and tokens: a redirect's body
+    # repeats its Location whole.
+    text = scrub_urls(error_text(body) or response.reason_phrase or "no message")
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError
@@ -564,7 +555,7 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
     if cls is AuthenticationError:
         message += " (check the API key: MUSICAPI_KEY or MusicAPI(api_key=...))"
     if 300 <= status < 400:
-        location = _shown_location(response.headers.get("location"))
+        location = shown_location(response.headers.get("location"))
         message += (
             f" (a redirect{f' to {location}' if location else ''}, which the SDK does not "
             "follow, so nothing was done: check base_url or MUSICAPI_BASE_URL)"

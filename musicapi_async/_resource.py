@@ -15,6 +15,7 @@ from ._exceptions import ResultNotReadyError
 from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
 from ._ratelimit import Priority
+from ._redact import shown_url
 from ._serde import NOT_READY_TYPE, parse_submit, parse_task
 
 if TYPE_CHECKING:
@@ -188,26 +189,6 @@ def check_url(url: str, field: str) -> None:
     """A URL MusicAPI fetches itself (uploads, samples): public http(s) only."""
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise ValueError(f"{field} must be a public http(s) URL that MusicAPI can fetch")
-
-
-def shown_url(url: object) -> str:
-    """A URL fit for an error message: no user, password, query or fragment (they may hold
-    credentials), and at most 80 characters."""
-    if not isinstance(url, str):
-        return repr(url)
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<an unparseable URL>"
-    if parts.username or parts.password:
-        host = f"***@{host}"
-    hidden = "?..." if parts.query or parts.fragment else ""
-    shown = f"{parts.scheme}://{host}{port}{parts.path}{hidden}" if parts.scheme else url
-    if not parts.scheme and ("@" in url or "?" in url):
-        shown = "<a URL without a scheme>"
-    return repr(shown if len(shown) <= 80 else shown[:77] + "...")
 
 
 def is_loopback_host(host: str) -> bool:

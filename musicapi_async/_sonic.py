@@ -24,6 +24,7 @@ from ._models import (
     Vox,
     WavFile,
 )
+from ._redact import shown_url
 from ._resource import (
     TaskResource,
     check_bool,
@@ -33,7 +34,6 @@ from ._resource import (
     check_webhook,
     compact,
     require,
-    shown_url,
 )
 from ._serde import (
     parse_aligned_lyrics,

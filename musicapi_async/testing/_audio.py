@@ -24,7 +24,7 @@ from typing import Final, Literal, final
 import httpx
 from attrs import field, frozen
 
-from ._types import FakeResponse, _redact_headers
+from ._types import FakeResponse, _redact_headers, _redact_url
 
 __all__ = [
     "AUDIO_CONTENT_TYPE",
@@ -246,8 +246,8 @@ class DownloadRecord:
     #: The fake's clock when the request arrived (see :class:`FakeTask`).
     time: float
     method: str
-    #: The full URL requested.
-    url: str
+    #: The full URL requested (without its credentials or query in ``repr``).
+    url: str = field(repr=_redact_url)
     #: Request headers, names in lower case (a CDN fetch should carry no ``authorization``).
     headers: Mapping[str, str] = field(repr=_redact_headers)
     #: HTTP status answered (200; 404 for an unknown or unfinished clip; 405 if not GET/HEAD).

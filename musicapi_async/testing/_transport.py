@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, final
 
 import httpx
 
+from .._redact import redact_url
+
 if TYPE_CHECKING:
     from ._server import FakeMusicAPI
 
@@ -39,7 +41,8 @@ class FakeTransport(httpx.AsyncBaseTransport):
                     cdn.status, headers=dict(cdn.headers), content=cdn.body, request=request
                 )
             raise httpx.ConnectError(
-                f"FakeMusicAPI serves {self._fake.base_url}, not {request.url}", request=request
+                f"FakeMusicAPI serves {self._fake.base_url}, not {redact_url(request.url)}",
+                request=request,
             )
         body = await request.aread()
         # The request's read timeout holds as over a network: an answer slower than it (the

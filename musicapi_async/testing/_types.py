@@ -10,6 +10,8 @@ from urllib.parse import parse_qs
 import anyio
 from attrs import define, field, frozen
 
+from .._redact import scrub_urls
+
 __all__ = [
     "Balance",
     "ErrorEnvelope",
@@ -56,7 +58,8 @@ def _redact_key(key: str | None) -> str:
 
 
 def _without_secrets(value: Any) -> Any:
-    """A copy of a JSON value with every ``webhook_secret``, at any depth, redacted."""
+    """A copy of a JSON value with every ``webhook_secret``, at any depth, redacted, and
+    every URL in its strings without credentials or query (a webhook URL's token)."""
     if isinstance(value, Mapping):
         return {
             k: "<redacted>" if k == "webhook_secret" else _without_secrets(v)
@@ -65,7 +68,13 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         # Batch bodies carry one secret per item: {"items": [{"webhook_secret": ...}]}.
         return type(value)(_without_secrets(v) for v in value)
+    if isinstance(value, str):
+        return scrub_urls(value)
     return value
+
+
+def _redact_url(url: str) -> str:
+    return repr(scrub_urls(url))
 
 
 def _redact_body(body: Any) -> str:
@@ -116,8 +125,8 @@ class Balance:
 class RequestRecord:
     """One request the fake saw, in arrival order (``FakeMusicAPI.requests``).
 
-    The API key, the ``Authorization`` header and a body's ``webhook_secret`` are stored but
-    redacted in ``repr``.
+    The API key, the ``Authorization`` header, a body's ``webhook_secret`` and the
+    credentials or query of URLs in it are stored but redacted in ``repr``.
     """
 
     #: The fake's clock when the request arrived (see :class:`FakeTask`).

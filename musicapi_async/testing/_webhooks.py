@@ -31,11 +31,13 @@ import anyio
 import httpx
 from attrs import define, field, frozen
 
-# The one thing taken from the SDK side: how its web adapters hand a delivery's query string
-# over. Signing, URLs and retries stay the fake's own, so it never relies on what it tests.
+# Taken from the SDK side: how its web adapters hand a delivery's query string over (and,
+# in the package, the loop clock and the URL redaction of reprs). Signing, URLs and retries
+# stay the fake's own, so it never relies on what it tests.
 from .._webhooks import handle_delivery
 from . import _defaults as d
 from ._ratelimit import EPS
+from ._types import _redact_url
 from ._validate import Reject
 
 if TYPE_CHECKING:
@@ -96,7 +98,8 @@ class WebhookDelivery:
 
     #: The fake's clock at the attempt (see :class:`FakeTask`).
     time: float
-    url: str
+    #: The task's ``webhook_url`` (without its credentials or query in ``repr``).
+    url: str = field(repr=_redact_url)
     #: ``X-Webhook-Id``; ``None`` for the legacy scheme, which sends none.
     event_id: str | None
     task_id: str

@@ -1,0 +1,128 @@
+"""Secrets never reach messages or reprs: what a leak audit found, pinned.
+
+Every secret here is a canary string; each test greps what the user could see for it.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from musicapi_async import APIStatusError, BatchInputError, MusicAPI, read_batch_jobs
+from musicapi_async._cli import Settings
+from musicapi_async.testing import FakeMusicAPI
+from tests._scripted import ScriptedTransport, json_response, scripted_client, text_response
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "LEAKCANARY-PASS789"
+TOKEN = "LEAKCANARY-TOK000"
+SECRET = "whsec-LEAKCANARY-WHS456"
+KEY = "sk-LEAKCANARY-KEY123"
+URL = f"https://sso-user:{PASSWORD}@login.example.com/cb?token={TOKEN}"
+
+
+def assert_clean(*shown: object) -> None:
+    for text in shown:
+        for canary in (PASSWORD, TOKEN, SECRET, KEY):
+            assert canary not in str(text), f"{canary} leaked in {text!r}"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        text_response(302, f"Found. Redirecting to {URL}", headers={"location": URL}),
+        json_response(500, {"error": f"upstream {URL} failed"}),
+        json_response(400, {"message": f"cannot fetch <{URL}>"}),
+    ],
+    ids=["redirect body", "5xx text", "4xx text"],
+)
+async def test_urls_in_a_servers_error_text_lose_their_credentials_and_token(
+    answer: httpx.Response,
+) -> None:
+    """A redirect's body repeats its Location whole (Express, Werkzeug); the message, its
+    pickle (Celery) and a batch journal that stores it must not carry the credentials."""
+    transport = ScriptedTransport(answer)
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.credits.get()
+    error = caught.value
+    assert "login.example.com/cb" in str(error)  # still says where
+    assert_clean(str(error), repr(error), error.message)
+    assert_clean(pickle.loads(pickle.dumps(error)))
+
+
+async def test_a_body_that_is_not_json_is_quoted_without_the_tokens_of_its_urls() -> None:
+    transport = ScriptedTransport(text_response(200, f"<a href='{URL}'>maintenance</a>"))
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - any error: its text is checked
+            await client.credits.get()
+    assert "maintenance" in str(caught.value)
+    assert_clean(str(caught.value), getattr(caught.value, "body", ""))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"hookuser:{PASSWORD}@hooks.example.com/hook?token={TOKEN}", f"{URL.replace('https', 'ftp')}"],
+    ids=["no scheme", "wrong scheme"],
+)
+async def test_a_refused_webhook_url_is_named_without_its_password(url: str) -> None:
+    """``user:password@host`` reads as the scheme ``user`` with the password in its path."""
+    async with FakeMusicAPI().client() as client:
+        with pytest.raises(ValueError, match="webhook_url") as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi", webhook_url=url)
+    assert_clean(caught.value)
+
+
+async def test_a_download_url_is_never_quoted_with_its_token(tmp_path: Path) -> None:
+    async with FakeMusicAPI().client() as client:
+        with pytest.raises(ValueError, match="not a valid URL") as invalid:
+            await client.download(f"https://cdn.example.com:443x/a.mp3?token={TOKEN}", tmp_path)
+        with pytest.raises(Exception) as unreachable:  # noqa: PT011 - its text is checked
+            # Not served by the fake: the transport's own error names the URL.
+            await client.download(f"https://other.example.com/a.mp3?token={TOKEN}", tmp_path)
+    assert_clean(invalid.value, unreachable.value, repr(unreachable.value))
+
+
+def test_reprs_hide_the_key_and_the_base_urls_credentials() -> None:
+    client = MusicAPI(KEY, base_url=f"https://api-user:{PASSWORD}@api.example.com/api/v1?t={TOKEN}")
+    settings = Settings(sandbox=False, api_key=KEY, json=False)
+    assert_clean(repr(client), repr(client.sonic), repr(client._core), repr(settings))
+    assert "api.example.com" in repr(client)
+
+
+async def test_the_fakes_records_hide_url_credentials_and_tokens() -> None:
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=0.0)
+    hook = f"https://hook-user:{PASSWORD}@hooks.example.com/h?token={TOKEN}"
+    async with fake.client() as client:
+        await client.sonic.create(
+            mv="sonic-v5", gpt_description_prompt="lofi", webhook_url=hook, webhook_secret=SECRET
+        )
+        async with fake.webhooks.running(lambda url, body, headers: _answer_200()):
+            await _let_deliveries_run()
+    assert fake.webhooks.deliveries
+    assert_clean(repr(fake.requests), repr(fake.webhooks.deliveries))
+
+
+async def _answer_200() -> int:
+    return 200
+
+
+async def _let_deliveries_run() -> None:
+    await anyio.sleep(1)
+
+
+def test_a_batch_line_with_a_mistyped_secret_is_refused_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    lines = tmp_path / "jobs.jsonl"
+    lines.write_text(json.dumps({"prompt": "lofi", "webhook_secret": [SECRET]}) + "\n")
+    with pytest.raises(BatchInputError, match="webhook_secret") as caught:
+        read_batch_jobs(lines)
+    assert "must be a string, got list" in str(caught.value)
+    assert_clean(caught.value)
