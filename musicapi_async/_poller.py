@@ -89,6 +89,9 @@ _SCOPE_LOOK = 5.0
 _SCOPE_LOOK_MAX = 60.0
 #: Terminal results kept, so a new waiter on a finished task needs no request.
 _RESULT_CACHE = 1024
+#: Tasks submitted through this client remembered (their time, model, webhook), and so the
+#: most delivered results of its own tasks kept until a waiter claims them.
+_SUBMITTED_MAX = 10_000
 
 
 class ProgressState(str, enum.Enum):
@@ -613,6 +616,9 @@ class Scheduler:
         #: Per task submitted here: (time, epoch, model, due by webhook).
         self._submitted: OrderedDict[_Key, tuple[float, object, str | None, bool]] = OrderedDict()
         self._done: OrderedDict[_Key, Task] = OrderedDict()
+        #: Results of this client's own tasks delivered before anyone awaited them: kept
+        #: until a waiter claims them (a batch awaited at the end), not evicted with _done.
+        self._unclaimed: OrderedDict[_Key, Task] = OrderedDict()
         #: Webhook deliveries for tasks nobody awaited yet, by task id: (time received, task),
         #: times of the epoch _early_epoch.
         self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
@@ -698,7 +704,7 @@ class Scheduler:
         key = (ref.family, ref.task_id)
         self._submitted[key] = (anyio.current_time(), self._epoch(), model, webhook)
         self._submitted.move_to_end(key)
-        while len(self._submitted) > 10_000:
+        while len(self._submitted) > _SUBMITTED_MAX:
             self._submitted.popitem(last=False)
 
     def statistics(self) -> dict[str, Any]:
@@ -721,12 +727,15 @@ class Scheduler:
         """
         now = anyio.current_time()
         key = self._key_of(task.ref)
-        if key in self._done:
+        if key in self._done or key in self._unclaimed:
             return
         tracked = self._tracked.get(key)
         if tracked is None:
             if task.is_terminal and key in self._submitted:
-                self._remember_result(key, _as_family(task, key[0]))  # submitted here
+                # Submitted here: kept for its waiter, however many finish before it comes.
+                self._unclaimed[key] = _as_family(task, key[0])
+                while len(self._unclaimed) > _SUBMITTED_MAX:
+                    self._unclaimed.popitem(last=False)
             elif task.is_terminal:
                 self._early[task.ref.task_id] = (now, task)
                 self._early.move_to_end(task.ref.task_id)
@@ -754,7 +763,7 @@ class Scheduler:
         """The key of a delivered task: a delivery's family is guessed from its body, so a
         task tracked under another family with the same id is the one meant."""
         key = (ref.family, ref.task_id)
-        if key in self._tracked or key in self._done:
+        if key in self._tracked or key in self._done or key in self._unclaimed:
             return key
         for other in itertools.chain(self._tracked, self._submitted):  # no copy of either
             if other[1] == ref.task_id:
@@ -762,6 +771,12 @@ class Scheduler:
         return key
 
     def _take_early(self, key: _Key, now: float) -> Task | None:
+        """A result delivered before this waiter came (of a task of this client's, or of
+        another's, kept WEBHOOK_EARLY_KEEP seconds), moved to the results kept; or None."""
+        unclaimed = self._unclaimed.pop(key, None)
+        if unclaimed is not None:
+            self._remember_result(key, unclaimed)
+            return unclaimed
         self._prune_early(now)
         entry = self._early.pop(key[1], None)
         if entry is None:

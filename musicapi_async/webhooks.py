@@ -170,8 +170,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def _relative_path(scope: Scope) -> str:
     path = str(scope.get("path") or "/")
     root = str(scope.get("root_path") or "")
-    # Starlette keeps the mount prefix in "path" and records it in "root_path".
-    if root and path.startswith(root):
+    # Starlette keeps the mount prefix in "path" and records it in "root_path"; a root of
+    # "/musicapi" is no prefix of "/musicapi-webhook" (a whole path segment or nothing).
+    root = root.rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
         path = path[len(root) :]
     return path or "/"
 

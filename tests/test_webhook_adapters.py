@@ -228,16 +228,42 @@ class ASGICall:
     async def send(self, message: Any) -> None:
         self.sent.append(message)
 
-    async def run(self, app: Any, headers: Mapping[str, str], method: str = "POST") -> int | None:
+    async def run(
+        self,
+        app: Any,
+        headers: Mapping[str, str],
+        method: str = "POST",
+        *,
+        path: str = "/",
+        root_path: str = "",
+    ) -> int | None:
         scope = {
             "type": "http",
             "method": method,
-            "path": "/",
-            "root_path": "",
+            "path": path,
+            "root_path": root_path,
             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         }
         await app(scope, self.receive, self.send)
         return self.sent[0]["status"] if self.sent else None
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path"),
+    [("/musicapi-webhook", "/musicapi"), ("/svc/musicapi-webhook", "/svc"), ("/x", "/svc")],
+    ids=["root a string prefix of the path", "root kept in path", "root left out of path"],
+)
+async def test_asgi_app_strips_a_root_path_only_at_a_segment_boundary(
+    path: str, root_path: str
+) -> None:
+    """Servers differ on whether ``path`` keeps ``root_path``; a root of ``/musicapi`` is
+    no prefix of ``/musicapi-webhook``."""
+    sink = Sink()
+    body = json.dumps(PAYLOAD).encode()
+    hook = "/x" if path == "/x" else "/musicapi-webhook"
+    app = asgi_app(sink.receiver, path=hook)
+    assert await ASGICall([body]).run(app, signed(body), path=path, root_path=root_path) == 200
+    assert len(sink.events) == 1
 
 
 async def test_asgi_app_reassembles_a_body_sent_in_chunks() -> None:

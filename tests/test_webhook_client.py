@@ -208,6 +208,25 @@ def test_without_a_secret_client_webhooks_says_how_to_configure_it() -> None:
 # --- creates attach the webhook ---------------------------------------------------------------
 
 
+async def test_results_of_its_own_tasks_delivered_before_any_wait_are_all_kept() -> None:
+    """More than the 1024 finished results kept for re-reading: a batch created first and
+    awaited at the end would otherwise poll (and at 1 request / 3 s, time out on) tasks
+    whose delivery was answered 200 and is never sent again."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=60.0, credits=10**6)
+    async with (
+        hooked(fake, limiter=None) as client,
+        fake.webhooks.running(client.webhooks),
+    ):
+        refs = [
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt=f"song {i}")
+            for i in range(1100)
+        ]
+        await anyio.sleep(61)  # every result is delivered before anyone waits
+        tasks = await client.await_task(refs, timeout=60)
+    assert all(task.succeeded for task in tasks)
+    assert fake.requests_to("/sonic/task/*") == []
+
+
 async def test_every_create_of_the_client_attaches_its_webhook() -> None:
     fake = make_fake()
     async with hooked(fake) as client:
