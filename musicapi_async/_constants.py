@@ -130,6 +130,9 @@ WEBHOOK_FALLBACK_MAX: Final = 300.0
 #: this many seconds, at most WEBHOOK_EARLY_MAX of them.
 WEBHOOK_EARLY_KEEP: Final = 600.0
 WEBHOOK_EARLY_MAX: Final = 1024
+#: A delivered result of a task this client created, nobody awaiting it yet (a batch awaited
+#: once every create is out), is kept this many seconds for the waiter to come.
+WEBHOOK_UNCLAIMED_KEEP: Final = 6 * 3600.0
 #: The query parameter a client adds to its webhook URL on each create call: a random tag
 #: that names the task when a delivery's body does not (MusicAPI's published Sonic example
 #: has no task_id). Tags are remembered for this many tasks.

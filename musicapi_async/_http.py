@@ -50,6 +50,10 @@ logger = logging.getLogger("musicapi_async")
 _LOOP_ERRORS: Final = re.compile(r"event loop is closed|different (event )?loop", re.IGNORECASE)
 
 #: Appended to the message of every error after which a paid call's task may exist.
+#: How much of a body that is not JSON is read to quote its start: scrubbed of URL secrets
+#: before it is cut, so no cut falls inside a URL's credentials.
+_TEXT_SCRUBBED = 4096
+
 PAID_ADVICE = (
     " This call spends credits and was not retried: MusicAPI may already have started the "
     "task and charged for it. Before repeating it, check whether it exists: a webhook "
@@ -494,7 +498,7 @@ def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any
         if response.status_code == 202:
             # "Accepted, not ready yet" whatever its body says (CONTRACT §15): no body.
             return None
-        snippet = scrub_urls(response.text[:200])
+        snippet = scrub_urls(response.text[:_TEXT_SCRUBBED])[:200]
         # A paid call answered 2xx: the server acted, whatever the body says.
         raise ResponseValidationError(
             f"{method} {path} answered {response.status_code} with a body that is not JSON: "
@@ -529,11 +533,9 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
     try:
         body: Any = json.loads(response.content) if response.content else None
     except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
-        body = response.text[:500]
+        body = scrub_urls(response.text[:_TEXT_SCRUBBED])[:500]
     status = response.status_code
-    # The server's words, their URLs stripped of credentials and tokens: a redirect's body
-    # repeats its Location whole.
-    text = scrub_urls(error_text(body) or response.reason_phrase or "no message")
+    text = error_text(body) or response.reason_phrase or "no message"  # URLs scrubbed
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError

@@ -26,7 +26,7 @@ import math
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 import attrs
@@ -52,6 +52,7 @@ from ._constants import (
     WEBHOOK_FALLBACK_MAX,
     WEBHOOK_FALLBACK_QUANTILE,
     WEBHOOK_FALLBACK_SAMPLES,
+    WEBHOOK_UNCLAIMED_KEEP,
 )
 from ._exceptions import (
     APIConnectionError,
@@ -82,11 +83,9 @@ _MAX_POLL_BACKOFF = 60.0
 #: seconds before the waiter's deadline, ahead of a cancel scope firing at that instant.
 _CALLBACK_SLACK = 0.1
 #: How often an ``await_task`` waiter re-reads the deadline of the cancel scopes around it
-#: (seconds), so one set or moved while it waits still gets its last look
-#: (``DEADLINE_LEAD`` before it): first after this, then at doubling intervals up to
-#: ``_SCOPE_LOOK_MAX`` while it stays the same (a waiter of hours wakes rarely).
-_SCOPE_LOOK = 5.0
-_SCOPE_LOOK_MAX = 60.0
+#: (seconds): half of ``DEADLINE_LEAD``, so one set or moved while it waits, with more than
+#: that lead left, still gets its last look before it.
+_SCOPE_LOOK = DEADLINE_LEAD / 2
 #: Terminal results kept, so a new waiter on a finished task needs no request.
 _RESULT_CACHE = 1024
 #: Tasks submitted through this client remembered (their time, model, webhook), and so the
@@ -468,6 +467,43 @@ class _Tracked:
         self.fallback_step = WEBHOOK_FALLBACK_EVERY
 
 
+_K = TypeVar("_K")
+
+
+class _Kept(Generic[_K]):
+    """Results delivered before anyone awaited them, kept for the waiter to come: at most
+    ``most`` of them, each for ``keep`` seconds (times of one event loop: carried into
+    another, they start again there)."""
+
+    def __init__(self, most: int, keep: float) -> None:
+        self.most, self.keep = most, keep
+        self._items: OrderedDict[_K, tuple[float, Task]] = OrderedDict()
+        self._epoch: object | None = None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def put(self, key: _K, task: Task, now: float, epoch: object) -> None:
+        self._prune(now, epoch)
+        self._items[key] = (now, task)
+        self._items.move_to_end(key)
+        self._prune(now, epoch)
+
+    def take(self, key: _K, now: float, epoch: object) -> Task | None:
+        self._prune(now, epoch)
+        entry = self._items.pop(key, None)
+        return None if entry is None else entry[1]
+
+    def _prune(self, now: float, epoch: object) -> None:
+        if self._epoch is not epoch:
+            self._items = OrderedDict((k, (now, task)) for k, (_, task) in self._items.items())
+            self._epoch = epoch
+        while self._items and (
+            len(self._items) > self.most or now - next(iter(self._items.values()))[0] > self.keep
+        ):
+            self._items.popitem(last=False)
+
+
 class _Watch:
     """One waiter (an await_task or as_completed call) and the results handed to it."""
 
@@ -617,12 +653,11 @@ class Scheduler:
         self._submitted: OrderedDict[_Key, tuple[float, object, str | None, bool]] = OrderedDict()
         self._done: OrderedDict[_Key, Task] = OrderedDict()
         #: Results of this client's own tasks delivered before anyone awaited them: kept
-        #: until a waiter claims them (a batch awaited at the end), not evicted with _done.
-        self._unclaimed: OrderedDict[_Key, Task] = OrderedDict()
-        #: Webhook deliveries for tasks nobody awaited yet, by task id: (time received, task),
-        #: times of the epoch _early_epoch.
-        self._early: OrderedDict[str, tuple[float, Task]] = OrderedDict()
-        self._early_epoch: object | None = None
+        #: for a waiter to claim (a batch awaited once every create is out), not evicted
+        #: with _done.
+        self._unclaimed: _Kept[_Key] = _Kept(_SUBMITTED_MAX, WEBHOOK_UNCLAIMED_KEEP)
+        #: Webhook deliveries for other tasks nobody awaited yet, by task id.
+        self._early: _Kept[str] = _Kept(WEBHOOK_EARLY_MAX, WEBHOOK_EARLY_KEEP)
         self._tracked: dict[_Key, _Tracked] = {}
         self._in_flight = 0
         self._changed = anyio.Event()
@@ -663,6 +698,7 @@ class Scheduler:
         self._task_group = task_group
         self._scope = anyio.CancelScope()
         self._closed_reason = None
+        self._limiter_down_since = None  # a time of another event loop's clock, if any
 
     def close(self, reason: str) -> None:
         """Stop polling (from any task): current and later waiters get RuntimeError(reason).
@@ -733,13 +769,9 @@ class Scheduler:
         if tracked is None:
             if task.is_terminal and key in self._submitted:
                 # Submitted here: kept for its waiter, however many finish before it comes.
-                self._unclaimed[key] = _as_family(task, key[0])
-                while len(self._unclaimed) > _SUBMITTED_MAX:
-                    self._unclaimed.popitem(last=False)
+                self._unclaimed.put(key, _as_family(task, key[0]), now, self._epoch())
             elif task.is_terminal:
-                self._early[task.ref.task_id] = (now, task)
-                self._early.move_to_end(task.ref.task_id)
-                self._prune_early(now)
+                self._early.put(task.ref.task_id, task, now, self._epoch())
             return
         task = _as_family(task, key[0])
         age = now - tracked.created
@@ -772,30 +804,15 @@ class Scheduler:
 
     def _take_early(self, key: _Key, now: float) -> Task | None:
         """A result delivered before this waiter came (of a task of this client's, or of
-        another's, kept WEBHOOK_EARLY_KEEP seconds), moved to the results kept; or None."""
-        unclaimed = self._unclaimed.pop(key, None)
-        if unclaimed is not None:
-            self._remember_result(key, unclaimed)
-            return unclaimed
-        self._prune_early(now)
-        entry = self._early.pop(key[1], None)
-        if entry is None:
-            return None
-        task = _as_family(entry[1], key[0])
-        self._remember_result(key, task)  # bounded like every result
-        return task
-
-    def _prune_early(self, now: float) -> None:
+        another's), moved to the results kept; or None."""
         epoch = self._epoch()
-        if self._early_epoch is not epoch:
-            # Kept in another event loop: their times mean nothing here, start them again.
-            self._early = OrderedDict((k, (now, task)) for k, (_, task) in self._early.items())
-            self._early_epoch = epoch
-        while self._early and (
-            len(self._early) > WEBHOOK_EARLY_MAX
-            or now - next(iter(self._early.values()))[0] > WEBHOOK_EARLY_KEEP
-        ):
-            self._early.popitem(last=False)
+        task = self._unclaimed.take(key, now, epoch)
+        if task is None:
+            early = self._early.take(key[1], now, epoch)
+            task = None if early is None else _as_family(early, key[0])
+        if task is not None:
+            self._remember_result(key, task)  # bounded like every result
+        return task
 
     # --- waiters ------------------------------------------------------------------------------
 
@@ -1236,7 +1253,6 @@ class AsCompleted:
         # deadline is set (a batch arms it once every create is out). Not so a stream's: a
         # scope around one step (a per-item move_on_after) ends that step, not the wait.
         self._follow_scopes = follow_scopes
-        self._scope_look = _SCOPE_LOOK
         self._completed: dict[_Key, Task] = {}
         #: Tasks whose poll failed for good (raised once each).
         self._failed: dict[_Key, BaseException] = {}
@@ -1282,15 +1298,13 @@ class AsCompleted:
             await watch.run_deferred()
             if self._follow_scopes and watch.see_scopes(anyio.current_effective_deadline()):
                 self._scheduler._poke()  # a deadline to look before
-                self._scope_look = _SCOPE_LOOK
             now = anyio.current_time()
             ready = watch.take_ready(now)
             if ready is not None:
                 return ready
             limit = watch.callback_limit(now)
             if self._follow_scopes:
-                limit = min(limit, self._scope_look)
-                self._scope_look = min(2 * self._scope_look, _SCOPE_LOOK_MAX)
+                limit = min(limit, _SCOPE_LOOK)
             if self._deadline is not None:
                 if now >= self._deadline:
                     raise self._timeout_error()

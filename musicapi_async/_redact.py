@@ -11,8 +11,12 @@ import httpx
 
 __all__ = ["redact_url", "scrub_urls", "shown_location", "shown_url"]
 
-#: A URL inside free text: a scheme, "://", then up to a space, quote or angle bracket.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
+#: A URL inside free text: a scheme (bounded, and not the tail of a longer word, so a long
+#: run of letters is scanned in linear time), "://", then up to a space, quote or angle
+#: bracket, without the punctuation that ends a sentence or a parenthesis after it.
+_URL_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s\"'<>]*[^\s\"'<>).,;:!]"
+)
 #: The user and password of a URL's authority (never past its first "/").
 _USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
 #: A URL's query and fragment.

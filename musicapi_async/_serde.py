@@ -44,6 +44,7 @@ from ._models import (
     Vox,
     WavFile,
 )
+from ._redact import scrub_urls
 
 T = TypeVar("T")
 
@@ -248,15 +249,19 @@ _ERROR_NESTING_MAX = 8
 
 
 def error_text(body: Any, _depth: int = 0) -> str | None:
-    """The message of an error or failure body: ``error``, then ``message``, then ``detail``."""
+    """The message of an error or failure body: ``error``, then ``message``, then ``detail``;
+    its URLs without credentials or query."""
     if isinstance(body, str):
-        return body.strip()[:500] or None
+        # Scrubbed whole, then cut: a cut inside a URL's "user:password@" hides its "@".
+        return scrub_urls(body.strip())[:500] or None
     if not isinstance(body, Mapping):
         return None
     for key in ("error", "message", "detail"):
         value = body.get(key)
         if isinstance(value, str) and value:
-            return value
+            # The server's words, their URLs without credentials or query (a redirect's
+            # body repeats its Location whole, token and all).
+            return scrub_urls(value)
         if isinstance(value, Mapping) and _depth < _ERROR_NESTING_MAX:
             nested = error_text(value, _depth + 1)
             if nested:

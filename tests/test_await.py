@@ -922,6 +922,30 @@ async def test_a_scope_deadline_set_while_await_task_waits_still_gets_its_last_l
     assert poll == pytest.approx(40 - 10, abs=INTERVAL)
 
 
+@pytest.mark.parametrize("armed_at", [5.0, 40.0])
+async def test_a_scope_deadline_set_late_in_the_wait_still_gets_its_last_look(
+    armed_at: float,
+) -> None:
+    """Whenever it is set, a deadline with more than DEADLINE_LEAD left is looked before:
+    the deadline is re-read every 5 s, not at intervals that grow with the wait."""
+    fake = FakeMusicAPI(sonic_duration=2.0)
+    task: Task | None = None
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
+        (ref,) = await create(client)
+        with anyio.CancelScope() as scope:
+
+            async def arm() -> None:
+                await anyio.sleep(armed_at)
+                scope.deadline = anyio.current_time() + 25
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(arm)
+                task = await client.await_task(ref, timeout=None)
+                tg.cancel_scope.cancel()
+    assert task is not None
+    assert task.succeeded
+
+
 async def test_a_scope_around_one_step_of_a_stream_is_not_the_streams_deadline() -> None:
     """A per-item ``move_on_after`` ends that step of ``as_completed``, not the wait: it
     must not make the scheduler look at every task before each step's end."""

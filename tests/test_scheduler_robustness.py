@@ -97,6 +97,41 @@ async def test_a_timeout_during_a_limiter_outage_says_why_nothing_was_polled() -
     assert "limiter backend down" in str(caught.value)
 
 
+class AlwaysDown(DelegatingLimiter):
+    """A limiter backend whose background acquires always fail."""
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        if priority is Priority.BACKGROUND:
+            raise ConnectionError("limiter backend down")
+        await self.inner.acquire(priority)
+
+
+def test_a_limiter_outage_is_timed_on_each_event_loops_own_clock() -> None:
+    """One client for several ``trio.run`` calls (a Celery worker): an outage started in a
+    loop whose clock ran far ahead must not keep the next loop's waiters blind for hours."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    client = fake.client(limiter=AlwaysDown())
+
+    async def wait(timeout: float) -> tuple[type[BaseException], float]:
+        async with client:
+            ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+            start = anyio.current_time()
+            with pytest.raises((WaitTimeoutError, ConnectionError)) as caught:
+                await client.await_task(ref, timeout=timeout)
+            return caught.type, anyio.current_time() - start
+
+    def on_clock(offset: float, timeout: float) -> tuple[type[BaseException], float]:
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        clock.jump(offset)
+        return trio.run(wait, timeout, clock=clock)
+
+    # The outage starts at the first poll, then this wait times out before it is given up.
+    assert on_clock(100_000.0, 45.0)[0] is WaitTimeoutError
+    error, waited = on_clock(0.0, 600.0)  # a loop whose clock is 100,000 s behind
+    assert error is ConnectionError
+    assert waited <= LIMITER_OUTAGE + 60.0 + 2.0
+
+
 async def test_a_huge_retry_after_does_not_freeze_the_other_users_of_the_bucket() -> None:
     fake = FakeMusicAPI(rate_limit=None)
     fake.inject("/get-credits", status=429, headers={"Retry-After": "3600"})

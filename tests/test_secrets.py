@@ -57,6 +57,43 @@ async def test_urls_in_a_servers_error_text_lose_their_credentials_and_token(
     assert_clean(pickle.loads(pickle.dumps(error)))
 
 
+@pytest.mark.parametrize(
+    ("status", "cut"), [(502, 500), (200, 200)], ids=["error text", "unreadable 2xx"]
+)
+async def test_a_url_cut_by_the_quote_of_a_long_body_leaks_no_part_of_its_password(
+    status: int, cut: int
+) -> None:
+    """Scrubbed first, then cut: a cut inside ``user:password`` leaves no ``@`` to find."""
+    body = " " * (cut - len("https://sso-user:LEAKCA")) + URL  # the cut: 6 of its letters
+    transport = ScriptedTransport(text_response(status, body))
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - its text is checked
+            await client.credits.get()
+    assert "sso-user" not in str(caught.value)
+    assert "LEAKCA" not in str(caught.value)
+
+
+async def test_a_failed_step_reason_from_the_server_is_scrubbed_too() -> None:
+    body = {"code": 200, "message": f"could not fetch {URL}", "failed_step": "upload"}
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport) as client:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - its text is checked
+            await client.sonic.upload_extend("https://example.com/a.mp3", mv="sonic-v5")
+    assert "could not fetch https://***@login.example.com/cb?..." in str(caught.value)
+    assert_clean(caught.value)
+
+
+async def test_punctuation_after_a_scrubbed_url_is_kept() -> None:
+    answer = json_response(400, {"message": f"see ({URL}). Or https://a.example/?t={TOKEN}, ok"})
+    transport = ScriptedTransport(answer)
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.credits.get()
+    assert "(https://***@login.example.com/cb?...). Or https://a.example/?..., ok" in str(
+        caught.value
+    )
+
+
 async def test_a_body_that_is_not_json_is_quoted_without_the_tokens_of_its_urls() -> None:
     transport = ScriptedTransport(text_response(200, f"<a href='{URL}'>maintenance</a>"))
     async with scripted_client(transport, max_retries=0) as client:

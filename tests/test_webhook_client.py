@@ -227,6 +227,25 @@ async def test_results_of_its_own_tasks_delivered_before_any_wait_are_all_kept()
     assert fake.requests_to("/sonic/task/*") == []
 
 
+async def test_an_unclaimed_result_is_kept_six_hours_then_polled_for() -> None:
+    """Kept for a waiter to come, not for ever: an app that takes its results from its
+    callback and never awaits must not hold thousands of tasks."""
+    from musicapi_async._constants import WEBHOOK_UNCLAIMED_KEEP
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=60.0)
+    async with hooked(fake, limiter=None) as client, fake.webhooks.running(client.webhooks):
+        kept, dropped = [
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt=f"song {i}")
+            for i in range(2)
+        ]
+        await anyio.sleep(61)
+        assert (await client.await_task(kept, timeout=60)).succeeded
+        await anyio.sleep(WEBHOOK_UNCLAIMED_KEEP)
+        assert (await client.await_task(dropped, timeout=None)).succeeded
+    assert fake.requests_to(f"/sonic/task/{kept.task_id}") == []
+    assert len(fake.requests_to(f"/sonic/task/{dropped.task_id}")) == 1
+
+
 async def test_every_create_of_the_client_attaches_its_webhook() -> None:
     fake = make_fake()
     async with hooked(fake) as client:
