@@ -201,14 +201,15 @@ class TokenBucket:
     def _now(self) -> float:
         return self._clock.now()
 
+    def _tokens_at(self, now: float) -> float:
+        """The tokens at ``now``, refilled since the last refill (nothing changes)."""
+        if self._updated is None or now <= self._updated:
+            return self._tokens  # no time passed (the clock never goes back within a loop)
+        return min(float(self.burst), self._tokens + (now - self._updated) / self.interval)
+
     def _refill(self, now: float) -> None:
-        if self._updated is not None and now <= self._updated:
-            return  # no time passed (anyio's clock never goes back within a loop)
-        if self._updated is not None:
-            self._tokens = min(
-                float(self.burst), self._tokens + (now - self._updated) / self.interval
-            )
-        self._updated = now
+        self._tokens = self._tokens_at(now)
+        self._updated = now if self._updated is None else max(self._updated, now)
 
     def _wait_time(self, now: float) -> float:
         """Seconds until a token may be granted (0: now)."""
@@ -330,12 +331,7 @@ class TokenBucket:
             now = self._now()
         except RuntimeError:  # no event loop ("NoEventLoopError" in recent anyio)
             now = self._clock.estimate()
-            tokens = self._tokens
-            if self._updated is not None and now > self._updated:
-                tokens = min(float(self.burst), tokens + (now - self._updated) / self.interval)
-        else:
-            self._refill(now)
-            tokens = self._tokens
+        tokens = self._tokens_at(now)
         return BucketStatistics(
             tokens=0.0 if now < self._paused_until else max(0.0, tokens),
             waiting_user=len(self._queues[Priority.USER]),
