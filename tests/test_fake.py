@@ -263,8 +263,9 @@ def test_an_unknown_outcome_is_refused_where_it_is_given() -> None:
         FakeMusicAPI(outcome="nope")  # type: ignore[arg-type]
 
 
-async def test_an_outcome_function_returning_nonsense_charges_nothing() -> None:
-    fake = fake_without_limit(outcome=lambda task: "nope")
+@pytest.mark.parametrize("nonsense", ["nope", None, len], ids=["string", "none", "function"])
+async def test_an_outcome_function_returning_nonsense_charges_nothing(nonsense: object) -> None:
+    fake = fake_without_limit(outcome=lambda task: nonsense)
     async with connect(fake) as http:
         with pytest.raises(ValueError, match="outcome function's result"):
             await create(http)

@@ -76,10 +76,10 @@ def _strict_json(body: bytes) -> Any:
     return json.loads(body, parse_constant=_refuse_constant)
 
 
-def _check_outcome(outcome: object, where: str) -> None:
-    """Refuse an outcome the fake does not know, where it is given (a function's result
-    is checked when a task is created)."""
-    if outcome is None or callable(outcome):
+def _check_outcome(outcome: object, where: str, *, spec: bool = True) -> None:
+    """Refuse an outcome the fake does not know, where it is given. ``spec``: ``None`` and a
+    function pass (the function's result is checked, with ``spec=False``, at each create)."""
+    if spec and (outcome is None or callable(outcome)):
         return
     if outcome not in get_args(Outcome):
         known = ", ".join(repr(o) for o in get_args(Outcome))
@@ -1074,14 +1074,16 @@ class FakeMusicAPI:
         outcome: Outcome = outcome_spec(task) if callable(outcome_spec) else outcome_spec
         if outcome == "failure":
             outcome = "failed"
-        if outcome not in get_args(Outcome):
+        try:
+            _check_outcome(outcome, "the outcome function's result", spec=False)
+        except ValueError:
             # A misuse of the fake (an outcome function's bad result) costs the key nothing.
             account = self._accounts[ctx.key]
             account.extra_credits += charged[0]
             account.credits += charged[1]
             for fields in clips:
                 self._clips.pop(fields.get("clip_id", ""), None)
-            _check_outcome(outcome, "the outcome function's result")
+            raise
         if outcome == "partial" and len(clips) <= 1:
             outcome = "failed"
         message = plan.failure_message or _FAILURE_MESSAGES.get(outcome, d.MSG_TASK_FAILED)
