@@ -88,13 +88,14 @@ import attrs
 from anyio.abc import TaskGroup
 from attrs import frozen
 
-from ._constants import DEFAULT_RATE_PER, DEFAULT_WAIT_TIMEOUT
+from ._constants import DEFAULT_WAIT_TIMEOUT
 from ._download import DownloadError, clip_extensions, safe_filename, saved_clips
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
     InsufficientCreditsError,
+    LimiterError,
     MusicAPIError,
     NotFoundError,
     PermissionDeniedError,
@@ -103,6 +104,7 @@ from ._exceptions import (
 from ._http import PaidCall
 from ._models import Clip, ClipState, Task, TaskRef
 from ._poller import ProgressState, TaskProgress
+from ._ratelimit import limiter_interval
 from ._serde import parse_task
 from ._sonic import SonicCreate
 
@@ -1213,8 +1215,7 @@ class _Run:
         so that no task runs out of time before its turn came."""
         if self._wait_timeout is None:
             return
-        interval = getattr(self.client.limiter, "interval", DEFAULT_RATE_PER)
-        queue = len(self._follow_scopes) * float(interval)
+        queue = len(self._follow_scopes) * limiter_interval(self.client._scheduler.limiter)
         scope.deadline = anyio.current_time() + self._wait_timeout + queue
 
     async def _submit(self, job: BatchJob) -> None:
@@ -1277,7 +1278,12 @@ class _Run:
             # It arrived, and its answer says nothing was made: not an attempt that may have
             # paid (a 429 or a refused connection said so through not_sent already).
             mark.not_sent()
-        certainly_not_made = (AuthenticationError, RateLimitError, APIConnectionError)
+        certainly_not_made = (
+            AuthenticationError,
+            RateLimitError,
+            APIConnectionError,
+            LimiterError,  # the limiter failed before the request left
+        )
         status = exc.status_code if isinstance(exc, APIStatusError) else 0
         if (
             isinstance(exc, certainly_not_made)

@@ -41,7 +41,7 @@ from ._models import Clip, Task, TaskFamily, TaskRef
 from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
 from ._producer import Producer
-from ._ratelimit import Limiter, TokenBucket
+from ._ratelimit import Limiter, TokenBucket, check_limiter
 from ._redact import shown_url
 from ._resource import TaskResource, check_webhook, is_loopback_host
 from ._retry import RetryEvent, RetryPolicy
@@ -211,8 +211,8 @@ class MusicAPI:
             raise TypeError(f"webhook_legacy must be True or False, got {webhook_legacy!r}")
         if limiter is DEFAULT_LIMITER:
             limiter = TokenBucket()
-        if limiter is not None and not isinstance(limiter, Limiter):
-            raise TypeError("limiter must be a TokenBucket (or implement the Limiter protocol)")
+        if limiter is not None:
+            limiter = check_limiter(limiter)
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
@@ -233,6 +233,9 @@ class MusicAPI:
             default_headers=headers,
             limiter=limiter,
         )
+        if limiter is None:
+            # Polls are still paced (by the scheduler's own bucket): 429s must reach it.
+            self._core.poll_limiter = self._scheduler.limiter
         self._exit_stack: AsyncExitStack | None = None
         self._is_view = False
         self._options = options

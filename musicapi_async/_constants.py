@@ -110,6 +110,9 @@ UNREADABLE_POLLS: Final = 3
 #: Seconds a rate limiter may fail every background acquire (a shared backend down) before
 #: its error reaches the waiters of the tasks it kept from being polled, not a silent hang.
 LIMITER_OUTAGE: Final = 30.0
+#: Seconds a limiter's on_rate_limited may take (a round trip to a shared store) before
+#: the call that drew the 429 goes on without waiting for it.
+RATE_LIMITED_REPORT_TIMEOUT: Final = 5.0
 
 # --- webhooks -------------------------------------------------------------------------------
 #: Seconds a signed webhook may be older (or newer) than this machine's clock.

@@ -15,6 +15,7 @@ Every error the SDK raises for a failed call is a :class:`MusicAPIError`::
     │   ├── RateLimitError             429, with retry_after
     │   └── ServerError                5xx
     │       └── UpstreamTimeoutError   504, credits refunded
+    ├── LimiterError                   the rate limiter failed (a shared backend down): not sent
     ├── ResponseValidationError        a 2xx answer the SDK cannot read, with the field path
     ├── ResultNotReadyError            a sync endpoint kept answering "not ready"
     ├── TaskFailedError                a task ended in failure (Task.raise_for_status)
@@ -47,6 +48,7 @@ __all__ = [
     "BadRequestError",
     "GoneError",
     "InsufficientCreditsError",
+    "LimiterError",
     "MusicAPIError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -185,6 +187,12 @@ class ServerError(APIStatusError):
 
 class UpstreamTimeoutError(ServerError):
     """504: the upstream generator timed out; MusicAPI refunds the credits."""
+
+
+class LimiterError(MusicAPIError):
+    """The client's rate limiter raised instead of granting a slot (a limiter whose state
+    lives in a shared store that is down, say): the request was not sent, so nothing was
+    created or charged. The limiter's own error is the ``__cause__``."""
 
 
 class ResponseValidationError(MusicAPIError):

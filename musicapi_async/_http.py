@@ -39,7 +39,7 @@ from ._exceptions import (
     ServerError,
     UpstreamTimeoutError,
 )
-from ._ratelimit import Limiter, Priority
+from ._ratelimit import Limiter, Priority, acquire_slot, report_rate_limited
 from ._redact import scrub_urls, shown_location, shown_url
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
 from ._serde import dumps, error_text, error_type
@@ -241,6 +241,9 @@ class HTTPCore:
         headers.update(default_headers)
         self._headers = dict(headers.items())
         self.limiter = limiter
+        #: Without a limiter, the scheduler's private one, which paces background polls:
+        #: a 429 must hold those back too.
+        self.poll_limiter: Limiter | None = None
 
     def __repr__(self) -> str:
         return f"HTTPCore(base_url={shown_url(str(self.base_url))})"
@@ -306,7 +309,7 @@ class HTTPCore:
         while True:
             try:
                 if self.limiter is not None and not token_held:
-                    await self.limiter.acquire(priority)
+                    await acquire_slot(self.limiter, priority)
                 token_held = False
                 return await self._attempt(
                     method, path, content, headers, params, options.timeout, paid
@@ -318,6 +321,10 @@ class HTTPCore:
                     # A paid call is retryable only when it did not arrive: say so, whether it
                     # is retried or raised (a journal must not count it as a paid attempt).
                     watch.not_sent()
+                pacer = self.limiter if self.limiter is not None else self.poll_limiter
+                if isinstance(error, RateLimitError) and pacer is not None:
+                    # Before the retry or the raise: every user of the key holds back.
+                    await report_rate_limited(pacer, error.retry_after)
                 if retry_index >= policy.max_retries:
                     raise error from retryable.__cause__
                 retry_after = error.retry_after if isinstance(error, APIStatusError) else None
@@ -392,9 +399,7 @@ class HTTPCore:
         if response.status_code >= 300:  # a redirect too: not followed, not a success
             error = status_error(response, method, path)
             if isinstance(error, RateLimitError):
-                if self.limiter is not None:
-                    self.limiter.on_rate_limited(error.retry_after)
-                raise _Retryable(error)
+                raise _Retryable(error)  # the limiter hears of it in request()
             if isinstance(error, ServerError):
                 if not paid:
                     raise _Retryable(error)

@@ -62,7 +62,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._models import ClipState, Task, TaskFamily, TaskRef, TaskStatus
-from ._ratelimit import Limiter, Priority, TokenBucket
+from ._ratelimit import Limiter, Priority, TokenBucket, acquire_slot
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -633,7 +633,7 @@ class Scheduler:
             raise ValueError("poll_threshold must be between 0 and 1")
         self._client = client
         # Without a limiter on the client, polls still need pacing: a private default bucket.
-        self._limiter: Limiter = limiter if limiter is not None else TokenBucket()
+        self.limiter: Limiter = limiter if limiter is not None else TokenBucket()
         self.min_poll_gap = min_poll_gap
         self.poll_threshold = poll_threshold
         expected = dict(expected_durations or {})
@@ -1005,7 +1005,7 @@ class Scheduler:
             return
         # One background request queued at most; user calls overtake it.
         try:
-            await self._limiter.acquire(Priority.BACKGROUND)
+            await acquire_slot(self.limiter, Priority.BACKGROUND)
         except Exception as exc:
             await self._limiter_failed(exc)
             return
@@ -1025,8 +1025,7 @@ class Scheduler:
         if self._limiter_down_since is None:
             self._limiter_down_since = now
             logger.warning(
-                "the rate limiter failed (%s); background polls wait for it, and the "
-                "waiters get its error if it lasts %g s",
+                "%s; background polls wait for it, and the waiters get this error if it lasts %g s",
                 exc,
                 LIMITER_OUTAGE,
                 exc_info=exc,

@@ -12,10 +12,12 @@ example one whose state lives in Redis, shared by several processes) can replace
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import math
 from collections import deque
-from typing import Protocol, final, runtime_checkable
+from collections.abc import Awaitable
+from typing import Protocol, cast, final, runtime_checkable
 
 import anyio
 from attrs import frozen
@@ -29,9 +31,12 @@ from ._constants import (
     DEFAULT_RATE,
     DEFAULT_RATE_MARGIN,
     DEFAULT_RATE_PER,
+    RATE_LIMITED_REPORT_TIMEOUT,
 )
+from ._exceptions import LimiterError
+from ._redact import scrub_urls
 
-__all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket"]
+__all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket", "check_limiter"]
 
 logger = logging.getLogger("musicapi_async")
 
@@ -47,23 +52,112 @@ class Priority(enum.IntEnum):
 
 @runtime_checkable
 class Limiter(Protocol):
-    """What the SDK needs from a rate limiter. :class:`TokenBucket` is the in-process one."""
+    """What the SDK needs from a rate limiter: two methods. :class:`TokenBucket` is the
+    in-process one; another backend (its state in Redis, say, shared by several processes
+    and hosts) implements the same two.
+
+    The contract the SDK relies on:
+
+    * :meth:`acquire` is a coroutine that returns once the caller may send one request. It
+      must be cancellable through anyio (the SDK runs on asyncio and trio): a waiter
+      cancelled before its grant must take no slot and delay no one, since the SDK cancels
+      waiters routinely (a paid call dropped before it left, a client closing). A shared
+      store should therefore let queue entries expire (a process may die while queued).
+    * ``priority``: :attr:`Priority.USER` (a call the user awaits) must be served before
+      :attr:`Priority.BACKGROUND` (``await_task``'s polls), first come, first served within
+      each. The scheduler queues at most one background acquire at a time per client, so a
+      strict order is what bounds a create's wait to one interval behind polling; a backend
+      shared by processes keeps that promise only with one queue for all of them.
+    * :meth:`on_rate_limited` is called after each 429, with the server's ``Retry-After`` in
+      seconds (None when absent), before the call is retried or raised. It should hold every
+      user of the key back for that long and may widen a safety margin. It may be a plain
+      method or a coroutine function (a shared store needs a round trip): the SDK awaits
+      what it returns, for at most 5 seconds, shielded
+      from cancellation, and an error it raises is logged, never raised: the pause is
+      advice, and the 429 itself is what the caller hears about.
+    * Spacing: requests granted ``per / rate`` apart still reach the server closer together
+      when their trips differ (network jitter; for a shared backend also the store's round
+      trip and each host's path), so keep a safety margin as :class:`TokenBucket` does.
+
+    Optional: an ``interval`` attribute (seconds between two of this client's requests,
+    a positive number) sizes the deadlines of ``run_batch`` waits (3.0 s when absent), and
+    ``statistics()`` is for you: the SDK calls neither ``statistics`` nor
+    ``acquire_nowait``. An error raised by :meth:`acquire` reaches a direct call as
+    :class:`~musicapi_async.LimiterError` (nothing was sent); ``await_task`` retries it for
+    a while first (see the README).
+    """
 
     async def acquire(self, priority: Priority = Priority.USER) -> None:
         """Wait for a request slot and take it."""
         ...
 
-    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
-        """Take a slot now or raise ``anyio.WouldBlock``."""
-        ...
-
-    def on_rate_limited(self, retry_after: float | None) -> None:
+    def on_rate_limited(self, retry_after: float | None) -> Awaitable[None] | None:
         """The server answered 429: hold every user back (``retry_after`` seconds if known)."""
         ...
 
-    def statistics(self) -> BucketStatistics:
-        """A snapshot of the limiter's state."""
-        ...
+
+def check_limiter(limiter: object) -> Limiter:
+    """``limiter`` if it implements :class:`Limiter`, else a ``TypeError`` that says how."""
+    acquire = getattr(limiter, "acquire", None)
+    report = getattr(limiter, "on_rate_limited", None)
+    if not (callable(acquire) and callable(report)):
+        raise TypeError(
+            f"limiter must be a TokenBucket or implement the Limiter protocol: "
+            f"`async def acquire(priority)` and `on_rate_limited(retry_after)`; got "
+            f"{type(limiter).__name__}"
+        )
+    if not inspect.iscoroutinefunction(acquire):
+        raise TypeError(
+            f"limiter.acquire must be a coroutine function (`async def acquire(priority)`): "
+            f"{type(limiter).__name__}.acquire is not, and awaiting its result would fail at "
+            "the first request"
+        )
+    return cast(Limiter, limiter)
+
+
+def limiter_interval(limiter: Limiter) -> float:
+    """Seconds between two requests through ``limiter``: its optional ``interval``
+    attribute when that is a positive number, else the standard plan's 3 s."""
+    interval: object = getattr(limiter, "interval", None)
+    number = isinstance(interval, (int, float)) and not isinstance(interval, bool)
+    if number and isinstance(interval, (int, float)) and 0 < interval < math.inf:
+        return float(interval)
+    return DEFAULT_RATE_PER
+
+
+async def acquire_slot(limiter: Limiter, priority: Priority) -> None:
+    """``limiter.acquire(priority)``, its errors (cancellation aside) raised as
+    :class:`LimiterError`: nothing was sent, and the caller can tell so."""
+    try:
+        await limiter.acquire(priority)
+    except Exception as exc:
+        raise LimiterError(
+            f"the rate limiter failed ({type(exc).__name__}: {scrub_urls(str(exc))[:500]}); "
+            "the request was not sent, so nothing was created or charged: try again once "
+            "the limiter's backend is back"
+        ) from exc
+
+
+async def report_rate_limited(limiter: Limiter, retry_after: float | None) -> None:
+    """Tell ``limiter`` of a 429: awaited if it is a coroutine, shielded, for at most
+    RATE_LIMITED_REPORT_TIMEOUT seconds; its errors are logged (the pause is advice)."""
+    with anyio.move_on_after(RATE_LIMITED_REPORT_TIMEOUT, shield=True) as scope:
+        try:
+            outcome = limiter.on_rate_limited(retry_after)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as exc:
+            logger.warning(
+                "the rate limiter could not record a 429 (%s: %s); its other users are not "
+                "held back",
+                type(exc).__name__,
+                scrub_urls(str(exc))[:500],
+            )
+    if scope.cancelled_caught:
+        logger.warning(
+            "the rate limiter took over %g s to record a 429; the call went on without it",
+            RATE_LIMITED_REPORT_TIMEOUT,
+        )
 
 
 @final

@@ -21,7 +21,7 @@ import anyio
 import httpx
 import pytest
 
-from musicapi_async import MusicAPI, SonicCreate
+from musicapi_async import MusicAPI, Priority, SonicCreate, TokenBucket
 from musicapi_async._batch import (
     BATCH_JOURNAL,
     BATCH_RESULTS,
@@ -439,6 +439,40 @@ async def test_errors_that_prove_nothing_was_created_stop_submitting_and_resume_
     assert len(fake.requests_to("/sonic/create")) == 2  # "c" was not even tried
     fake.set_credits(credits=1000)
     report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+
+
+class FailsOnSecondCreate:
+    """A limiter backend that is down from the second user request on (a store outage)."""
+
+    def __init__(self) -> None:
+        self.inner = TokenBucket()
+        self.user_calls = 0
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        if priority is Priority.USER:
+            self.user_calls += 1
+            if self.user_calls >= 2:
+                raise ConnectionError("limiter store down")
+        await self.inner.acquire(priority)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        self.inner.on_rate_limited(retry_after)
+
+
+async def test_a_limiter_down_stops_submitting_and_the_created_jobs_are_still_awaited(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    client = fake.client(limiter=FailsOnSecondCreate(), expected_durations={"sonic": DURATION})
+    async with client:
+        report = await run_batch(client, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.DOWNLOADED, S.PLANNED, S.PLANNED]
+    assert "limiter store down" in (report.stopped or "")
+    assert creates_by_prompt(fake) == {"a": 1}
+    report = await run(fake, jobs, tmp_path)  # the store is back: the rest goes
     assert_complete(report, fake)
     assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
 

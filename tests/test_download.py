@@ -32,6 +32,7 @@ from musicapi_async import (
     Task,
     TaskFamily,
     TaskRef,
+    TokenBucket,
     safe_filename,
 )
 from musicapi_async.testing import FakeMusicAPI
@@ -187,7 +188,7 @@ async def test_downloads_spend_none_of_the_request_budget(tmp_path: Path) -> Non
     fake = new_fake(rate_limit=(1, 3.0))
     async with fake.client() as client:
         task = await generate(client, custom_mode=False)
-        assert client.limiter is not None
+        assert isinstance(client.limiter, TokenBucket)  # the client's own, by default
         granted = client.limiter.statistics().granted
         for n in range(3):
             for clip in task.clips:

@@ -24,12 +24,14 @@ from trio.testing import MockClock
 from musicapi_async import (
     BucketStatistics,
     Limiter,
+    LimiterError,
     MusicAPI,
     Priority,
     RateLimitError,
     RetryPolicy,
     TokenBucket,
 )
+from musicapi_async._ratelimit import limiter_interval
 from musicapi_async.testing import FakeMusicAPI, RequestRecord
 
 pytestmark = pytest.mark.anyio
@@ -687,6 +689,139 @@ async def test_every_retry_attempt_passes_through_the_bucket() -> None:
         await client.credits.get()
     assert bucket.statistics().granted == 3
     assert min(gaps(request_times(fake.requests))) >= INTERVAL - 1e-9
+
+
+# --- the Limiter protocol, as a second backend sees it --------------------------------------
+
+
+class StoreLimiter:
+    """A second backend, as one whose state lives in a shared store would be written: only
+    the protocol's two methods, the 429 report a coroutine (a round trip to the store)."""
+
+    def __init__(self, report_delay: float = 1.0, report_error: Exception | None = None):
+        self.inner = TokenBucket()
+        self.report_delay = report_delay
+        self.report_error = report_error
+        self.reported: list[tuple[float | None, float]] = []  # (retry_after, when stored)
+
+    async def acquire(self, priority: Priority = Priority.USER) -> None:
+        await self.inner.acquire(priority)
+
+    async def on_rate_limited(self, retry_after: float | None) -> None:
+        await anyio.sleep(self.report_delay)
+        if self.report_error is not None:
+            raise self.report_error
+        self.inner.on_rate_limited(retry_after)
+        self.reported.append((retry_after, anyio.current_time()))
+
+
+async def test_an_async_429_report_of_a_two_method_limiter_is_awaited_before_the_retry() -> None:
+    fake = FakeMusicAPI()
+    fake.inject("/get-credits", status=429, headers={"Retry-After": "10"})
+    limiter = StoreLimiter()
+    async with fake.client(limiter=limiter) as client:
+        await client.credits.get()
+    # Stored 1 s after the 429 (the round trip), and the retry waited for the pause.
+    [(retry_after, stored_at)] = limiter.reported
+    assert retry_after == 10.0
+    assert stored_at == pytest.approx(1.0)
+    first, retry = fake.requests
+    assert (first.status, retry.status) == (429, 200)
+    assert retry.time >= 10.0
+
+
+async def test_a_429_report_that_fails_is_logged_and_the_call_behaves_as_for_any_429(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeMusicAPI()
+    fake.inject("/get-credits", status=429, headers={"Retry-After": "5"})
+    fake.inject("/sonic/create", status=429, headers={"Retry-After": "5"})
+    limiter = StoreLimiter(report_error=ConnectionError("store down at redis://:hunter2@db"))
+    async with fake.client(limiter=limiter) as client:
+        assert (await client.credits.get()).credits >= 0  # retried as usual
+        with pytest.raises(RateLimitError) as caught:
+            await client.with_options(max_retries=0).sonic.create(
+                mv="sonic-v5", gpt_description_prompt="x"
+            )
+    assert not caught.value.task_may_exist  # a 429: nothing was made
+    assert "could not record a 429" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+async def test_a_429_report_that_hangs_is_given_up_after_five_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeMusicAPI()
+    fake.inject("/get-credits", status=429, headers={"Retry-After": "1"})
+    limiter = StoreLimiter(report_delay=math.inf)
+    async with fake.client(limiter=limiter) as client:
+        await client.credits.get()
+    _, retry = fake.requests
+    assert retry.time == pytest.approx(5.0 + 1.0, abs=0.5)  # the report's 5 s, then the wait
+    assert "took over 5 s to record a 429" in caplog.text
+
+
+async def test_a_failing_limiter_reaches_a_direct_call_as_limiter_error() -> None:
+    class Down:
+        async def acquire(self, priority: Priority = Priority.USER) -> None:
+            raise ConnectionError("cannot reach redis://:hunter2@db.internal:6379")
+
+        def on_rate_limited(self, retry_after: float | None) -> None:
+            pass
+
+    fake = FakeMusicAPI()
+    async with fake.client(limiter=Down()) as client:
+        with pytest.raises(LimiterError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert not caught.value.task_may_exist
+    assert "not sent" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert not fake.requests
+
+
+def test_a_limiter_whose_acquire_is_not_a_coroutine_function_is_refused_at_once() -> None:
+    class Sync:
+        def acquire(self, priority: Priority = Priority.USER) -> None:
+            pass
+
+        def on_rate_limited(self, retry_after: float | None) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="coroutine function"):
+        MusicAPI(api_key="k", limiter=Sync())  # type: ignore[arg-type]
+
+
+async def test_without_a_limiter_a_429_holds_back_the_background_polls_too() -> None:
+    """limiter=None leaves the user's calls unpaced, but the polls keep their own bucket,
+    which must hear the server's Retry-After."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=30.0)
+    async with fake.client(limiter=None) as client:
+        refs = [await client.sonic.create(mv="sonic-v5", gpt_description_prompt=p) for p in "abc"]
+        fake.inject("/sonic/task/*", status=429, headers={"Retry-After": "20"})
+        await client.await_task(refs)
+    polls = fake.requests_to("/sonic/task/*")
+    throttled = next(r for r in polls if r.status == 429)
+    after = [r.time for r in polls if r.time > throttled.time]
+    assert after, "the other tasks were polled after the 429"
+    assert min(after) >= throttled.time + 20.0
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"),
+    [(6.0, 6.0), (2, 2.0), (None, 3.0), (0.0, 3.0), (math.inf, 3.0), (True, 3.0), ("6", 3.0)],
+)
+def test_a_limiters_optional_interval_is_read_only_when_it_is_a_positive_number(
+    interval: object, expected: float
+) -> None:
+    class Store(StoreLimiter):
+        pass
+
+    limiter = Store()
+    if interval is not None:
+        limiter.interval = interval  # type: ignore[attr-defined]
+    assert limiter_interval(limiter) == expected
+    assert limiter_interval(TokenBucket(rate=1, per=6.0)) == pytest.approx(6.1)
 
 
 # --- the property --------------------------------------------------------------------------
