@@ -26,7 +26,8 @@ from ._batch import (
 )
 from ._client import MusicAPI
 from ._constants import DEFAULT_BASE_URL, SONIC_MODELS, SONIC_TASK_TYPES, __version__
-from ._download import DownloadError, DownloadFormat, safe_filename
+from ._credits import CreditsResource
+from ._download import DownloadError, DownloadFormat, ProgressCallback, safe_filename
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -68,10 +69,12 @@ from ._models import (
     Vox,
     WavFile,
 )
+from ._nuro import Nuro
 from ._poller import AsCompleted, ProgressState, TaskProgress, WaitTimeoutError
+from ._producer import PRODUCER_DOWNLOAD_FORMATS, Producer
 from ._ratelimit import BucketStatistics, Limiter, Priority, TokenBucket
 from ._retry import RetryEvent, RetryPolicy
-from ._sonic import GenerationOptions, SonicCreate
+from ._sonic import DOWNLOAD_FORMATS, GenerationOptions, Sonic, SonicCreate
 from ._webhooks import (
     WebhookEvent,
     WebhookReceiver,
@@ -83,6 +86,8 @@ from ._webhooks import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DOWNLOAD_FORMATS",
+    "PRODUCER_DOWNLOAD_FORMATS",
     "SONIC_MODELS",
     "SONIC_TASK_TYPES",
     "APIConnectionError",
@@ -108,6 +113,7 @@ __all__ = [
     "Clip",
     "ClipState",
     "Credits",
+    "CreditsResource",
     "DownloadError",
     "DownloadFormat",
     "DownloadLinks",
@@ -121,9 +127,12 @@ __all__ = [
     "MusicAPI",
     "MusicAPIError",
     "NotFoundError",
+    "Nuro",
     "PermissionDeniedError",
     "Persona",
     "Priority",
+    "Producer",
+    "ProgressCallback",
     "ProgressState",
     "RateLimitError",
     "ResponseValidationError",
@@ -131,6 +140,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
+    "Sonic",
     "SonicCreate",
     "Task",
     "TaskFailedError",

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import enum
 import hashlib
 import inspect
 import json
@@ -102,7 +101,7 @@ from ._exceptions import (
     RateLimitError,
 )
 from ._http import PaidCall
-from ._models import Clip, ClipState, Task, TaskRef
+from ._models import Clip, ClipState, StrEnum, Task, TaskRef
 from ._poller import ProgressState, TaskProgress
 from ._ratelimit import limiter_interval
 from ._serde import parse_task
@@ -146,7 +145,7 @@ JOURNAL_SCHEMA: Final = 2
 _TIMEOUT_UNSET: Any = object()
 
 
-class BatchJobState(str, enum.Enum):
+class BatchJobState(StrEnum):
     """Where a job of a batch stands, as the journal records it."""
 
     #: Not submitted yet.

@@ -40,7 +40,22 @@ __all__ = [
 _NO_RAW: Mapping[str, Any] = {}
 
 
-class TaskFamily(str, enum.Enum):
+class StrEnum(str, enum.Enum):
+    """A string enum that reads as its value everywhere, like 3.11's ``enum.StrEnum``.
+
+    ``str(TaskFamily.PRODUCER)`` and ``f"{TaskFamily.PRODUCER}"`` are ``"producer"`` on
+    every supported Python: Python 3.11 changed how a plain ``(str, Enum)`` member formats
+    (``"TaskFamily.PRODUCER"``), so a value written with an f-string could not be read back.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self.value), format_spec)
+
+
+class TaskFamily(StrEnum):
     """Which platform a task belongs to; it decides the endpoint that polls it."""
 
     SONIC = "sonic"
@@ -48,7 +63,7 @@ class TaskFamily(str, enum.Enum):
     NURO = "nuro"
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(StrEnum):
     """A task's normalised status."""
 
     PENDING = "pending"
@@ -64,7 +79,7 @@ class TaskStatus(str, enum.Enum):
         return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
 
 
-class ClipState(str, enum.Enum):
+class ClipState(StrEnum):
     """A clip's state; ``Clip.raw_state`` keeps the server's exact string."""
 
     PENDING = "pending"
@@ -168,6 +183,8 @@ class Clip:
     video_url: str | None = None
     #: Length of the audio, seconds.
     duration: float | None = None
+    #: When the clip was made, in UTC; ``None`` when absent or not an ISO-8601 timestamp
+    #: (the value as sent stays in ``raw``).
     created_at: datetime | None = None
     #: The upstream model id the server reports (``chirp-v5``), not the one requested.
     mv: str | None = None
@@ -177,6 +194,7 @@ class Clip:
     weirdness_constraint: float | None = None
     #: Producer's style description.
     sound: str | None = None
+    #: Sent as a string or a number, kept as text; ``None`` when absent, null or blank.
     seed: str | None = None
     #: Set on the results of /sonic/create-voice.
     persona_id: str | None = None
@@ -311,7 +329,8 @@ class WavFile:
 class Midi:
     """Result of /sonic/midi."""
 
-    midi_url: str | None
+    #: ``None`` when the server sent none (absent or null).
+    midi_url: str | None = None
     #: The instruments as sent (``[{name, notes: [...]}, ...]``); the note shape is undocumented.
     instruments: tuple[Any, ...] = ()
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)

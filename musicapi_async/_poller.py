@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import copy
-import enum
 import inspect
 import itertools
 import logging
@@ -61,7 +60,7 @@ from ._exceptions import (
     ResponseValidationError,
     ServerError,
 )
-from ._models import ClipState, Task, TaskFamily, TaskRef, TaskStatus
+from ._models import ClipState, StrEnum, Task, TaskFamily, TaskRef, TaskStatus
 from ._ratelimit import Limiter, Priority, TokenBucket, acquire_slot
 from ._retry import RetryPolicy
 
@@ -93,7 +92,7 @@ _RESULT_CACHE = 1024
 _SUBMITTED_MAX = 10_000
 
 
-class ProgressState(str, enum.Enum):
+class ProgressState(StrEnum):
     """Where a task stands, as reported to progress callbacks."""
 
     PENDING = "pending"
@@ -309,7 +308,7 @@ def _uniform_cdf(t: float, low: float, high: float) -> float:
     return (t - low) / (high - low)
 
 
-class _Stage(str, enum.Enum):
+class _Stage(StrEnum):
     """How far a running task has come, as the per-stage duration models know it."""
 
     RUNNING = "running"

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin
 
@@ -48,12 +48,31 @@ from ._redact import scrub_urls
 
 T = TypeVar("T")
 
-#: Task ``type`` values that mean "still running"; any other ``type`` without ``data`` is a failure.
+#: Task ``type`` values that mean "still running"; any other ``type`` without ``data`` is a
+#: failure, unless a Producer or Nuro answer carries a string ``status`` (which decides).
 NOT_READY_TYPE = "not_ready"
+#: The documented ``type`` of a failed task (CONTRACT §9.1).
+FAILURE_TYPES = frozenset({"failed", "timeout", "forbidden", "api_error"})
+
+#: The longest server value a message quotes, and the longest server error text it shows.
+_VALUE_MAX = 200
+_ERROR_TEXT_MAX = 500
 
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters ending in "..." when it is longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quoted(value: str) -> str:
+    """A server's string fit for a message: its URLs without credentials or query, cut to
+    ``_VALUE_MAX`` characters, quoted. Scrubbed whole, then cut: a cut inside a URL's
+    "user:password@" would hide its "@"."""
+    return repr(_cut(scrub_urls(value), _VALUE_MAX))
 
 
 # --- the converter --------------------------------------------------------------------------
@@ -69,17 +88,26 @@ def _lenient_float(value: Any, _: Any) -> float:
     # Durations arrive as numbers or as decimal strings ("104.88").
     if isinstance(value, bool):
         raise TypeError("expected a number, got a boolean")
-    if isinstance(value, (int, float)):
-        result = float(value)
+    if isinstance(value, float):
+        result = value
+    elif isinstance(value, int):
+        try:
+            result = float(value)
+        except OverflowError:  # an integer such as 10**400
+            raise ValueError(
+                f"expected a finite number, got an integer too large for a float "
+                f"({value.bit_length()} bits)"
+            ) from None
     elif isinstance(value, str):
         try:
             result = float(value.strip())
         except ValueError:
-            raise ValueError(f"expected a number, got the string {value[:40]!r}") from None
+            raise ValueError(f"expected a number, got the string {_quoted(value)}") from None
     else:
         raise TypeError(f"expected a number, got {_json_type(value)}")
     if not math.isfinite(result):
-        raise ValueError(f"expected a finite number, got {value!r}")
+        shown = _quoted(value) if isinstance(value, str) else repr(value)
+        raise ValueError(f"expected a finite number, got {shown}")
     return result
 
 
@@ -89,37 +117,83 @@ def _strict_bool(value: Any, _: Any) -> bool:
     raise TypeError(f"expected a boolean, got {_json_type(value)}")
 
 
+#: The offset of an ISO-8601 date-time: Z, +HH, +HHMM or +HH:MM.
+_OFFSET = r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?"
+#: An ISO-8601 date or date-time read alike on every Python (3.10's fromisoformat refuses
+#: "+0000", "+00" and the basic form that 3.11's accepts): the extended form
+#: ("2025-10-12T13:13:02.488Z", "2025-10-12 13:13"), or the basic one ("20251012T131302Z").
+_ISO_8601 = (
+    re.compile(
+        r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+        r"(?:[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+        r"(?::(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]+))?)?" + _OFFSET + ")?"
+    ),
+    re.compile(
+        r"(?P<year>[0-9]{4})(?P<month>[0-9]{2})(?P<day>[0-9]{2})"
+        r"(?:[Tt](?P<hour>[0-9]{2})(?P<minute>[0-9]{2})"
+        r"(?:(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]+))?)?" + _OFFSET + ")?"
+    ),
+)
+
+
+def _parse_iso_8601(text: str) -> datetime | None:
+    """``text`` as an aware UTC datetime, or None if it is not an ISO-8601 date(-time)."""
+    match = next((m for m in (p.fullmatch(text) for p in _ISO_8601) if m), None)
+    if match is None:
+        return None
+    part = match.groupdict()
+    try:
+        parsed = datetime(
+            int(part["year"]),
+            int(part["month"]),
+            int(part["day"]),
+            int(part["hour"] or 0),
+            int(part["minute"] or 0),
+            int(part["second"] or 0),
+            # Any number of digits of fraction, truncated to microseconds.
+            int((part["fraction"] or "")[:6].ljust(6, "0")),
+        )
+        if part["sign"] is None:
+            # The API sends UTC: a timestamp without an offset (or with Z) is read as UTC,
+            # never as local time.
+            return parsed.replace(tzinfo=timezone.utc)
+        minutes = int(part["om"] or 0)
+        if minutes > 59:
+            return None
+        offset = timedelta(hours=int(part["oh"]), minutes=minutes)
+        zone = timezone(-offset if part["sign"] == "-" else offset)
+        # Another offset is the same instant in UTC (what the model promises).
+        return parsed.replace(tzinfo=zone).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # month 13, offset +25:00, 0001-01-01 at +05:00
+        return None
+
+
 def _timestamp(value: Any, _: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO-8601 timestamp, got {_json_type(value)}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Python 3.10's fromisoformat takes only 3 or 6 digits of fraction ("02.48Z" fails).
-    text = _FRACTION.sub(_six_digits, text, count=1)
+    parsed = _parse_iso_8601(value.strip())
+    if parsed is None:
+        raise ValueError(f"expected an ISO-8601 timestamp, got {_quoted(value)}")
+    return parsed
+
+
+def _optional_timestamp(value: Any, type_: Any) -> datetime | None:
+    # An optional timestamp (a clip's created_at) only says when: one the SDK cannot read
+    # must not fail the snapshot of a finished, paid task. It reads as None; the value as
+    # sent stays in the model's raw.
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"expected an ISO-8601 timestamp, got {value[:40]!r}") from None
-    # The API sends UTC; a timestamp without an offset is read as UTC, never as local time,
-    # and one with another offset is the same instant in UTC (what the model promises).
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return _timestamp(value, type_)
+    except (TypeError, ValueError):
+        return None
 
 
-#: The fraction of the seconds of an ISO-8601 date-time, with everything before it.
-_FRACTION = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2})\.([0-9]+)")
-
-
-def _six_digits(match: re.Match[str]) -> str:
-    return f"{match[1]}.{match[2][:6].ljust(6, '0')}"
-
-
-def _seed(value: Any, _: Any) -> str:
+def _seed(value: Any, _: Any) -> str | None:
     # Producer seeds are strings, or numbers in the vendor spec (CONTRACT: "string or number").
+    # Like every clip field but clip_id and state, a seed may be null: null or blank is None.
+    if value is None:
+        return None
     if isinstance(value, str):
-        return value
+        return value if value.strip() else None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, float) and math.isfinite(value):
@@ -127,10 +201,8 @@ def _seed(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string or number seed, got {_json_type(value)}")
 
 
-def _blank_is_none(
-    cls: type[T], hook: Callable[[Any, Any], T]
-) -> tuple[Callable[[Any], bool], Callable[[Any, Any], T | None]]:
-    """The predicate and hook of ``cls | None``: also reads ``""`` (or blanks) as None."""
+def _is_optional(cls: type[Any]) -> Callable[[Any], bool]:
+    """The predicate of ``cls | None`` for register_structure_hook_func."""
 
     def is_optional(type_: Any) -> bool:
         return get_origin(type_) in (Union, UnionType) and set(get_args(type_)) == {
@@ -138,13 +210,31 @@ def _blank_is_none(
             type(None),
         }
 
+    return is_optional
+
+
+def _blank_is_none(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T | None]:
+    """The hook of ``cls | None`` from that of ``cls``: also reads ``""`` (or blanks) as None."""
+
     def structure(value: Any, type_: Any) -> T | None:
         # One odd optional field ("duration": "") must not fail the whole snapshot.
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return hook(value, type_)
 
-    return is_optional, structure
+    return structure
+
+
+def _from_object(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """A model's hook that refuses what is not a JSON object: without it, a model nested in
+    a list (``{"results": ["text"]}``) reads a string as an object without keys, all None."""
+
+    def structure(value: Any, type_: Any) -> T:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected an object, got {_json_type(value)}")
+        return hook(value, type_)
+
+    return structure
 
 
 def _build_converter() -> cattrs.Converter:
@@ -153,22 +243,26 @@ def _build_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _lenient_float)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(datetime, _timestamp)
-    conv.register_structure_hook_func(*_blank_is_none(float, _lenient_float))
-    conv.register_structure_hook_func(*_blank_is_none(datetime, _timestamp))
+    conv.register_structure_hook_func(_is_optional(float), _blank_is_none(_lenient_float))
+    conv.register_structure_hook_func(_is_optional(datetime), _optional_timestamp)
     omit = override(omit=True)
     conv.register_structure_hook(
         Clip,
-        make_dict_structure_fn(
-            Clip,
-            conv,
-            state=omit,
-            raw_state=omit,
-            raw=omit,
-            seed=override(struct_hook=_seed),
+        _from_object(
+            make_dict_structure_fn(
+                Clip,
+                conv,
+                state=omit,
+                raw_state=omit,
+                raw=omit,
+                seed=override(struct_hook=_seed),
+            )
         ),
     )
     for cls in (Bpm, Vox, Midi, WavFile, UploadedClip, Persona, UpsampledTags, Credits):
-        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, raw=omit))
+        conv.register_structure_hook(cls, _from_object(make_dict_structure_fn(cls, conv, raw=omit)))
+    for plain in (AlignedWord, GeneratedLyrics):
+        conv.register_structure_hook(plain, _from_object(make_dict_structure_fn(plain, conv)))
     return conv
 
 
@@ -253,15 +347,16 @@ def error_text(body: Any, _depth: int = 0) -> str | None:
     its URLs without credentials or query."""
     if isinstance(body, str):
         # Scrubbed whole, then cut: a cut inside a URL's "user:password@" hides its "@".
-        return scrub_urls(body.strip())[:500] or None
+        return _cut(scrub_urls(body.strip()), _ERROR_TEXT_MAX) or None
     if not isinstance(body, Mapping):
         return None
     for key in ("error", "message", "detail"):
         value = body.get(key)
         if isinstance(value, str) and value:
             # The server's words, their URLs without credentials or query (a redirect's
-            # body repeats its Location whole, token and all).
-            return scrub_urls(value)
+            # body repeats its Location whole, token and all), cut: a message of megabytes
+            # must not become the exception's text.
+            return _cut(scrub_urls(value), _ERROR_TEXT_MAX)
         if isinstance(value, Mapping) and _depth < _ERROR_NESTING_MAX:
             nested = error_text(value, _depth + 1)
             if nested:
@@ -334,9 +429,10 @@ def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
     obj = _object(body, "a task submission")
     if reports_no_task(obj):
         step = obj.get("failed_step")
+        shown = _quoted(step) if isinstance(step, str) else _json_type(step)
         detail = error_text(obj) or "no reason given"
         raise ResponseValidationError(
-            f"the server accepted the call but its step {step!r} failed and no task was "
+            f"the server accepted the call but its step {shown} failed and no task was "
             f"started: {detail}",
             field_path="$.task_id",
             body=body,
@@ -430,6 +526,14 @@ def parse_task(ref: TaskRef, http_status: int, body: Any) -> Task:
     obj = _object(body, "a task snapshot")
     kind = obj.get("type")
     has_data = "data" in obj and obj.get("data") is not None
+    if ref.family is not TaskFamily.SONIC and isinstance(obj.get("status"), str):
+        # Producer and Nuro: a task-level status decides (§15 rule 2), whatever the type
+        # beside it: Nuro echoes the request's ("vocal", "bgm"), Producer may name its
+        # operation ("create_music"). "Any other type is a failure" is for answers without.
+        if ref.family is TaskFamily.NURO:
+            return _parse_nuro(ref, http_status, obj, body)
+        clips = _parse_clip_list(obj, body) if has_data else ()
+        return _parse_producer(ref, http_status, obj, body, clips)
     if kind == NOT_READY_TYPE:
         return task(TaskStatus.PENDING)
     # A failure type with an empty clip list is as final as one with none at all.
@@ -441,9 +545,6 @@ def parse_task(ref: TaskRef, http_status: int, body: Any) -> Task:
         )
     if ref.family is TaskFamily.NURO and not has_data:
         return _parse_nuro(ref, http_status, obj, body)
-    if ref.family is TaskFamily.PRODUCER and isinstance(obj.get("status"), str) and not has_data:
-        # Producer's task-level status decides even when no items came with it (§15 rule 2).
-        return _parse_producer(ref, http_status, obj, body, ())
     if not has_data:
         # Neither a snapshot nor a known failure: keep waiting, keep what the server said.
         return task(TaskStatus.UNKNOWN, error=error_text(obj))
@@ -459,7 +560,7 @@ def _parse_producer(
     raw_status = obj.get("status")
     if isinstance(raw_status, str):
         status = _PRODUCER_STATUS.get(raw_status.upper(), TaskStatus.UNKNOWN)
-    elif clips and all(clip.raw_state is None for clip in clips) and obj.get("code") == 200:
+    elif clips and all(clip.raw_state is None for clip in clips) and _is_code_200(obj):
         # The vendor spec's shape: no status, items without state, code 200 = done.
         status = TaskStatus.SUCCEEDED
     else:
@@ -470,8 +571,31 @@ def _parse_producer(
         clips = tuple(
             attrs.evolve(clip, state=done) if clip.raw_state is None else clip for clip in clips
         )
-    error = error_text(obj) if status is TaskStatus.FAILED else None
-    return Task(ref=ref, status=status, clips=clips, error=error, http_status=http_status, raw=body)
+    failed = status is TaskStatus.FAILED
+    return Task(
+        ref=ref,
+        status=status,
+        clips=clips,
+        error=error_text(obj) if failed else None,
+        error_type=_failure_type(obj) if failed else None,
+        http_status=http_status,
+        raw=body,
+    )
+
+
+def _is_code_200(obj: Mapping[str, Any]) -> bool:
+    """True when the body's ``code`` is 200, as the integer or the string (CONTRACT §1)."""
+    code = obj.get("code")
+    if isinstance(code, str):
+        return code.strip() == "200"
+    return isinstance(code, int) and not isinstance(code, bool) and code == 200
+
+
+def _failure_type(obj: Mapping[str, Any]) -> str | None:
+    """The ``type`` of a failed Producer or Nuro task when it is a documented failure type;
+    another one (Nuro's echoed "vocal") says nothing about the failure."""
+    kind = obj.get("type")
+    return kind if isinstance(kind, str) and kind in FAILURE_TYPES else None
 
 
 def _parse_nuro(ref: TaskRef, http_status: int, obj: Mapping[str, Any], body: Any) -> Task:
@@ -502,6 +626,7 @@ def _parse_nuro(ref: TaskRef, http_status: int, obj: Mapping[str, Any], body: An
         clips=clips,
         progress=_int_or_none(obj.get("progress")),
         error=error_text(obj) if status is TaskStatus.FAILED else None,
+        error_type=_failure_type(obj) if status is TaskStatus.FAILED else None,
         http_status=http_status,
         raw=body,
     )
@@ -577,7 +702,15 @@ def parse_upsampled_tags(body: Any) -> UpsampledTags:
 def parse_aligned_lyrics(body: Any) -> AlignedLyrics:
     obj = _object(body, "aligned lyrics")
     fields, path = _data_or_top(obj)
-    alignment = fields.get("alignment") or []
+    alignment = fields.get("alignment")
+    if not isinstance(alignment, list):
+        # A paid call's answer without its words is no result (an empty list is one).
+        shown = "missing" if "alignment" not in fields else _json_type(alignment)
+        raise ResponseValidationError(
+            f"expected an array of aligned words at {path}.alignment, got {shown}",
+            field_path=f"{path}.alignment",
+            body=body,
+        )
     words = _structure(alignment, tuple[AlignedWord, ...], f"{path}.alignment", body)
     return AlignedLyrics(words=words, raw=obj)
 
