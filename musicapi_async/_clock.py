@@ -16,7 +16,8 @@ import time
 from typing import final
 
 import anyio
-from anyio.lowlevel import RunVar
+
+from ._loops import LoopLocal
 
 __all__ = ["LoopClock"]
 
@@ -35,24 +36,22 @@ class LoopClock:
             the real time between the two).
     """
 
-    __slots__ = ("_forward", "_last", "_last_system", "_offset")
+    __slots__ = ("__weakref__", "_forward", "_last", "_last_system")
 
     def __init__(self, *, forward: bool = False) -> None:
         self._forward = forward
-        # Keyed by the RunVar object: each clock has its own offset per event loop.
-        self._offset: RunVar[float] = RunVar("musicapi_async loop clock offset")
         self._last: float | None = None
         self._last_system = 0.0
 
     def now(self) -> float:
         """The time now; raises anyio's "no event loop" RuntimeError outside one."""
         loop_time = anyio.current_time()
-        offset = self._offset.get(None)
+        offset = _OFFSETS.get(self)
         if offset is None:
             offset = 0.0 if self._last is None else self.estimate() - loop_time
             if self._forward:
                 offset = max(0.0, offset)
-            self._offset.set(offset)
+            _OFFSETS.set(self, offset)
         now = loop_time + offset
         self._last, self._last_system = now, time.monotonic()
         return now
@@ -63,3 +62,7 @@ class LoopClock:
         if self._last is None:
             return 0.0
         return self._last + max(0.0, time.monotonic() - self._last_system)
+
+
+#: Each clock's offset in each event loop it was read in.
+_OFFSETS: LoopLocal[LoopClock, float] = LoopLocal("musicapi_async loop clock offsets")

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final, Protocol, TypeVar, cast, final
@@ -19,7 +20,6 @@ from typing import Any, Final, Protocol, TypeVar, cast, final
 import anyio
 import anyio.lowlevel
 import httpx
-from anyio.lowlevel import RunVar
 from attrs import frozen
 
 from ._constants import REQUEST_ID_HEADERS
@@ -39,6 +39,7 @@ from ._exceptions import (
     ServerError,
     UpstreamTimeoutError,
 )
+from ._loops import LoopLocal
 from ._ratelimit import Limiter, Priority, acquire_slot, report_rate_limited
 from ._redact import scrub_urls, shown_location, shown_url
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
@@ -201,14 +202,34 @@ def new_connection_pool() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=False,
         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        verify=_ssl_context(),
     )
+
+
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS settings (the CA bundle, ``SSL_CERT_FILE``...), loaded once per
+    process: loading them takes tens of milliseconds, which a pool made per request (a
+    client per web request) would block its event loop for each time."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        _SSL_CONTEXT = httpx.create_ssl_context()
+    return _SSL_CONTEXT
+
+
+#: Each client's own pool in each event loop (owned pools only): it goes with its loop, or
+#: with its client.
+_POOLS: LoopLocal[HTTPCore, httpx.AsyncClient] = LoopLocal("musicapi_async pools")
 
 
 class HTTPCore:
     """Owns the key, the base URL and the httpx client; sends requests with retries.
 
     With ``http_client=None`` it makes its own connection pool for each event loop that uses
-    it (kept in an anyio ``RunVar``, so it goes with its loop): connections belong to the
+    it (made on first use, kept per loop: it goes with its loop or its client; see
+    :class:`~musicapi_async._loops.LoopLocal`): connections belong to the
     loop that opened them, and a program that calls ``asyncio.run`` once per job (a Celery
     task, a script) would otherwise meet "Event loop is closed" on its second job. A given
     ``http_client`` is used as it is.
@@ -227,13 +248,8 @@ class HTTPCore:
         self._api_key = api_key
         self.base_url = base_url
         self.owns_http_client = http_client is None
-        #: The pool last used (for an owned pool: the first loop to send adopts this one).
-        self.http_client = new_connection_pool() if http_client is None else http_client
-        self._unadopted: httpx.AsyncClient | None = (
-            self.http_client if http_client is None else None
-        )
-        # Each event loop's own pool (an owned pool only), and whether aclose() was called.
-        self._pools: RunVar[httpx.AsyncClient | None] = RunVar("musicapi_async pool", None)
+        #: The pool last used: the given one, or (made on first use) this loop's own.
+        self.http_client: httpx.AsyncClient | None = http_client
         self._closed = False
         check_default_headers(default_headers)
         # httpx.Headers merges case-insensitively: a user's "user-agent" replaces ours.
@@ -256,11 +272,12 @@ class HTTPCore:
                 "or make a new one"
             )
         if not self.owns_http_client:
+            assert self.http_client is not None  # given
             return self.http_client
-        pool = self._pools.get()
+        pool = _POOLS.get(self)
         if pool is None or pool.is_closed:
-            pool, self._unadopted = self._unadopted or new_connection_pool(), None
-            self._pools.set(pool)
+            pool = new_connection_pool()
+            _POOLS.set(self, pool)
         self.http_client = pool
         return pool
 
@@ -274,10 +291,10 @@ class HTTPCore:
         self._closed = True
         if not self.owns_http_client:
             return
-        pools, self._unadopted = (self._pools.get(), self._unadopted), None
-        for pool in pools:
-            if pool is not None:
-                await pool.aclose()
+        pool = _POOLS.get(self)
+        _POOLS.discard(self)
+        if pool is not None:
+            await pool.aclose()
 
     def url(self, path: str) -> httpx.URL:
         return self.base_url.copy_with(path=self.base_url.path.rstrip("/") + path)

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 import anyio
 import attrs
 from anyio.abc import TaskGroup
-from anyio.lowlevel import RunVar
 from attrs import frozen
 
 from ._constants import (
@@ -60,6 +59,7 @@ from ._exceptions import (
     ResponseValidationError,
     ServerError,
 )
+from ._loops import LoopLocal
 from ._models import ClipState, StrEnum, Task, TaskFamily, TaskRef, TaskStatus
 from ._ratelimit import Limiter, Priority, TokenBucket, acquire_slot
 from ._retry import RetryPolicy
@@ -561,9 +561,22 @@ class _Watch:
 
     async def run_deferred(self) -> None:
         """Run the deferred callbacks, in the waiter's own task."""
+        try:
+            while self._deferred:
+                awaitable, done = self._deferred.popleft()
+                await self._run_callback(awaitable, done)
+        finally:
+            if self.left:  # cancelled meanwhile: the others will never run
+                self._drop_deferred()
+
+    def _drop_deferred(self) -> None:
+        """Close the deferred callbacks that will never run (the waiter left first), so
+        that none is left "never awaited"."""
         while self._deferred:
             awaitable, done = self._deferred.popleft()
-            await self._run_callback(awaitable, done)
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            done.set()
 
     async def _run_callback(self, awaitable: Any, done: anyio.Event) -> None:
         try:
@@ -584,10 +597,12 @@ class _Watch:
             self.event.set()  # a result it held back may be handed out now
 
     def leave(self) -> None:
-        """The waiter is gone: its callbacks still running are cancelled."""
+        """The waiter is gone: its callbacks still running are cancelled, and those it
+        was to run itself are dropped."""
         self.left = True
         for scope in list(self._callback_scopes):
             scope.cancel()
+        self._drop_deferred()
 
     def take_ready(self, now: float) -> tuple[_Key, Task | BaseException] | None:
         """The earliest result whose callbacks have all returned, removed; None if none is.
@@ -612,6 +627,10 @@ class _Watch:
         if not self.results or self.deadline is None:
             return math.inf
         return max(0.0, self.deadline - _CALLBACK_SLACK - now)
+
+
+#: Each scheduler's token of each event loop it ran in (gone with the loop or the scheduler).
+_EPOCHS: LoopLocal[Scheduler, object] = LoopLocal("musicapi_async scheduler epochs")
 
 
 class Scheduler:
@@ -647,7 +666,6 @@ class Scheduler:
         self._learner = _Learner(expected)
         # Times are anyio times of one event loop (its "epoch"): another loop's clock is
         # another (trio starts each run's at a random offset), so each time keeps its epoch.
-        self._epochs: RunVar[object | None] = RunVar("musicapi_async scheduler epoch", None)
         #: Per task submitted here: (time, epoch, model, due by webhook).
         self._submitted: OrderedDict[_Key, tuple[float, object, str | None, bool]] = OrderedDict()
         self._done: OrderedDict[_Key, Task] = OrderedDict()
@@ -673,10 +691,10 @@ class Scheduler:
 
     def _epoch(self) -> object:
         """A token of the running event loop (made the first time the scheduler runs in it)."""
-        epoch = self._epochs.get()
+        epoch = _EPOCHS.get(self)
         if epoch is None:
             epoch = object()
-            self._epochs.set(epoch)
+            _EPOCHS.set(self, epoch)
         return epoch
 
     def _poke(self) -> None:

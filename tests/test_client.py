@@ -201,8 +201,8 @@ async def test_an_injected_http_client_is_used_and_left_open() -> None:
 @pytest.mark.anyio
 async def test_an_owned_http_client_is_closed_by_async_with() -> None:
     async with MusicAPI("k") as client:
-        pass
-    assert client._core.http_client.is_closed
+        pool = client._core.http()  # made on first use
+    assert pool.is_closed
     # Observable without private access: the closed client refuses to send (no network).
     with pytest.raises(RuntimeError, match="closed"):
         await client.credits.get()
@@ -253,10 +253,12 @@ async def test_waiting_through_a_view_of_an_unopened_client_says_to_open_the_par
 async def test_aclose_closes_an_owned_http_client_but_closing_a_view_does_not() -> None:
     client = MusicAPI("k")
     view = client.with_options(max_retries=0)
+    pool = client._core.http()
+    assert view._core.http() is pool
     await view.aclose()
-    assert not client._core.http_client.is_closed
+    assert not pool.is_closed
     await client.aclose()
-    assert client._core.http_client.is_closed
+    assert pool.is_closed
 
 
 def test_http_client_must_be_an_httpx_async_client() -> None:

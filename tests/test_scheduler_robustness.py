@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 import pytest
 import trio
@@ -240,3 +242,27 @@ async def test_a_clip_finished_before_the_others_teaches_how_soon_the_task_ends(
         learned = client._scheduler.statistics()["learned"]
     # Its first clip ended at 60 s; the first poll (about 69 s) saw it partly done.
     assert learned.get("sonic:None:partly done") == 1
+
+
+async def test_coroutine_callbacks_a_leaving_waiter_was_to_run_itself_are_closed() -> None:
+    """Results found at once (the scheduler not started yet) leave their coroutine
+    callbacks to the waiter: one that leaves, or a stream closed unread, must close them
+    rather than leave them "never awaited"."""
+    fake = FakeMusicAPI(sonic_duration=5.0)
+    client = fake.client()
+    async with client:
+        refs = [await client.sonic.create(mv="sonic-v5", gpt_description_prompt=p) for p in "abc"]
+        await client.await_task(refs)  # finished: kept for re-reading
+
+    started: list[str] = []
+
+    async def progress(event: TaskProgress) -> None:
+        started.append(event.ref.task_id)
+        await anyio.sleep(10)
+
+    async with client:  # a new block: its scheduler has not started yet
+        with anyio.move_on_after(1):  # leaves while the first callback runs
+            await client.await_task(refs, on_progress=progress)
+        client.as_completed(refs, on_progress=progress).close()  # made and closed unread
+    gc.collect()  # a coroutine never awaited would warn here (an error in this suite)
+    assert len(started) == 1
