@@ -76,6 +76,11 @@ _Key = tuple[TaskFamily, str]
 _IDLE_LOOK = 1.0
 #: EM rounds of the duration estimator per new observation.
 _EM_ROUNDS = 10
+#: Where a task still running is assumed to end at the latest, in expected durations past
+#: the longest task seen (see DurationModel).
+_CENSORED_TAIL = 0.25
+#: A backlog: at least this many tasks each more likely finished than not (see _pick).
+_BACKLOG = 4
 #: Longest wait before re-polling a task whose poll failed transiently.
 _MAX_POLL_BACKOFF = 60.0
 #: A result held back by its task's hanging on_progress callback is handed out this many
@@ -197,10 +202,15 @@ class DurationModel:
 
     def _tabulate(self) -> None:
         parts = [self._prior, *self._samples]
-        top = max(high for _, high in parts)
         # A still-running task lasts longer than its age: an interval open to the right,
-        # closed here at a horizon beyond everything seen.
-        horizon = max(top, *self._running, 0.0) + self._expected
+        # which no data can close. It is closed here a quarter of the expected duration
+        # beyond the longest task seen (the prior's guess before any) or the oldest still
+        # running: each poll that finds a task running moves that horizon on. A wider one
+        # (the expected duration past the prior's twice-expected end) put a task seen
+        # running at 155 s up to 360 s: in a batch, such tasks were not looked at again
+        # until every other one was done, and those were all polled at their youngest.
+        top = max(high for _, high in self._samples or [self._prior])
+        horizon = max(top, *self._running, 0.0) + _CENSORED_TAIL * self._expected
         parts += [(age, horizon) for age in self._running]
         # A zero-width observation is an exact time: give it a sliver of width.
         parts = [(low, high if high > low else low + 1e-6) for low, high in parts]
@@ -914,8 +924,16 @@ class Scheduler:
         return chance, chance * model.expected_lag(before, age)
 
     def _pick(self, now: float) -> _Tracked | None:
-        best: _Tracked | None = None
-        best_priority = -math.inf
+        """The task to poll now, if any is worth it.
+
+        As a rule the one with the highest priority (see :meth:`_score`). With a backlog,
+        at least ``_BACKLOG`` tasks each more likely finished than not (a batch whose creates
+        just went out), the surest goes first instead: every poll in vain then delays all of
+        them, and a task seen running earlier whose end is near beats one never looked at.
+        Polled first, the fresh ones would all be polled at their youngest, each the least
+        likely finished it will ever be.
+        """
+        candidates: list[tuple[_Tracked, float, float]] = []
         for tracked in self._tracked.values():
             if tracked.in_flight or now < tracked.retry_at:
                 continue
@@ -934,6 +952,13 @@ class Scheduler:
                 chance, priority = self._score(tracked, now)
             if chance < self.poll_threshold or chance <= 0.0:
                 continue
+            candidates.append((tracked, chance, priority))
+        backlog = sum(chance >= 0.5 for _, chance, _ in candidates) >= _BACKLOG
+        best: _Tracked | None = None
+        best_priority = -math.inf
+        for tracked, chance, priority in candidates:
+            if backlog and priority != math.inf:
+                priority = chance
             # Ties go to the oldest task: it has waited longest.
             if priority > best_priority or (
                 best is not None and priority == best_priority and tracked.created < best.created

@@ -8,8 +8,9 @@ import random
 import pytest
 
 from musicapi_async import Task, TaskFamily, TaskRef
-from musicapi_async._poller import DurationModel, _Learner, _Stage, _stage
+from musicapi_async._poller import DurationModel, _Learner, _Stage, _stage, _Tracked
 from musicapi_async._serde import parse_task
+from musicapi_async.testing import FakeMusicAPI
 
 
 def observed(seed: int, n: int, *, gap: float) -> DurationModel:
@@ -136,3 +137,53 @@ def test_a_task_seen_partly_done_is_judged_by_how_soon_such_tasks_finished() -> 
     assert streaming is not None
     assert partly.finished_since(0.0, 20.0) > 0.8  # the prior counts as one more task
     assert streaming.finished_since(0.0, 20.0) < 0.2
+
+
+def test_a_task_seen_running_past_every_finished_one_is_expected_to_end_soon() -> None:
+    """A batch's first polls all come at the same age (155 s here): finished ones say
+    "done by 155 s", the others only "not yet". Nothing says how long those go on; they are
+    assumed to end within a quarter of the expected duration past the longest seen, and
+    each poll that finds one running moves that horizon on. (Up to 360 s, as before, kept
+    them from being looked at again until every other task was done.)"""
+    model = DurationModel(expected=120.0)
+    for _ in range(40):
+        model.add(0.0, 155.0, running=[155.0] * 10)
+    assert model.finished_since(155.0, 185.0) > 0.9
+    assert 0.3 < model.finished_since(155.0, 170.0) < 0.7
+    model.add(0.0, 155.0, running=[185.0])  # one was found running at 185 s
+    assert model.finished_since(185.0, 195.0) < 0.5
+    assert model.finished_since(185.0, 215.0) > 0.9
+
+
+# --- the scheduler's choice ------------------------------------------------------------------
+
+
+def test_with_a_backlog_the_surest_task_goes_first_otherwise_the_longest_finished() -> None:
+    """A batch's creates are out and its tasks all likely finished: a poll in vain delays
+    every one of them, so the surest goes first (a task seen running at 155 s, now 180 s
+    old), not one never looked at (about 80 % likely finished, and for longer). Without such
+    a backlog the ranking weighs how long a task is likely to have been finished."""
+    scheduler = FakeMusicAPI().client()._scheduler
+    family = TaskFamily.SONIC
+    for _ in range(40):  # done by their first poll at 155 s, or not
+        scheduler._learner.record(family, None, 0.0, 155.0, [(None, 155.0)] * 10)
+    now = 1000.0
+
+    def track(task_id: str, age: float, seen_running_at: float | None = None) -> None:
+        tracked = _Tracked(TaskRef(task_id, family), now - age, known_age=True, model=None)
+        if seen_running_at is not None:
+            tracked.last_running_age = seen_running_at
+            tracked.last_poll = now - age + seen_running_at
+        scheduler._tracked[family, task_id] = tracked
+
+    track("seen", 180.0, seen_running_at=155.0)
+    for i in range(4):
+        track(f"fresh{i}", 155.0 + i)
+    picked = scheduler._pick(now)
+    assert picked is not None
+    assert picked.ref.task_id == "seen"
+    for i in range(1, 4):
+        del scheduler._tracked[family, f"fresh{i}"]
+    picked = scheduler._pick(now)
+    assert picked is not None
+    assert picked.ref.task_id == "fresh0"
