@@ -15,7 +15,7 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Final, Protocol, TypeVar, cast, final
+from typing import Any, Final, NoReturn, Protocol, TypeVar, cast, final
 
 import anyio
 import anyio.lowlevel
@@ -414,18 +414,13 @@ class HTTPCore:
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
         if response.status_code >= 300:  # a redirect too: not followed, not a success
-            error = status_error(response, method, path)
-            if isinstance(error, RateLimitError):
-                raise _Retryable(error)  # the limiter hears of it in request()
-            if isinstance(error, ServerError):
-                if not paid:
-                    raise _Retryable(error)
-                error.task_may_exist = True
-                error.message += (
-                    PAID_504_ADVICE if isinstance(error, UpstreamTimeoutError) else PAID_ADVICE
-                )
-            raise error
+            _raise_status_error(status_error(response, method, path), paid)
         body = _decode(response, method, path, paid)
+        in_body = body_status(body) if response.status_code != 202 else None
+        if in_body is not None:
+            # An error envelope sent with a 2xx ({"code": 403, "message": "The remaining
+            # credits are not enough"}): the error its code names, as if it were the status.
+            _raise_status_error(status_error(response, method, path, in_body=in_body), paid)
         return Answer(response.status_code, body, response.headers)
 
     def _transport_error(
@@ -511,6 +506,19 @@ def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
     return None
 
 
+def _raise_status_error(error: APIStatusError, paid: bool) -> NoReturn:
+    """Raise an error answer: a 429, and a 5xx to a call that spends nothing, as retryable;
+    a 5xx to a paid call with ``task_may_exist`` and the advice that goes with it."""
+    if isinstance(error, RateLimitError):
+        raise _Retryable(error)  # the limiter hears of it in request()
+    if isinstance(error, ServerError):
+        if not paid:
+            raise _Retryable(error)
+        error.task_may_exist = True
+        error.message += PAID_504_ADVICE if isinstance(error, UpstreamTimeoutError) else PAID_ADVICE
+    raise error
+
+
 def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any:
     if not response.content:
         return None
@@ -550,14 +558,31 @@ _STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
 }
 
 
-def status_error(response: httpx.Response, method: str, path: str) -> APIStatusError:
-    """Translate an error answer into the exception class of its status (README table)."""
+def body_status(body: Any) -> int | None:
+    """The error status a 2xx answer carries in its body (``{"code": 403, "message": ...}``:
+    an error envelope of CONTRACT §15 rule 3 sent with HTTP 200), or None."""
+    if not isinstance(body, Mapping):
+        return None
+    code = body.get("code")
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return code
+    return None
+
+
+def status_error(
+    response: httpx.Response, method: str, path: str, *, in_body: int | None = None
+) -> APIStatusError:
+    """Translate an error answer into the exception class of its status (README table);
+    ``in_body``: the error status a 2xx answer carried in its body instead."""
     try:
         body: Any = json.loads(response.content) if response.content else None
     except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
         body = scrub_urls(response.text[:_TEXT_SCRUBBED])[:500]
-    status = response.status_code
-    text = error_text(body) or response.reason_phrase or "no message"  # URLs scrubbed
+    status = response.status_code if in_body is None else in_body
+    reason = response.reason_phrase if in_body is None else None
+    text = error_text(body) or reason or "no message"  # URLs scrubbed
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError
@@ -569,6 +594,11 @@ def status_error(response: httpx.Response, method: str, path: str) -> APIStatusE
         (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
     )
     message = f"{method} {path} -> {status}: {text}"
+    if in_body is not None:
+        message = (
+            f"{method} {path} -> {response.status_code}, with the error code {status} in "
+            f"its body: {text}"
+        )
     if cls is GoneError:
         if path.startswith("/nuro/"):
             message += " (Nuro is retired; use client.sonic or client.producer instead)"

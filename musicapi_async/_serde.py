@@ -424,19 +424,41 @@ def reports_no_task(body: Any) -> bool:
     return isinstance(body, Mapping) and not body.get("task_id") and bool(body.get("failed_step"))
 
 
+def _unless_success(text: str | None) -> str | None:
+    """``text``, unless it is only a "success" that says nothing of a failure."""
+    return None if text is None or text.strip().rstrip(".").lower() == "success" else text
+
+
 def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
     """``{"message": "success", "task_id": ...}`` (plus ``steps``, ``warning``...) -> TaskRef."""
     obj = _object(body, "a task submission")
     if reports_no_task(obj):
         step = obj.get("failed_step")
         shown = _quoted(step) if isinstance(step, str) else _json_type(step)
-        detail = error_text(obj) or "no reason given"
-        raise ResponseValidationError(
-            f"the server accepted the call but its step {shown} failed and no task was "
-            f"started: {detail}",
-            field_path="$.task_id",
-            body=body,
+        steps = obj.get("steps")
+        steps = steps if isinstance(steps, Mapping) else {}
+        failed = steps.get(step) if isinstance(step, str) else None
+        # The step's own reason first: the top-level message of such an answer is often a
+        # bare "success" (CONTRACT §4: each step may hold clip_id, task_id, error).
+        detail = (
+            (error_text(failed) if isinstance(failed, Mapping) else None)
+            or _unless_success(error_text(obj))
+            or "no reason given"
         )
+        message = (
+            f"the server accepted the call but its step {shown} failed and no task was "
+            f"started: {detail}"
+        )
+        uploaded = steps.get("upload")
+        clip_id = uploaded.get("clip_id") if isinstance(uploaded, Mapping) else None
+        if step != "upload" and isinstance(clip_id, str) and clip_id:
+            # The upload went through (and may have been paid): reuse it, not the URL.
+            message += (
+                f". The upload itself succeeded as clip {_quoted(clip_id)}: to try again "
+                "without uploading the audio again, extend or cover that clip "
+                "(client.sonic.extend / client.sonic.cover with clip_id=...)"
+            )
+        raise ResponseValidationError(message, field_path="$.task_id", body=body)
     task_id = _required_str(obj, "task_id", "$", body)
     return TaskRef(task_id, family, raw=obj)
 

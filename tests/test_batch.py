@@ -443,6 +443,18 @@ async def test_errors_that_prove_nothing_was_created_stop_submitting_and_resume_
     assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
 
 
+async def test_a_credits_error_sent_with_200_stops_submitting_rather_than_call_it_uncertain(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    message = "The remaining credits are not enough."
+    fake.inject("/sonic/create", status=200, body={"code": 403, "message": message})
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.PLANNED, S.PLANNED]
+    assert message in (report.stopped or "")
+
+
 class FailsOnSecondCreate:
     """A limiter backend that is down from the second user request on (a store outage)."""
 

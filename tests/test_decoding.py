@@ -468,3 +468,38 @@ def test_a_model_from_a_non_object_raises_with_its_path(
     assert re.search(
         f"expected an object, got {got} @ {re.escape(field_path)}$", str(refused.value)
     )
+
+
+# --- a multi-step call that failed part-way --------------------------------------------------
+
+
+def test_a_failed_step_gives_its_own_reason_not_the_bare_success_beside_it() -> None:
+    body = {
+        "code": 200,
+        "message": "success",
+        "failed_step": "upload",
+        "steps": {"upload": {"success": False, "error": "audio matches an existing recording"}},
+    }
+    with pytest.raises(ResponseValidationError) as caught:
+        parse_submit(body, TaskFamily.SONIC)
+    assert "step 'upload' failed" in str(caught.value)
+    assert "audio matches an existing recording" in str(caught.value)
+    assert "uploaded" not in str(caught.value)
+
+
+def test_an_extend_that_failed_after_its_upload_names_the_uploaded_clip_to_reuse() -> None:
+    body = {
+        "code": 200,
+        "message": "success",
+        "failed_step": "extend",
+        "steps": {
+            "upload": {"success": True, "clip_id": "up-123"},
+            "extend": {"success": False},
+        },
+    }
+    with pytest.raises(ResponseValidationError) as caught:
+        parse_submit(body, TaskFamily.SONIC)
+    message = str(caught.value)
+    assert "no reason given" in message  # "success" is no reason
+    assert "clip 'up-123'" in message
+    assert "client.sonic.extend" in message

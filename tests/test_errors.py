@@ -105,6 +105,53 @@ async def test_each_status_raises_its_exception_class(
     assert message in str(error)
 
 
+@pytest.mark.parametrize(
+    ("status", "message", "cls"),
+    [pytest.param(*row, id=f"{row[0]}-{row[2].__name__}") for row in STATUS_TABLE],
+)
+async def test_an_error_code_in_a_2xx_body_raises_the_class_of_that_code(
+    status: int, message: str, cls: type[APIStatusError]
+) -> None:
+    """The {code, message} envelope sent with HTTP 200: the error its code names, not an
+    unreadable answer (which, for a paid call, says a task may exist)."""
+    transport = ScriptedTransport(json_response(200, {"code": status, "message": message}))
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.credits.get()
+    assert type(caught.value) is cls
+    assert caught.value.status_code == status
+    assert f"-> 200, with the error code {status} in its body: {message}" in str(caught.value)
+
+
+async def test_a_credits_error_sent_with_200_to_a_create_says_nothing_was_made() -> None:
+    body = {"code": "403", "message": CREDITS_MESSAGE}
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport) as client:
+        with pytest.raises(InsufficientCreditsError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    assert not caught.value.task_may_exist
+    assert "may already have started" not in str(caught.value)
+    assert len(transport.sent) == 1
+
+
+async def test_a_task_not_found_sent_with_200_ends_the_wait_instead_of_polling_on() -> None:
+    transport = ScriptedTransport(json_response(200, {"code": 404, "message": "task not found."}))
+    async with scripted_client(transport, max_retries=0) as client:
+        with pytest.raises(NotFoundError):
+            await client.sonic.get_task("t-1")
+
+
+async def test_a_server_error_code_in_a_200_is_retried_like_the_status() -> None:
+    transport = ScriptedTransport(
+        json_response(200, {"code": 503, "message": "busy"}),
+        json_response(200, {"credits": 50, "extra_credits": 0}),
+    )
+    async with scripted_client(transport, retry=RetryPolicy(jitter=0.0)) as client:
+        credits = await client.credits.get()
+    assert credits.credits == 50
+    assert len(transport.sent) == 2
+
+
 async def test_insufficient_credits_is_a_permission_denied_error() -> None:
     """Code catching the documented 403 still catches the credits case."""
     error = await raised_by(json_response(403, {"error": CREDITS_MESSAGE}))
