@@ -9,6 +9,7 @@ fake's, which leaves the journal exactly as a ``kill -9`` at that point would; a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import wave
@@ -120,7 +121,7 @@ def creates_by_prompt(fake: FakeMusicAPI) -> Counter[str]:
 
 
 def journal_states(out: Path) -> dict[str, str]:
-    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+    with contextlib.closing(sqlite3.connect(out / BATCH_JOURNAL)) as db, db:
         return dict(db.execute("SELECT id, state FROM jobs").fetchall())
 
 
@@ -1250,7 +1251,7 @@ async def test_the_webhook_urls_credentials_and_query_stay_out_of_the_journal(
     for file, data in contents(out).items():
         assert b"TOPSECRET" not in data, file
         assert b"pw@" not in data, file
-    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+    with contextlib.closing(sqlite3.connect(out / BATCH_JOURNAL)) as db, db:
         [(request,)] = db.execute("SELECT request FROM jobs").fetchall()
     assert json.loads(request)["webhook_url"] == "https://hooks.example.com/h"
 
@@ -1260,7 +1261,7 @@ async def test_the_webhook_urls_credentials_and_query_stay_out_of_the_journal(
 
 def make_journal(out: Path, schema: str, *, tables: bool = True) -> None:
     out.mkdir()
-    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+    with contextlib.closing(sqlite3.connect(out / BATCH_JOURNAL)) as db, db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("INSERT INTO meta VALUES ('schema', ?)", (schema,))
         if tables:
@@ -1268,7 +1269,7 @@ def make_journal(out: Path, schema: str, *, tables: bool = True) -> None:
 
 
 def journal_tables(out: Path) -> list[str]:
-    with sqlite3.connect(out / BATCH_JOURNAL) as db:
+    with contextlib.closing(sqlite3.connect(out / BATCH_JOURNAL)) as db, db:
         return sorted(n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
 
 
@@ -1459,7 +1460,10 @@ async def test_a_file_in_the_way_of_a_clip_fails_that_job_only(tmp_path: Path) -
     mp4 = Rewriting(fake, content_type="video/mp4")
     report = await run(fake, jobs, tmp_path, mp4)
     assert [j.state for j in report.jobs] == [S.DOWNLOADED, S.DOWNLOADED]
-    with sqlite3.connect(tmp_path / BATCH_JOURNAL) as db:  # as a kill -9 would have left it
+    with (
+        contextlib.closing(sqlite3.connect(tmp_path / BATCH_JOURNAL)) as db,
+        db,
+    ):  # as a kill -9 would have left it
         db.execute("UPDATE jobs SET state = 'done', files = NULL WHERE id = ?", (ids_of(jobs)[0],))
     report = await run(fake, jobs, tmp_path, Rewriting(fake, content_type="video/mp4"))
     assert [j.state for j in report.jobs] == [S.DONE, S.DOWNLOADED]

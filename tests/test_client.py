@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -567,3 +568,17 @@ async def test_a_connection_error_names_the_server() -> None:
         client = MusicAPI("k", base_url="https://api.example.com/api/v1", http_client=http)
         with pytest.raises(APIConnectionError, match=r"server api\.example\.com"):
             await client.with_options(max_retries=0).credits.get()
+
+
+def test_the_version_has_one_source_read_by_the_package_metadata() -> None:
+    """pyproject.toml takes the version from _constants.py: the User-Agent and
+    `musicapi --version` cannot drift from what pip installed."""
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'path = "musicapi_async/_constants.py"' in pyproject
+    pattern = re.search(r"^pattern = '(.*)'$", pyproject, re.MULTILINE)
+    assert pattern is not None
+    constants = (Path(musicapi_async.__file__).parent / "_constants.py").read_text("utf-8")
+    found = re.search(pattern.group(1), constants, re.MULTILINE)
+    assert found is not None
+    assert found.group("version") == musicapi_async.__version__
