@@ -558,13 +558,21 @@ _STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
 }
 
 
+#: Keys of an answer that says more than "this error": a task's state (a failed task is a
+#: result, not an error: CONTRACT §15 rules 1 and 2), a submission, a multi-step report.
+_NOT_AN_ERROR_ENVELOPE = frozenset(
+    {"type", "status", "data", "task_id", "failed_step", "steps", "clip_id", "results"}
+)
+
+
 def body_status(body: Any) -> int | None:
-    """The error status a 2xx answer carries in its body (``{"code": 403, "message": ...}``:
-    an error envelope of CONTRACT §15 rule 3 sent with HTTP 200), or None."""
-    if not isinstance(body, Mapping):
+    """The error status a 2xx answer carries in its body when the body is a bare error
+    envelope (``{"code": 403, "message": ...}``, CONTRACT §15 rule 3, sent with HTTP 200),
+    or None: an answer with a task's state, a task id or steps is read as that answer."""
+    if not isinstance(body, Mapping) or not _NOT_AN_ERROR_ENVELOPE.isdisjoint(body):
         return None
     code = body.get("code")
-    if isinstance(code, str) and code.strip().isdigit():
+    if isinstance(code, str) and code.strip().isascii() and code.strip().isdigit():
         code = int(code)
     if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
         return code

@@ -280,7 +280,9 @@ class DurationModel:
             return 0.0
         alive = 1.0 - self.cdf(before)
         if alive <= 1e-12:
-            return now - before
+            # Beyond everything seen: ending evenly within the window after ``before``.
+            window, waited = self._beyond_window(), now - before
+            return waited * waited / (2 * window) if waited < window else waited - window / 2
         gained = self.cdf_integral(now) - self.cdf_integral(before)
         gained -= self.cdf(before) * (now - before)
         return max(0.0, gained / alive)
@@ -306,8 +308,15 @@ class DurationModel:
             return 0.0
         alive = 1.0 - self.cdf(before)
         if alive <= 1e-12:
-            return 1.0  # older than anything seen: poll it
+            # Seen running past everything seen: expected within a window after that poll
+            # (its own horizon, moved on by each poll that finds it running), not "any
+            # moment now": a few such tasks would otherwise take every slot.
+            return min(1.0, (now - before) / self._beyond_window())
         return min(1.0, max(0.0, (self.cdf(now) - self.cdf(before)) / alive))
+
+    def _beyond_window(self) -> float:
+        """Seconds within which a task seen running past the horizon is expected to end."""
+        return _CENSORED_TAIL * self._expected
 
 
 def _uniform_cdf(t: float, low: float, high: float) -> float:
@@ -955,15 +964,14 @@ class Scheduler:
             candidates.append((tracked, chance, priority))
         backlog = sum(chance >= 0.5 for _, chance, _ in candidates) >= _BACKLOG
         best: _Tracked | None = None
-        best_priority = -math.inf
+        best_key = (-math.inf, -math.inf, -math.inf)
         for tracked, chance, priority in candidates:
-            if backlog and priority != math.inf:
-                priority = chance
-            # Ties go to the oldest task: it has waited longest.
-            if priority > best_priority or (
-                best is not None and priority == best_priority and tracked.created < best.created
-            ):
-                best, best_priority = tracked, priority
+            # With a backlog the chance first, then the usual priority among equally sure
+            # tasks; ties go to the oldest task: it has waited longest.
+            major = chance if backlog and priority != math.inf else priority
+            key = (major, priority, -tracked.created)
+            if key > best_key:
+                best, best_key = tracked, key
         return best
 
     def _fallback_due(self, tracked: _Tracked) -> float:
@@ -1066,11 +1074,12 @@ class Scheduler:
         now = anyio.current_time()
         if self._limiter_down_since is None:
             self._limiter_down_since = now
+            # Its message only, scrubbed: the backend's own error (its __cause__) may hold
+            # a password (redis://user:password@host).
             logger.warning(
                 "%s; background polls wait for it, and the waiters get this error if it lasts %g s",
                 exc,
                 LIMITER_OUTAGE,
-                exc_info=exc,
             )
         for tracked in self._tracked.values():
             tracked.last_error = exc

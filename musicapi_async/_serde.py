@@ -424,6 +424,14 @@ def reports_no_task(body: Any) -> bool:
     return isinstance(body, Mapping) and not body.get("task_id") and bool(body.get("failed_step"))
 
 
+#: The call that retries a multi-step call's failed step from its uploaded clip.
+_RETRY_WITH_UPLOAD = {
+    "extend": "client.sonic.extend_upload(clip_id, ...)",
+    "cover": "client.sonic.cover_upload(clip_id, ...)",
+    "sample": "client.sonic.sample(sample_clip_id=..., ...)",
+}
+
+
 def _unless_success(text: str | None) -> str | None:
     """``text``, unless it is only a "success" that says nothing of a failure."""
     return None if text is None or text.strip().rstrip(".").lower() == "success" else text
@@ -451,12 +459,12 @@ def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
         )
         uploaded = steps.get("upload")
         clip_id = uploaded.get("clip_id") if isinstance(uploaded, Mapping) else None
-        if step != "upload" and isinstance(clip_id, str) and clip_id:
+        retry = _RETRY_WITH_UPLOAD.get(step) if isinstance(step, str) else None
+        if retry is not None and isinstance(clip_id, str) and clip_id:
             # The upload went through (and may have been paid): reuse it, not the URL.
             message += (
                 f". The upload itself succeeded as clip {_quoted(clip_id)}: to try again "
-                "without uploading the audio again, extend or cover that clip "
-                "(client.sonic.extend / client.sonic.cover with clip_id=...)"
+                f"without uploading the audio again, call {retry} with that clip"
             )
         raise ResponseValidationError(message, field_path="$.task_id", body=body)
     task_id = _required_str(obj, "task_id", "$", body)
@@ -548,10 +556,11 @@ def parse_task(ref: TaskRef, http_status: int, body: Any) -> Task:
     obj = _object(body, "a task snapshot")
     kind = obj.get("type")
     has_data = "data" in obj and obj.get("data") is not None
-    if ref.family is not TaskFamily.SONIC and isinstance(obj.get("status"), str):
-        # Producer and Nuro: a task-level status decides (§15 rule 2), whatever the type
-        # beside it: Nuro echoes the request's ("vocal", "bgm"), Producer may name its
-        # operation ("create_music"). "Any other type is a failure" is for answers without.
+    if _status_decides(ref.family, obj):
+        # Producer and Nuro: a task-level status it knows decides (§15 rule 2), whatever
+        # the type beside it: Nuro echoes the request's ("vocal", "bgm"), Producer may name
+        # its operation ("create_music"). "Any other type is a failure" is for answers
+        # without, or whose status it does not know but whose type is a documented failure.
         if ref.family is TaskFamily.NURO:
             return _parse_nuro(ref, http_status, obj, body)
         clips = _parse_clip_list(obj, body) if has_data else ()
@@ -603,6 +612,16 @@ def _parse_producer(
         http_status=http_status,
         raw=body,
     )
+
+
+def _status_decides(family: TaskFamily, obj: Mapping[str, Any]) -> bool:
+    """Whether a Producer or Nuro answer's ``status`` decides over its ``type``: when the
+    status is one the SDK knows, or the type is no documented failure."""
+    raw = obj.get("status")
+    if family is TaskFamily.SONIC or not isinstance(raw, str):
+        return False
+    known = raw.upper() in _PRODUCER_STATUS or raw.lower() in _NURO_STATUS
+    return known or obj.get("type") not in FAILURE_TYPES
 
 
 def _is_code_200(obj: Mapping[str, Any]) -> bool:

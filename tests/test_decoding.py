@@ -503,3 +503,15 @@ def test_an_extend_that_failed_after_its_upload_names_the_uploaded_clip_to_reuse
     assert "no reason given" in message  # "success" is no reason
     assert "clip 'up-123'" in message
     assert "client.sonic.extend" in message
+
+
+@pytest.mark.parametrize(
+    ("ref", "status", "kind"),
+    [(NURO, "error", "api_error"), (NURO, "timeout", "timeout"), (PRODUCER, "ERROR", "failed")],
+)
+def test_a_status_the_sdk_does_not_know_beside_a_failure_type_is_a_failure(
+    ref: TaskRef, status: str, kind: str
+) -> None:
+    task = parse_task(ref, 200, {"status": status, "type": kind, "message": "it broke"})
+    assert task.status is TaskStatus.FAILED
+    assert task.error_type == kind

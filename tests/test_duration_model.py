@@ -187,3 +187,28 @@ def test_with_a_backlog_the_surest_task_goes_first_otherwise_the_longest_finishe
     picked = scheduler._pick(now)
     assert picked is not None
     assert picked.ref.task_id == "fresh0"
+
+
+def test_tasks_stuck_past_every_duration_seen_do_not_take_every_slot() -> None:
+    """Three tasks found running long after every duration seen (a slow server) are each
+    expected within a window after their last poll, not "any moment now": a task nearly
+    sure to be done goes before them, backlog or not. (Polled as if certain, and winning
+    every tie as the oldest, they took every slot and the others waited for their deadline.)"""
+    scheduler = FakeMusicAPI().client()._scheduler
+    family = TaskFamily.SONIC
+    for _ in range(40):
+        scheduler._learner.record(family, None, 0.0, 155.0, [(None, 155.0)] * 10)
+    now = 5000.0
+    for i in range(3):  # seen running at 600 s, 7 s ago (more than min_poll_gap)
+        tracked = _Tracked(TaskRef(f"stuck{i}", family), now - 607.0, known_age=True, model=None)
+        tracked.last_running_age, tracked.last_poll = 600.0, now - 7.0
+        scheduler._tracked[family, f"stuck{i}"] = tracked
+    model = scheduler._learner.model(family, None)
+    assert model is not None
+    assert model.finished_since(600.0, 607.0) < 0.5
+    tracked = _Tracked(TaskRef("normal", family), now - 180.0, known_age=True, model=None)
+    tracked.last_running_age, tracked.last_poll = 155.0, now - 25.0
+    scheduler._tracked[family, "normal"] = tracked
+    picked = scheduler._pick(now)
+    assert picked is not None
+    assert picked.ref.task_id == "normal"

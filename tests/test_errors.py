@@ -152,6 +152,56 @@ async def test_a_server_error_code_in_a_200_is_retried_like_the_status() -> None
     assert len(transport.sent) == 2
 
 
+@pytest.mark.parametrize(
+    ("call", "body"),
+    [
+        ("sonic", {"type": "timeout", "code": 504, "message": "timed out, refunded"}),
+        ("sonic", {"type": "forbidden", "code": 403, "message": "lyrics need moderation"}),
+        ("producer", {"status": "FAILED", "code": 500, "message": "generation failed"}),
+        ("nuro", {"status": "failed", "code": "500", "message": "Algorithm error"}),
+    ],
+)
+async def test_a_failed_task_whose_answer_carries_an_error_code_is_a_failed_task(
+    call: str, body: dict[str, Any]
+) -> None:
+    """A failed task is a result (CONTRACT §15 rules 1 and 2), whatever code its answer
+    carries: only a bare error envelope is raised as the error of its code."""
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport, max_retries=0) as client:
+        task = await {
+            "sonic": client.sonic.get_task,
+            "producer": client.producer.get_task,
+            "nuro": client.nuro.get_task,
+        }[call]("t-1")
+    assert task.status is TaskStatus.FAILED
+    assert task.error == body["message"]
+
+
+async def test_a_multi_step_answer_with_an_error_code_keeps_its_own_meaning() -> None:
+    body = {
+        "code": 500,
+        "message": "success",
+        "failed_step": "extend",
+        "steps": {"upload": {"success": True, "clip_id": "up-1"}, "extend": {"error": "no"}},
+    }
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.upload_extend(
+                "https://example.com/a.mp3", custom_mode=False, mv="sonic-v5"
+            )
+    assert not caught.value.task_may_exist
+    assert "client.sonic.extend_upload(clip_id, ...)" in str(caught.value)
+
+
+async def test_a_code_written_with_a_non_ascii_digit_is_no_error_code() -> None:
+    transport = ScriptedTransport(
+        json_response(200, {"code": "\u00b2", "credits": 5, "extra_credits": 0})
+    )
+    async with scripted_client(transport) as client:
+        assert (await client.credits.get()).credits == 5
+
+
 async def test_insufficient_credits_is_a_permission_denied_error() -> None:
     """Code catching the documented 403 still catches the credits case."""
     error = await raised_by(json_response(403, {"error": CREDITS_MESSAGE}))

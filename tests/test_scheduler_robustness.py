@@ -266,3 +266,21 @@ async def test_coroutine_callbacks_a_leaving_waiter_was_to_run_itself_are_closed
         client.as_completed(refs, on_progress=progress).close()  # made and closed unread
     gc.collect()  # a coroutine never awaited would warn here (an error in this suite)
     assert len(started) == 1
+
+
+async def test_a_limiter_outage_logs_no_password_from_the_backends_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Down(DelegatingLimiter):
+        async def acquire(self, priority: Priority = Priority.USER) -> None:
+            if priority is Priority.BACKGROUND:
+                raise ConnectionError("cannot reach redis://default:hunter2@cache:6379/0")
+            await self.inner.acquire(priority)
+
+    fake = FakeMusicAPI(sonic_duration=5.0)
+    async with fake.client(limiter=Down()) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        with pytest.raises((WaitTimeoutError, LimiterError)):
+            await client.await_task(ref, timeout=40)
+    assert "cannot reach" in caplog.text
+    assert "hunter2" not in caplog.text
