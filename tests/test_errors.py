@@ -91,10 +91,14 @@ STATUS_TABLE: list[tuple[int, str, type[APIStatusError]]] = [
 ]
 
 
-@pytest.mark.parametrize(
+#: Each row of the table as a test case.
+each_status = pytest.mark.parametrize(
     ("status", "message", "cls"),
     [pytest.param(*row, id=f"{row[0]}-{row[2].__name__}") for row in STATUS_TABLE],
 )
+
+
+@each_status
 async def test_each_status_raises_its_exception_class(
     status: int, message: str, cls: type[APIStatusError]
 ) -> None:
@@ -105,10 +109,7 @@ async def test_each_status_raises_its_exception_class(
     assert message in str(error)
 
 
-@pytest.mark.parametrize(
-    ("status", "message", "cls"),
-    [pytest.param(*row, id=f"{row[0]}-{row[2].__name__}") for row in STATUS_TABLE],
-)
+@each_status
 async def test_an_error_code_in_a_2xx_body_raises_the_class_of_that_code(
     status: int, message: str, cls: type[APIStatusError]
 ) -> None:
