@@ -70,7 +70,6 @@ import logging
 import math
 import os
 import re
-import sqlite3
 import sys
 import types
 import typing
@@ -108,6 +107,8 @@ from ._serde import parse_task
 from ._sonic import SonicCreate
 
 if TYPE_CHECKING:
+    import sqlite3  # imported where used: a Python built without SQLite can use the rest
+
     from ._client import MusicAPI
 
 logger = logging.getLogger("musicapi_async")
@@ -669,6 +670,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _sqlite3() -> types.ModuleType:
+    """The standard library's sqlite3, imported on first use: a Python built without SQLite
+    (no ``_sqlite3``) can still import and use the rest of the SDK."""
+    try:
+        import sqlite3
+    except ImportError as exc:
+        raise RuntimeError(
+            "the batch runner keeps its journal in SQLite, and this Python was built without "
+            f"it ({exc}): use a Python with the sqlite3 module (on Linux, install SQLite's "
+            "development package before building Python)"
+        ) from exc
+    return sqlite3
+
+
 class _Journal:
     """The SQLite journal of one output directory; every write is its own durable commit.
 
@@ -679,14 +694,15 @@ class _Journal:
     def __init__(self, out_dir: Path, lock: Any) -> None:
         self.path = out_dir / BATCH_JOURNAL
         self._lock = lock
+        sqlite = _sqlite3()
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:  # a directory in its place, no permission...
+            self._db: sqlite3.Connection = sqlite.connect(self.path, isolation_level=None)
+        except sqlite.Error as exc:  # a directory in its place, no permission...
             raise BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}") from exc
         self.rows: dict[str, _Row] = {}
         try:
             self._load()
-        except sqlite3.DatabaseError as exc:
+        except sqlite.DatabaseError as exc:
             self.close()
             raise BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}") from exc
         except BaseException:
@@ -750,7 +766,7 @@ class _Journal:
     def _write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         try:
             self._db.execute(sql, parameters)
-        except sqlite3.Error as exc:  # a full disk, an I/O error, a file gone read-only
+        except _sqlite3().Error as exc:  # a full disk, an I/O error, a file gone read-only
             raise BatchJournalError(f"cannot write the batch journal {self.path}: {exc}") from exc
 
     def set_meta(self, key: str, value: str) -> None:
@@ -785,7 +801,7 @@ class _Journal:
         try:
             yield
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # the error under way says more
+            with contextlib.suppress(_sqlite3().Error):  # the error under way says more
                 self._db.execute("ROLLBACK")
             raise
         self._write("COMMIT")
@@ -1442,13 +1458,14 @@ def sent_job_ids(out_dir: str | os.PathLike[str]) -> list[str]:
     if not path.is_file():
         return []
     states = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
+    sqlite = _sqlite3()
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db: sqlite3.Connection = sqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             rows = db.execute("SELECT id, state FROM jobs ORDER BY position").fetchall()
         finally:
             db.close()
-    except sqlite3.Error:
+    except sqlite.Error:
         return []  # not a journal run_batch can use either: it says why
     return [str(job_id) for job_id, state in rows if _state(str(state)) in states]
 

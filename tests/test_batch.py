@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import subprocess
+import sys
 import wave
 from collections import Counter
 from collections.abc import Callable
@@ -1479,3 +1481,41 @@ async def test_the_same_server_with_a_trailing_slash_resumes(tmp_path: Path) -> 
         report = await run_batch(client, jobs, tmp_path)
     assert_complete(report, fake)
     assert creates_by_prompt(fake) == {"a": 1}
+
+
+def test_a_python_without_sqlite_imports_the_sdk_and_hears_why_batches_need_it(
+    tmp_path: Path,
+) -> None:
+    """Pythons built without SQLite (no _sqlite3) exist: the SDK imports and works there,
+    and only the batch runner says what it needs."""
+    script = """
+import sys
+sys.modules["_sqlite3"] = None  # as on a Python built without SQLite
+sys.modules.pop("sqlite3", None)
+import anyio
+import musicapi_async
+from musicapi_async import SonicCreate, run_batch
+from musicapi_async.testing import FakeMusicAPI
+
+async def main():
+    fake = FakeMusicAPI(sonic_duration=1.0)
+    async with fake.client() as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        assert (await client.await_task(ref)).succeeded
+        try:
+            job = SonicCreate(mv="sonic-v5", gpt_description_prompt="y")
+            await run_batch(client, [job], sys.argv[1])
+        except RuntimeError as exc:
+            print("refused:", exc)
+
+anyio.run(main)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: the batch runner keeps its journal in SQLite" in done.stdout
