@@ -694,7 +694,8 @@ class _Journal:
     def __init__(self, out_dir: Path, lock: Any) -> None:
         self.path = out_dir / BATCH_JOURNAL
         self._lock = lock
-        sqlite = _sqlite3()
+        # The module, kept: its Error is caught at every write.
+        self._sqlite = sqlite = _sqlite3()
         try:
             self._db: sqlite3.Connection = sqlite.connect(self.path, isolation_level=None)
         except sqlite.Error as exc:  # a directory in its place, no permission...
@@ -766,7 +767,7 @@ class _Journal:
     def _write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         try:
             self._db.execute(sql, parameters)
-        except _sqlite3().Error as exc:  # a full disk, an I/O error, a file gone read-only
+        except self._sqlite.Error as exc:  # a full disk, an I/O error, a file gone read-only
             raise BatchJournalError(f"cannot write the batch journal {self.path}: {exc}") from exc
 
     def set_meta(self, key: str, value: str) -> None:
@@ -801,7 +802,7 @@ class _Journal:
         try:
             yield
         except BaseException:
-            with contextlib.suppress(_sqlite3().Error):  # the error under way says more
+            with contextlib.suppress(self._sqlite.Error):  # the error under way says more
                 self._db.execute("ROLLBACK")
             raise
         self._write("COMMIT")

@@ -43,7 +43,7 @@ from ._loops import LoopLocal
 from ._ratelimit import Limiter, Priority, acquire_slot, report_rate_limited
 from ._redact import scrub_urls, shown_location, shown_url
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
-from ._serde import dumps, error_text, error_type
+from ._serde import body_code, dumps, error_text, error_type
 
 logger = logging.getLogger("musicapi_async")
 
@@ -571,12 +571,8 @@ def body_status(body: Any) -> int | None:
     or None: an answer with a task's state, a task id or steps is read as that answer."""
     if not isinstance(body, Mapping) or not _NOT_AN_ERROR_ENVELOPE.isdisjoint(body):
         return None
-    code = body.get("code")
-    if isinstance(code, str) and code.strip().isascii() and code.strip().isdigit():
-        code = int(code)
-    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
-        return code
-    return None
+    code = body_code(body)
+    return code if code is not None and 400 <= code <= 599 else None
 
 
 def status_error(
@@ -601,12 +597,12 @@ def status_error(
     request_id = next(
         (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
     )
-    message = f"{method} {path} -> {status}: {text}"
-    if in_body is not None:
-        message = (
-            f"{method} {path} -> {response.status_code}, with the error code {status} in "
-            f"its body: {text}"
-        )
+    answered = (
+        f"{status}"
+        if in_body is None
+        else f"{response.status_code}, with the error code {status} in its body"
+    )
+    message = f"{method} {path} -> {answered}: {text}"
     if cls is GoneError:
         if path.startswith("/nuro/"):
             message += " (Nuro is retired; use client.sonic or client.producer instead)"

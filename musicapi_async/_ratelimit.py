@@ -17,7 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable
-from typing import Protocol, cast, final, runtime_checkable
+from typing import Protocol, TypeGuard, cast, final, runtime_checkable
 
 import anyio
 from attrs import frozen
@@ -119,8 +119,7 @@ def limiter_interval(limiter: Limiter) -> float:
     """Seconds between two requests through ``limiter``: its optional ``interval``
     attribute when that is a positive number, else the standard plan's 3 s."""
     interval: object = getattr(limiter, "interval", None)
-    number = isinstance(interval, (int, float)) and not isinstance(interval, bool)
-    if number and isinstance(interval, (int, float)) and 0 < interval < math.inf:
+    if _is_number(interval) and 0 < interval < math.inf:
         return float(interval)
     return DEFAULT_RATE_PER
 
@@ -181,7 +180,7 @@ class BucketStatistics:
     margin: float
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

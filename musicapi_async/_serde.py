@@ -624,12 +624,17 @@ def _status_decides(family: TaskFamily, obj: Mapping[str, Any]) -> bool:
     return known or obj.get("type") not in FAILURE_TYPES
 
 
+def body_code(obj: Mapping[str, Any]) -> int | None:
+    """The body's ``code``, sent as an integer or a string of digits (CONTRACT §1), or None."""
+    code = obj.get("code")
+    if isinstance(code, str) and code.strip().isascii() and code.strip().isdigit():
+        return int(code)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
 def _is_code_200(obj: Mapping[str, Any]) -> bool:
     """True when the body's ``code`` is 200, as the integer or the string (CONTRACT §1)."""
-    code = obj.get("code")
-    if isinstance(code, str):
-        return code.strip() == "200"
-    return isinstance(code, int) and not isinstance(code, bool) and code == 200
+    return body_code(obj) == 200
 
 
 def _failure_type(obj: Mapping[str, Any]) -> str | None:
