@@ -332,7 +332,8 @@ class Midi:
     #: ``None`` when the server sent none (absent or null).
     midi_url: str | None = None
     #: The instruments as sent (``[{name, notes: [...]}, ...]``); the note shape is undocumented.
-    instruments: tuple[Any, ...] = ()
+    #: Compared, but left out of the hash: they are JSON objects.
+    instruments: tuple[Any, ...] = field(default=(), hash=False)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 
 
@@ -380,7 +381,8 @@ class Vox:
     source_clip_id: str | None = None
     vocal_start_s: float | None = None
     vocal_end_s: float | None = None
-    wave_response: Any = None
+    #: As sent; compared, but left out of the hash (it may be a JSON object).
+    wave_response: Any = field(default=None, hash=False)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 
 
@@ -407,7 +409,9 @@ class GeneratedLyrics:
 class DownloadLinks:
     """Result of /sonic/download: format name -> URL (``mp3``, ``m4a``, ``wav``)."""
 
-    urls: Mapping[str, str]
+    #: Compared, but left out of the hash: a mapping has none, and a frozen result must be
+    #: usable in a set or as a key like the others.
+    urls: Mapping[str, str] = field(hash=False)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 
 
@@ -419,8 +423,9 @@ class BatchSubmission:
     batch_id: str | None
     submitted: int | None
     tasks: tuple[TaskRef, ...]
-    #: Items the server refused, as sent back (the shape is undocumented).
-    errors: tuple[Any, ...] = ()
+    #: Items the server refused, as sent back (the shape is undocumented). Compared, but
+    #: left out of the hash: they are JSON objects.
+    errors: tuple[Any, ...] = field(default=(), hash=False)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 
 

@@ -325,6 +325,15 @@ def _data_or_top(body: Mapping[str, Any], path: str = "$") -> tuple[Mapping[str,
     return body, path
 
 
+def _top_or_data(body: Mapping[str, Any], key: str) -> tuple[Mapping[str, Any], str]:
+    """Fields at the top level, as documented (credits, uploads, lyrics), or wrapped in a
+    ``data`` object when only that holds ``key``: the wrapper other endpoints use."""
+    data = body.get("data")
+    if key not in body and isinstance(data, Mapping) and key in data:
+        return data, "$.data"
+    return body, "$"
+
+
 def _required_str(obj: Mapping[str, Any], key: str, path: str, body: Any) -> str:
     value = obj.get(key)
     if isinstance(value, str) and value:
@@ -681,27 +690,36 @@ def _parse_nuro(ref: TaskRef, http_status: int, obj: Mapping[str, Any], body: An
 # --- synchronous results --------------------------------------------------------------------
 
 
-def _parse_flat(body: Any, cls: type[T], what: str, *, unwrap: bool) -> T:
+def _fields(obj: Mapping[str, Any], top: str | None) -> tuple[Mapping[str, Any], str]:
+    """Where a flat result's fields are. ``top``: the key of a result documented at the top
+    level (credits, uploads), read from ``data`` only when that alone holds it; otherwise the
+    fields are in ``data`` when present."""
+    return _data_or_top(obj) if top is None else _top_or_data(obj, top)
+
+
+def _parse_flat(body: Any, cls: type[T], what: str, *, top: str | None = None) -> T:
     obj = _object(body, what)
-    fields, path = _data_or_top(obj) if unwrap else (obj, "$")
+    fields, path = _fields(obj, top)
     result = _structure(fields, cls, path, body)
     return attrs.evolve(result, raw=obj)  # type: ignore[misc]
 
 
-def _parse_required(body: Any, cls: type[T], what: str, required: str, *, unwrap: bool = True) -> T:
-    """A flat result whose ``required`` field must be a non-empty string."""
+def _parse_required(body: Any, cls: type[T], what: str, required: str, *, top: bool = False) -> T:
+    """A flat result whose ``required`` field must be a non-empty string (``top``: documented
+    at the top level, see :func:`_fields`)."""
     obj = _object(body, what)
-    fields, path = _data_or_top(obj) if unwrap else (obj, "$")
+    key = required if top else None
+    fields, path = _fields(obj, key)
     _required_str(fields, required, path, body)
-    return _parse_flat(body, cls, what, unwrap=unwrap)
+    return _parse_flat(body, cls, what, top=key)
 
 
 def parse_credits(body: Any) -> Credits:
-    return _parse_flat(body, Credits, "the credit balance", unwrap=False)
+    return _parse_flat(body, Credits, "the credit balance", top="credits")
 
 
 def parse_uploaded_clip(body: Any) -> UploadedClip:
-    return _parse_required(body, UploadedClip, "an upload result", "clip_id", unwrap=False)
+    return _parse_required(body, UploadedClip, "an upload result", "clip_id", top=True)
 
 
 def parse_persona(body: Any) -> Persona:
@@ -722,11 +740,11 @@ def parse_midi(body: Any) -> Midi:
             field_path=f"{path}.instruments",
             body=body,
         )
-    return _parse_flat(body, Midi, "a MIDI result", unwrap=True)
+    return _parse_flat(body, Midi, "a MIDI result")
 
 
 def parse_bpm(body: Any) -> Bpm:
-    result = _parse_flat(body, Bpm, "a BPM result", unwrap=True)
+    result = _parse_flat(body, Bpm, "a BPM result")
     if result.avg_bpm is None and result.max_bpm is None and result.min_bpm is None:
         _, path = _data_or_top(_object(body, "a BPM result"))
         raise ResponseValidationError(
@@ -763,8 +781,9 @@ def parse_aligned_lyrics(body: Any) -> AlignedLyrics:
 
 def parse_lyrics(body: Any) -> tuple[GeneratedLyrics, ...]:
     obj = _object(body, "generated lyrics")
-    results = obj.get("results")
-    path = "$.results"
+    fields, path = _top_or_data(obj, "results")
+    results = fields.get("results")
+    path = f"{path}.results"
     if results is None and isinstance(obj.get("data"), list):
         results, path = obj["data"], "$.data"
     if not isinstance(results, list):

@@ -336,6 +336,37 @@ async def test_custom_retry_delays() -> None:
     assert [d.time for d in fake.webhook_deliveries] == [60.0, 70.0]
 
 
+async def test_a_delivery_cut_short_by_a_stopped_driver_goes_on_with_the_next_one() -> None:
+    """Stopping the driver while an event waits for a retry, or for a late delivery, does not
+    lose it: the next driver sends the retry at once (its pause is over), and the late one
+    when due, each with its id and body."""
+    fake = make_fake()
+    answers = iter([503])
+
+    async def flaky(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        return next(answers, 200)
+
+    async with api(fake) as http:
+        async with fake.webhooks.running(flaky):
+            fake.webhooks.delay(100.0)
+            late = await create(http)  # done at 60 s, sent 100 s late
+            retried = await create(http)  # done at 60 s: 503, the retry due at 61 s
+            await anyio.sleep(60.5)
+        assert fake.webhooks.scheduled == 2  # the retry and the late event, kept
+        await anyio.sleep(100)  # no driver: nothing is sent
+        assert len(fake.webhook_deliveries) == 1
+        async with fake.webhooks.running(flaky):
+            await anyio.sleep(100)
+    first, *rest = fake.webhook_deliveries
+    assert (first.task_id, first.time, first.status, first.attempt) == (retried, 60.0, 503, 1)
+    again, delayed = sorted(rest, key=lambda d: d.task_id != retried)
+    assert (again.time, again.status, again.attempt) == (160.5, 200, 2)
+    assert (again.event_id, again.body) == (first.event_id, first.body)
+    assert (delayed.task_id, delayed.time, delayed.status) == (late, 160.5, 200)
+    assert delayed.attempt == 1
+    assert fake.webhooks.scheduled == 0
+
+
 # --- faults ---------------------------------------------------------------------------------
 
 

@@ -468,6 +468,7 @@ def _check_every_reader(body: Any) -> None:
             assert refused.field_path.startswith("$"), (reader.name, refused.field_path)
         else:
             assert reader.check(result), (reader.name, result)
+            hash(result)  # frozen results go in sets and dict keys, whatever was read
 
 
 @settings(max_examples=300, deadline=None)
@@ -868,6 +869,27 @@ def test_wrong_type_raises_with_the_field_path(
     with pytest.raises(ResponseValidationError) as refused:
         read(body)
     assert refused.value.field_path == field_path
+
+
+def test_results_documented_flat_are_read_from_a_data_wrapper_too() -> None:
+    """Credits, uploads and lyrics are documented at the top level; the same fields in the
+    ``{"code": 200, "data": {...}}`` wrapper other endpoints use read alike, and an error
+    inside the wrapper names its path there."""
+    wrapped = {"code": 200, "data": {"credits": 10, "extra_credits": 2.5}}
+    assert parse_credits(wrapped) == Credits(credits=10, extra_credits=2.5)
+    assert parse_credits(wrapped).raw == wrapped
+    assert parse_uploaded_clip({"code": 200, "data": {"clip_id": "c-1"}}).clip_id == "c-1"
+    lyrics = parse_lyrics({"code": 200, "data": {"results": [{"title": "t", "lyrics": "l"}]}})
+    assert lyrics == (GeneratedLyrics(title="t", lyrics="l"),)
+    # The documented top level wins over a wrapper that also holds the key.
+    both = {"credits": 1, "extra_credits": 0, "data": {"credits": 9, "extra_credits": 9}}
+    assert parse_credits(both).credits == 1
+    with pytest.raises(ResponseValidationError) as refused:
+        parse_credits({"data": {"credits": "many", "extra_credits": 0}})
+    assert refused.value.field_path == "$.data.credits"
+    with pytest.raises(ResponseValidationError) as refused:
+        parse_lyrics({"data": {"results": [{"title": 1}]}})
+    assert refused.value.field_path == "$.data.results[0].title"
 
 
 @pytest.mark.parametrize(

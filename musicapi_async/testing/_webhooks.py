@@ -137,6 +137,11 @@ class _Event:
     due: float
     event_id: str
     body: bytes | None = None
+    #: Set once released (faults applied): how many copies go. A driver stopped mid-way
+    #: puts the event back, and the next driver goes on from ``copy`` and ``attempt``.
+    copies: int | None = None
+    copy: int = 1
+    attempt: int = 1
 
 
 @define
@@ -327,7 +332,9 @@ class FakeWebhooks:
 
     @property
     def scheduled(self) -> int:
-        """Events not yet sent: waiting for their time, held, or being delivered."""
+        """Events not yet sent: waiting for their time, held, or being delivered. An event
+        still being delivered when the driver stops is kept, and the next driver goes on
+        with its next attempt at once."""
         return len(self._queue) + len(self._faults.held) + self._in_progress
 
     # ------------------------------------------------------------------ the driver
@@ -375,6 +382,10 @@ class FakeWebhooks:
             self._wake = None
 
     def _release(self, event: _Event, tg: anyio.abc.TaskGroup, post: WebhookSender) -> None:
+        if event.copies is not None:  # put back by a stopped driver: its faults are applied
+            self._in_progress += 1
+            tg.start_soon(self._deliver_all, [(event, event.copies, 0.0)], post)
+            return
         faults = self._faults
         if event.body is None:
             event.body = self._payload(event)
@@ -415,20 +426,37 @@ class FakeWebhooks:
     async def _deliver_all(
         self, batch: list[tuple[_Event, int, float]], post: WebhookSender
     ) -> None:
-        for event, copies, extra in batch:
+        for done, (event, copies, extra) in enumerate(batch):
+            event.copies = copies
             try:
                 if extra > 0:
+                    event.due = self._fake._clock.now() + extra  # when it goes, if stopped
                     await anyio.sleep(extra)
-                for copy in range(1, copies + 1):
-                    await self._attempts(event, copy, post)
-            finally:
-                self._in_progress -= 1
+                while event.copy <= copies:
+                    await self._attempts(event, post)
+                    event.copy, event.attempt = event.copy + 1, 1
+            except anyio.get_cancelled_exc_class():
+                # The driver stopped: what is not delivered yet waits for the next driver,
+                # as MusicAPI's sender would go on retrying whatever the receiver's side did.
+                for later, later_copies, later_extra in batch[done + 1 :]:
+                    later.copies, later.due = later_copies, later.due + later_extra
+                for left, _, _ in batch[done:]:
+                    heapq.heappush(self._queue, (left.due, next(self._order), left))
+                self._in_progress -= len(batch) - done
+                raise
+            self._in_progress -= 1
 
-    async def _attempts(self, event: _Event, copy: int, post: WebhookSender) -> None:
+    async def _attempts(self, event: _Event, post: WebhookSender) -> None:
         assert event.body is not None
+        copy = event.copy
+        resumed = event.attempt > 1
         for attempt, pause in enumerate((0.0, *self.retry_delays), start=1):
-            if pause > 0:
+            if attempt < event.attempt:
+                continue
+            event.attempt = attempt
+            if pause > 0 and not resumed:  # a resumed retry goes at once: its pause is over
                 await anyio.sleep(pause)
+            resumed = False
             headers = self._sign(event, event.body)
             try:
                 status = await post(event.url, event.body, headers)
