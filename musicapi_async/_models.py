@@ -13,6 +13,7 @@ from typing import Any, final
 from attrs import field, frozen
 
 from ._exceptions import TaskFailedError
+from ._redact import url_repr
 
 __all__ = [
     "AlignedLyrics",
@@ -177,10 +178,10 @@ class Clip:
     tags: str | None = None
     lyrics: str | None = None
     #: MP3 (Sonic), M4A (Producer) or WAV (Nuro); may be set while still ``STREAMING``.
-    audio_url: str | None = None
-    wav_url: str | None = None
-    image_url: str | None = None
-    video_url: str | None = None
+    audio_url: str | None = field(default=None, repr=url_repr)
+    wav_url: str | None = field(default=None, repr=url_repr)
+    image_url: str | None = field(default=None, repr=url_repr)
+    video_url: str | None = field(default=None, repr=url_repr)
     #: Length of the audio, seconds.
     duration: float | None = None
     #: When the clip was made, in UTC; ``None`` when absent or not an ISO-8601 timestamp
@@ -320,7 +321,7 @@ class Persona:
 class WavFile:
     """Result of /sonic/wav."""
 
-    wav_url: str
+    wav_url: str = field(repr=url_repr)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 
 
@@ -330,7 +331,7 @@ class Midi:
     """Result of /sonic/midi."""
 
     #: ``None`` when the server sent none (absent or null).
-    midi_url: str | None = None
+    midi_url: str | None = field(default=None, repr=url_repr)
     #: The instruments as sent (``[{name, notes: [...]}, ...]``); the note shape is undocumented.
     #: Compared, but left out of the hash: they are JSON objects.
     instruments: tuple[Any, ...] = field(default=(), hash=False)
@@ -404,6 +405,10 @@ class GeneratedLyrics:
     lyrics: str | None = None
 
 
+def _urls_repr(urls: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{name!r}: {url_repr(url)}" for name, url in urls.items()) + "}"
+
+
 @final
 @frozen
 class DownloadLinks:
@@ -411,7 +416,7 @@ class DownloadLinks:
 
     #: Compared, but left out of the hash: a mapping has none, and a frozen result must be
     #: usable in a set or as a key like the others.
-    urls: Mapping[str, str] = field(hash=False)
+    urls: Mapping[str, str] = field(hash=False, repr=_urls_repr)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)
 
 

@@ -705,6 +705,8 @@ class Scheduler:
         self._closed_reason: str | None = None
         #: When the limiter's background acquires began to fail, while they do.
         self._limiter_down_since: float | None = None
+        #: The background acquire queued at the limiter, while it is.
+        self._acquiring: anyio.CancelScope | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -722,6 +724,11 @@ class Scheduler:
         # "no event loop" RuntimeError (NoEventLoopError in recent versions).
         with contextlib.suppress(RuntimeError):
             self._wake_event().set()
+            if self._acquiring is not None and self._pick(anyio.current_time()) is None:
+                # Every candidate left (its waiters gave up, a webhook brought it) while a
+                # poll queued for it: step out of the queue, so the slot stays in the bucket
+                # for whoever comes next instead of being taken and left unused.
+                self._acquiring.cancel()
 
     def _wake_event(self) -> anyio.Event:
         epoch = self._epoch()
@@ -1054,15 +1061,25 @@ class Scheduler:
             await self._wait_for_change(self._next_look(now))
             return
         # One background request queued at most; user calls overtake it.
-        try:
-            await acquire_slot(self.limiter, Priority.BACKGROUND)
-        except Exception as exc:
-            await self._limiter_failed(exc)
+        with anyio.CancelScope() as acquiring:
+            self._acquiring = acquiring
+            try:
+                await acquire_slot(self.limiter, Priority.BACKGROUND)
+            except Exception as exc:
+                failed: Exception | None = exc
+            else:
+                failed = None
+            finally:
+                self._acquiring = None
+        if acquiring.cancelled_caught:
+            return  # nothing left to poll: the limiter kept its slot
+        if failed is not None:
+            await self._limiter_failed(failed)
             return
         self._limiter_down_since = None
         tracked = self._pick(anyio.current_time())
         if tracked is None:
-            return  # the candidate finished or left while we queued (a slot goes unused)
+            return  # a candidate left as the slot came: that slot goes unused
         tracked.in_flight = True
         self._in_flight += 1
         polls.start_soon(self._poll, tracked)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["redact_url", "scrub_urls", "shown_location", "shown_url"]
+__all__ = ["redact_url", "scrub_urls", "shown_location", "shown_url", "url_repr"]
 
 #: A URL inside free text: a scheme (bounded, and not the tail of a longer word, so a long
 #: run of letters is scanned in linear time), "://", then up to a space, quote or angle
@@ -44,6 +44,12 @@ def shown_url(url: object) -> str:
         hidden = "?..." if parts.query or parts.fragment else ""
         shown = f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
     return repr(shown if len(shown) <= 80 else shown[:77] + "...")
+
+
+def url_repr(url: str | None) -> str:
+    """For ``field(repr=url_repr)``: a model's URL field in its ``repr`` without what may be
+    a secret (a signed link's token, a webhook's password); the value itself is untouched."""
+    return "None" if url is None else shown_url(url)
 
 
 def redact_url(url: httpx.URL) -> str:

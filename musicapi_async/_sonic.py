@@ -24,7 +24,7 @@ from ._models import (
     Vox,
     WavFile,
 )
-from ._redact import shown_url
+from ._redact import url_repr
 from ._resource import (
     TaskResource,
     check_bool,
@@ -88,10 +88,6 @@ class GenerationOptions(TypedDict, total=False):
     webhook_secret: str
 
 
-def _url_repr(url: str | None) -> str:
-    return "None" if url is None else shown_url(url)
-
-
 @final
 @frozen(kw_only=True)
 class SonicCreate:
@@ -131,7 +127,7 @@ class SonicCreate:
     #: Seconds; documented only in secondary sources, sent only when set.
     duration: int | None = None
     #: Shown in ``repr`` without credentials or query (tokens hide there).
-    webhook_url: str | None = field(default=None, repr=lambda url: _url_repr(url))
+    webhook_url: str | None = field(default=None, repr=url_repr)
     #: Kept out of ``repr`` (and so out of logs and tracebacks).
     webhook_secret: str | None = field(default=None, repr=False)
 

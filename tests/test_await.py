@@ -460,6 +460,22 @@ async def test_cancelling_a_waiter_stops_polling_its_tasks_unless_another_awaits
     assert results[0].status is TaskStatus.SUCCEEDED
 
 
+async def test_a_waiter_leaving_while_its_poll_queues_leaves_the_slot_in_the_bucket() -> None:
+    """The scheduler's acquire, queued for the only awaited task, steps out when its waiter
+    leaves: no slot is taken and left unused, so the next user call goes at once."""
+    fake = FakeMusicAPI(sonic_duration=100.0)
+    bucket = TokenBucket()
+    async with fake.client(limiter=bucket, expected_durations={"sonic": 2.0}) as client:
+        [ref] = await create(client)  # at 0 s: the next slot is at 3.1 s
+        with anyio.move_on_after(2.0):
+            await client.await_task(ref, timeout=None)  # a poll queued for 3.1 s
+        await anyio.sleep(2.0)
+        asked = anyio.current_time()
+        await client.credits.get()
+        assert anyio.current_time() == asked  # the 3.1 s slot was still there
+    assert bucket.statistics().granted == len(fake.requests) == 2
+
+
 async def test_breaking_out_of_as_completed_stops_polling_the_rest() -> None:
     fake = FakeMusicAPI(sonic_duration=300.0)
     fake.plan(duration=100.0)

@@ -13,8 +13,16 @@ import anyio
 import httpx
 import pytest
 
-from musicapi_async import APIStatusError, BatchInputError, MusicAPI, read_batch_jobs
+from musicapi_async import (
+    APIStatusError,
+    BatchInputError,
+    MusicAPI,
+    TaskFamily,
+    TaskRef,
+    read_batch_jobs,
+)
 from musicapi_async._cli import Settings
+from musicapi_async._serde import parse_download_links, parse_midi, parse_task, parse_wav
 from musicapi_async.testing import FakeMusicAPI
 from tests._scripted import ScriptedTransport, json_response, scripted_client, text_response
 
@@ -131,6 +139,30 @@ def test_reprs_hide_the_key_and_the_base_urls_credentials() -> None:
     settings = Settings(sandbox=False, api_key=KEY, json=False)
     assert_clean(repr(client), repr(client.sonic), repr(client._core), repr(settings))
     assert "api.example.com" in repr(client)
+
+
+def test_result_reprs_hide_the_tokens_of_signed_links() -> None:
+    """Logging a task or a result must not log its signed links: the URL fields keep their
+    value, and their repr shows neither the query nor a password."""
+    signed = f"https://cdn-user:{PASSWORD}@cdn.example.com/c-1.mp3?token={TOKEN}"
+    snapshot = {
+        "code": 200,
+        "data": [
+            {"clip_id": "c-1", "state": "succeeded", "audio_url": signed, "wav_url": signed}
+            | {"image_url": signed, "video_url": signed}
+        ],
+    }
+    task = parse_task(TaskRef("t-1", TaskFamily.SONIC), 200, snapshot)
+    assert task.clips[0].audio_url == signed
+    results = [
+        task,
+        parse_wav({"code": 200, "data": {"wav_url": signed}}),
+        parse_midi({"code": 200, "data": {"midi_url": signed}}),
+        parse_download_links({"code": 200, "data": {"mp3_url": signed, "wav_url": signed}}),
+    ]
+    assert_clean(*(repr(result) for result in results))
+    assert "cdn.example.com/c-1.mp3" in repr(task)
+    assert "'mp3': 'https://***@cdn.example.com/c-1.mp3?...'" in repr(results[-1])
 
 
 async def test_the_fakes_records_hide_url_credentials_and_tokens() -> None:
