@@ -31,7 +31,9 @@ has no way to list tasks, so an interrupted create is reconciled from those mark
   may exist (``task_may_exist``: a read timeout, a dropped connection, a 5xx): the job is
   **uncertain** and is *not* created again, since that could pay twice; it is reported,
   and ``resubmit_uncertain=True`` (``musicapi batch --resubmit-uncertain``) creates it again
-  after you checked (the dashboard's history, a webhook, the credits);
+  after you checked (the dashboard's history, a webhook, the credits), while
+  ``adopt={job_id: task_id}`` (``--adopt JOB=TASK_ID``) records the task you found there as
+  the job's, to be awaited and saved like any created one;
 * errors that prove nothing was created and would stop every next create too (a
   connection refused, 429 after the retries, a redirect, 401, a 403 about the account:
   credits, subscription, usage or QPS limit, a full queue, any 403 that does not refuse the
@@ -277,10 +279,18 @@ def read_batch_jobs(
     Raises:
         BatchInputError: a line is not a JSON object, gives a key twice, has an unknown key
             or a value of the wrong type, lacks what its mode needs, or repeats an id; or
-            the file is empty.
+            the file is empty; or ``default_mv`` is blank.
         OSError: the file cannot be read.
     """
     source = os.fspath(path)
+    if not isinstance(default_mv, str) or not default_mv.strip():
+        # Not a problem of every line that names no model: one of the call (an unset
+        # shell variable behind --mv, say).
+        raise BatchInputError(
+            f"default_mv is empty ({default_mv!r}): give a model id such as "
+            f"{DEFAULT_BATCH_MODEL!r}; nothing was read or sent",
+            [(None, "default_mv is empty")],
+        )
     data = Path(source).read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -591,6 +601,9 @@ class BatchJobResult:
     #: Create calls that may have made (and charged for) a task for this job: 1 normally,
     #: 2 after an uncertain job was created again.
     attempts: int = 0
+    #: False for a job of the journal that this run's input does not have (left alone:
+    #: :attr:`BatchReport.others`).
+    in_input: bool = True
 
 
 @final
@@ -607,11 +620,24 @@ class BatchReport:
     stopped: str | None = None
     #: Ids of jobs in the journal that this run's input does not have (left alone).
     other_jobs: tuple[str, ...] = ()
+    #: Those jobs as the journal records them (``in_input`` False), in the journal's order.
+    others: tuple[BatchJobResult, ...] = ()
 
     @property
     def complete(self) -> bool:
-        """True when every job is complete (rerunning would do nothing)."""
-        return all(job.complete for job in self.jobs)
+        """True when every job is complete (rerunning would do nothing) and no job of the
+        journal outside this input may have a task not yet finished (see
+        :attr:`unsettled_others`)."""
+        return all(job.complete for job in self.jobs) and not self.unsettled_others
+
+    @property
+    def unsettled_others(self) -> list[BatchJobResult]:
+        """The jobs of :attr:`others` whose create may have made a task that no run follows
+        while their lines are out of the input: ``created`` (a task, perhaps still running,
+        paid for), ``sending`` or ``uncertain`` (a task may exist, id unknown). Put their
+        lines back to have the batch follow them (or await a created one's ``task_id``)."""
+        unsettled = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
+        return [job for job in self.others if job.state in unsettled]
 
     def by_state(self, *states: BatchJobState) -> list[BatchJobResult]:
         """The jobs in any of ``states``."""
@@ -699,16 +725,29 @@ class _Journal:
         try:
             self._db: sqlite3.Connection = sqlite.connect(self.path, isolation_level=None)
         except sqlite.Error as exc:  # a directory in its place, no permission...
-            raise BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}") from exc
+            raise self._open_error(exc) from exc
         self.rows: dict[str, _Row] = {}
         try:
             self._load()
         except sqlite.DatabaseError as exc:
             self.close()
-            raise BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}") from exc
+            raise self._open_error(exc) from exc
         except BaseException:
             self.close()
             raise
+
+    def _open_error(self, exc: sqlite3.Error) -> Exception:
+        """Why the journal could not be opened: the disk (full, failing, no room for the
+        file) is a :class:`BatchJournalError`, to resume from once fixed; a file that is not
+        a journal (damaged, foreign, a directory in its place) a :class:`BatchConflictError`."""
+        if self.path.exists() and not self.path.is_file():
+            return BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}")
+        if _disk_error(exc):
+            return BatchJournalError(
+                f"cannot create or open the batch journal {self.path}: {exc} (a full or "
+                "failing disk?); this run sent nothing: make room and run the batch again"
+            )
+        return BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}")
 
     def _load(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -824,6 +863,22 @@ _MAY_EXIST: Final = frozenset(
 )
 
 
+#: SQLite's primary result codes of a disk that fails the journal rather than a file that is
+#: not one: SQLITE_IOERR (and its extended codes), SQLITE_FULL, SQLITE_CANTOPEN.
+_DISK_ERRORS: Final = frozenset({10, 13, 14})
+#: Their messages, where Python does not give the code (before 3.11).
+_DISK_MESSAGES: Final = ("disk i/o error", "database or disk is full", "unable to open database")
+
+
+def _disk_error(exc: BaseException) -> bool:
+    """Whether a sqlite3 error is the disk's (full, failing), not the file's content."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _DISK_ERRORS
+    text = str(exc).lower()
+    return any(message in text for message in _DISK_MESSAGES)
+
+
 def _state(value: str) -> BatchJobState:
     try:
         return BatchJobState(value)
@@ -895,6 +950,7 @@ async def run_batch(
     *,
     download: bool = True,
     resubmit_uncertain: bool = False,
+    adopt: Mapping[str, str] | None = None,
     wait_timeout: float | None = _TIMEOUT_UNSET,
     on_progress: Callable[[BatchEvent], object] | None = None,
 ) -> BatchReport:
@@ -912,7 +968,9 @@ async def run_batch(
     every job is created, which gives the shortest batch). Failed tasks are
     recorded, never retried. ``results.jsonl`` in ``out_dir`` lists every job (id, state,
     task id, clips, files, error) and is rewritten atomically at the end of every run,
-    including an interrupted one.
+    including an interrupted one. Jobs of the journal that ``jobs`` no longer has are left
+    alone but kept there (``"in_input": false``) and in ``report.others``; one whose task may
+    exist unfinished (created, sending, uncertain) makes the report incomplete.
 
     Args:
         client: An open client (``async with MusicAPI() as client``).
@@ -921,6 +979,10 @@ async def run_batch(
         out_dir: Where the journal, the audio files and ``results.jsonl`` go (created).
         download: Save each succeeded clip's audio (``<title> - <clip id>.<ext>``).
         resubmit_uncertain: Create the uncertain jobs again.
+        adopt: ``{job_id: task_id}``: the task of an uncertain job (its create reached
+            MusicAPI; you found the task in the dashboard's history, a webhook...), recorded
+            as the job's so that the run awaits and saves it without creating it again.
+            Only a job of ``jobs`` that is uncertain (or was left sending) can adopt a task.
         wait_timeout: Seconds to wait for each task, counted from when every create of the
             run has gone out, plus the time the key needs to poll each awaited task once
             (default 10 min; ``None``: no limit). A task still running then is left for
@@ -931,7 +993,8 @@ async def run_batch(
     Raises:
         BatchInputError: a job is invalid or two share an id (nothing was sent).
         BatchConflictError: ``out_dir`` holds another batch's journal, gives one of these
-            ids to other content, or another run is using it.
+            ids to other content, or another run is using it; or ``adopt`` names a job
+            that is not in ``jobs``, is not uncertain, or a task another job has.
         BatchJournalError: the journal could not be written (a full disk...); what it
             recorded stands, so run it again once that is fixed. Its ``task`` names a
             task that was created but could not be recorded.
@@ -945,6 +1008,7 @@ async def run_batch(
     journal = _Journal.open(out)
     try:
         run = _Run(client, journal, checked, out, download, resubmit_uncertain, on_progress)
+        run.adopt = dict(adopt or {})
         run.prepare()
     except BaseException:
         journal.close()
@@ -983,6 +1047,8 @@ class _Run:
         self.out = out
         self.download = download
         self.resubmit_uncertain = resubmit_uncertain
+        #: Job id -> the task id to record for that uncertain job (``run_batch(adopt=)``).
+        self.adopt: dict[str, str] = {}
         self.on_progress = on_progress
         self.stopped: str | None = None
         self.failure: BaseException | None = None
@@ -1040,6 +1106,7 @@ class _Run:
                 "changed jobs new ids."
             )
         self._check_renamed(canonical)
+        self._check_adopt(canonical)
         with journal.transaction():
             journal.set_meta("schema", str(JOURNAL_SCHEMA))
             journal.set_meta("api", api)
@@ -1108,6 +1175,44 @@ class _Run:
                 "output directory."
             )
 
+    def _check_adopt(self, canonical: Mapping[str, str]) -> None:
+        """Refuse an ``adopt`` that could mislead the journal: a job not in this input, one
+        never sent (no task can be its), one that has another task, a task another job has."""
+        rows = self.journal.rows
+        owners = {}
+        for other in rows.values():
+            ref = other.ref
+            if ref is not None:
+                owners[ref.task_id] = other.id
+        problems = []
+        for job_id, task_id in self.adopt.items():
+            row = rows.get(job_id)
+            if not isinstance(task_id, str) or not task_id.strip():
+                problems.append(f"job {job_id!r}: the task id is empty")
+            elif job_id not in self.by_id:
+                problems.append(f"job {job_id!r} is not in this input (put its line back)")
+            elif row is None or row.fingerprint != _digest(canonical[job_id]):
+                problems.append(f"job {job_id!r} was never sent from {self.out}")
+            elif owners.get(task_id, job_id) != job_id:
+                problems.append(f"task {task_id} is already job {owners[task_id]!r}'s")
+            elif row.state in (BatchJobState.SENDING, BatchJobState.UNCERTAIN):
+                continue
+            elif row.ref is not None and row.ref.task_id == task_id:
+                continue  # adopted already (a rerun of the same command)
+            elif row.ref is not None:
+                problems.append(f"job {job_id!r} already has task {row.ref.task_id}")
+            else:
+                problems.append(
+                    f"job {job_id!r} is {row.state.value}, not uncertain: no create of it "
+                    "can have made a task that the journal does not know"
+                )
+        if problems:
+            raise BatchConflictError(
+                "cannot adopt: "
+                + "; ".join(problems)
+                + ". Only an uncertain job can adopt a task (the one its create made)."
+            )
+
     def _remove_partial_files(self) -> None:
         """Delete the temporary files a killed run was writing (downloads, results).
 
@@ -1131,6 +1236,15 @@ class _Run:
                 state=BatchJobState.UNCERTAIN,
                 error="the run stopped while the create request was on its way: MusicAPI may "
                 "have created the task (and charged for it) without the answer arriving",
+            )
+        adopted = self.adopt.get(job_id)
+        if row.state is BatchJobState.UNCERTAIN and adopted is not None:
+            journal.update(
+                job_id,
+                state=BatchJobState.CREATED,
+                task=TaskRef(adopted).to_json(),
+                error=None,
+                attempts=max(row.attempts, 1),
             )
         if row.state is BatchJobState.UNCERTAIN and self.resubmit_uncertain:
             journal.update(job_id, state=BatchJobState.PLANNED)
@@ -1270,7 +1384,8 @@ class _Run:
                 raise BatchJournalError(
                     f"{exc}; job {job.job_id!r} created task {ref.task_id}, which the journal "
                     "could not record: a rerun reports that job as uncertain and does not "
-                    "create it again, so wait for that task yourself",
+                    "create it again, so wait for that task yourself, or have the rerun "
+                    f"follow it (adopt={{{job.job_id!r}: {ref.task_id!r}}})",
                     job_id=job.job_id,
                     task=ref,
                 ) from exc
@@ -1413,26 +1528,12 @@ class _Run:
     # --- the end --------------------------------------------------------------------------
 
     def report(self) -> BatchReport:
-        results = []
-        for job in self.jobs:
-            row = self.journal.rows[job.job_id]
-            ref = row.ref
-            complete = row.state is BatchJobState.DOWNLOADED or (
-                row.state is BatchJobState.DONE and not self.download
-            )
-            results.append(
-                BatchJobResult(
-                    job_id=job.job_id,
-                    state=row.state,
-                    complete=complete,
-                    line=job.line,
-                    task_id=None if ref is None else ref.task_id,
-                    task=row.snapshot(),
-                    files=tuple(self.out / name for name in row.file_names),
-                    error=row.error,
-                    attempts=row.attempts,
-                )
-            )
+        rows = self.journal.rows
+        results = [self._result(rows[job.job_id], job.line) for job in self.jobs]
+        outside = sorted(
+            (row for row in rows.values() if row.id not in self.by_id),
+            key=lambda row: (row.position, row.id),
+        )
         return BatchReport(
             jobs=tuple(results),
             out_dir=self.out,
@@ -1440,11 +1541,32 @@ class _Run:
             journal_path=self.journal.path,
             stopped=self.stopped,
             other_jobs=self.other_jobs,
+            others=tuple(self._result(row, None, in_input=False) for row in outside),
+        )
+
+    def _result(self, row: _Row, line: int | None, *, in_input: bool = True) -> BatchJobResult:
+        ref = row.ref
+        complete = row.state is BatchJobState.DOWNLOADED or (
+            row.state is BatchJobState.DONE and not self.download
+        )
+        return BatchJobResult(
+            job_id=row.id,
+            state=row.state,
+            complete=complete,
+            line=line,
+            task_id=None if ref is None else ref.task_id,
+            task=row.snapshot(),
+            files=tuple(self.out / name for name in row.file_names),
+            error=row.error,
+            attempts=row.attempts,
+            in_input=in_input,
         )
 
     def write_results(self) -> None:
-        """``results.jsonl``, written to a temporary file and renamed over the old one."""
-        lines = [_json_line(result_json(job)) for job in self.report().jobs]
+        """``results.jsonl``, written to a temporary file and renamed over the old one: the
+        input's jobs, then the journal's other jobs (``"in_input": false``)."""
+        report = self.report()
+        lines = [_json_line(result_json(job)) for job in (*report.jobs, *report.others)]
         _write_atomically(self.out / BATCH_RESULTS, "".join(f"{line}\n" for line in lines))
 
 
@@ -1455,20 +1577,52 @@ def sent_job_ids(out_dir: str | os.PathLike[str]) -> list[str]:
     Reads without creating or locking anything: the command checks it before a run that
     could not carry those jobs on (a sandbox's tasks die with the process that made them).
     """
+    states = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
+    return [job_id for job_id, state, _ in _read_rows(out_dir) if state in states]
+
+
+def unsaved_job_ids(out_dir: str | os.PathLike[str]) -> list[str]:
+    """Ids of the jobs of ``out_dir``'s journal whose task succeeded and whose audio is not
+    all saved in ``out_dir`` (``done``; ``downloaded`` with a file gone), which a run with
+    downloads fetches from the audio URLs the journal kept; ``[]`` without a readable journal.
+
+    Read like :func:`sent_job_ids`: a sandbox's audio URLs die with the process that made
+    them, so a sandbox run could never fetch these.
+    """
+    out = Path(out_dir)
+    unsaved = []
+    for job_id, state, files in _read_rows(out_dir):
+        if state is BatchJobState.DONE:
+            unsaved.append(job_id)
+        elif state is BatchJobState.DOWNLOADED:
+            try:
+                names = [str(name) for name in json.loads(files or "[]")]
+            except (ValueError, TypeError):
+                names = []
+            if not all((out / name).is_file() for name in names):
+                unsaved.append(job_id)
+    return unsaved
+
+
+def _read_rows(out_dir: str | os.PathLike[str]) -> list[tuple[str, BatchJobState, str | None]]:
+    """(id, state, files) of every job of ``out_dir``'s journal, read only; ``[]`` without
+    a readable journal."""
     path = Path(out_dir) / BATCH_JOURNAL
     if not path.is_file():
         return []
-    states = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
     sqlite = _sqlite3()
     try:
         db: sqlite3.Connection = sqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT id, state FROM jobs ORDER BY position").fetchall()
+            rows = db.execute("SELECT id, state, files FROM jobs ORDER BY position").fetchall()
         finally:
             db.close()
     except sqlite.Error:
         return []  # not a journal run_batch can use either: it says why
-    return [str(job_id) for job_id, state in rows if _state(str(state)) in states]
+    return [
+        (str(job_id), _state(str(state)), None if files is None else str(files))
+        for job_id, state, files in rows
+    ]
 
 
 def result_json(job: BatchJobResult) -> dict[str, Any]:
@@ -1497,6 +1651,7 @@ def result_json(job: BatchJobResult) -> dict[str, Any]:
         "clips": clips,
         "files": [path.name for path in job.files],
         "error": job.error,
+        "in_input": job.in_input,
     }
 
 

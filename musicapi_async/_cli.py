@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import click
     from rich.console import Console, RenderableType
 
-    from ._batch import BatchEvent, BatchReport
+    from ._batch import BatchEvent, BatchJobResult, BatchReport
     from ._client import MusicAPI
 
 __all__ = ["INSTALL_HINT", "build_cli", "main"]
@@ -62,7 +62,7 @@ T = TypeVar("T")
 #: Printed (exit 2) when the ``cli`` extra is not installed.
 INSTALL_HINT: Final = (
     "the musicapi command needs the optional 'cli' extra (click and rich):\n"
-    "    pip install 'musicapi-async[cli]'"
+    "    pip install 'musicapi-async[cli]'   (from a checkout: pip install -e '.[cli]')"
 )
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -798,11 +798,16 @@ def print_batch(report: BatchReport, *, as_json: bool) -> None:
         jobs = [
             {**result_json(job), "paths": [str(path) for path in job.files]} for job in report.jobs
         ]
+        others = [
+            {**result_json(job), "paths": [str(path) for path in job.files]}
+            for job in report.others
+        ]
         payload = {
             "results": str(report.results_path),
             "complete": report.complete,
             "stopped": report.stopped,
             "jobs": jobs,
+            "other_jobs": others,
         }
         print(json.dumps(payload))
         return
@@ -837,17 +842,24 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
         counts[job.state.value] = counts.get(job.state.value, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in counts.items())
     progress.note(f"musicapi: {len(report.jobs)} job(s): {summary}; see {report.results_path}")
-    if report.other_jobs:
+    if report.others:
         progress.note(
-            f"musicapi: note: {len(report.other_jobs)} job(s) of the journal are not in this "
-            "file; they were left alone"
+            f"musicapi: {len(report.others)} job(s) of the journal are not in this file; they "
+            f'were left alone (in {report.results_path.name} with "in_input": false):'
         )
+        for job in report.others:
+            progress.note(
+                f"musicapi:   job {job.job_id} {job.state.value}, task {job.task_id or '-'}"
+            )
     for job in report.jobs:
         bad = [c for c in job.task.clips if c.state is ClipState.FAILED] if job.task else []
         if job.task is not None and job.task.succeeded and bad:
             progress.note(f"musicapi: job {job.job_id}: {len(bad)} clip(s) failed", "yellow")
     if report.complete:
         return
+    unsettled = report.unsettled_others
+    if unsettled:
+        note_unsettled_others(unsettled, progress, resume=resume, out_dir=report.out_dir)
     failed = report.by_state(S.FAILED)
     for job in failed:
         reason = cli_text(job.error or "no reason given")
@@ -874,8 +886,10 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
             "yellow",
         )
         progress.note(
-            "musicapi: check the dashboard's task history (or your webhooks, or the credits), "
-            f"then, to create them again (which may pay twice): {resume} --resubmit-uncertain"
+            "musicapi: check the dashboard's task history (or your webhooks, or the credits): "
+            f"to have the batch await and save a task you found there: {resume} --adopt "
+            f"{shlex.quote(uncertain[0].job_id + '=')}TASK_ID (one --adopt per job); to create "
+            f"them again instead (which may pay twice): {resume} --resubmit-uncertain"
         )
     if report.stopped:
         progress.note(f"musicapi: submitting stopped: {report.stopped}", "yellow")
@@ -884,7 +898,44 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
     if resumable:
         hint = "" if not sandbox else " (a sandbox task cannot outlive its command)"
         progress.note(f"musicapi: {len(resumable)} job(s) unfinished; resume with: {resume}{hint}")
-    raise CommandFailed(f"{len(unfinished)} of {len(report.jobs)} job(s) did not complete")
+    reasons = []
+    if unfinished or not unsettled:
+        reasons.append(f"{len(unfinished)} of {len(report.jobs)} job(s) did not complete")
+    if unsettled:
+        reasons.append(
+            f"{len(unsettled)} job(s) not in this file may have a paid task not yet saved"
+        )
+    raise CommandFailed("; ".join(reasons))
+
+
+def note_unsettled_others(
+    jobs: Sequence[BatchJobResult], progress: Progress, *, resume: str, out_dir: Path
+) -> None:
+    """Say how to get the jobs of the journal outside the file whose task may exist and is
+    not finished (created, sending, uncertain): nothing follows them while their lines are
+    out of the file."""
+    from ._batch import BatchJobState as S
+
+    created = [job for job in jobs if job.state is S.CREATED and job.task_id]
+    unknown = [job for job in jobs if job not in created]
+    if created:
+        progress.note(
+            f"musicapi: {len(created)} of them created a task (paid) that may still be running "
+            "and nothing follows it: put their lines back in the file and rerun "
+            f"({resume}), or get their songs with: "
+            + shlex.join(["musicapi", "wait", *(job.task_id or "" for job in created)])
+            + f" -o {shlex.quote(str(out_dir))}",
+            "yellow",
+        )
+    if unknown:
+        progress.note(
+            f"musicapi: {len(unknown)} of them ("
+            + " ".join(job.job_id for job in unknown)
+            + ") sent a create that may have reached MusicAPI without an answer: check the "
+            "dashboard's task history (or your webhooks, or the credits); put their lines "
+            "back in the file to have the batch report them",
+            "yellow",
+        )
 
 
 def run_command(
@@ -1512,6 +1563,14 @@ def build_cli() -> click.Group:
         "(check first: this may pay twice).",
     )
     @click.option(
+        "--adopt",
+        "adopt_pairs",
+        multiple=True,
+        metavar="JOB=TASK_ID",
+        help="An uncertain job's task, found in the dashboard's history: recorded as that "
+        "job's, then awaited and saved (nothing is created again). Repeatable.",
+    )
+    @click.option(
         "--timeout",
         type=click.FloatRange(min=0),
         help="Seconds to wait for each task once every create has gone out (plus the time to "
@@ -1526,6 +1585,7 @@ def build_cli() -> click.Group:
         mv: str,
         no_download: bool,
         resubmit_uncertain: bool,
+        adopt_pairs: tuple[str, ...],
         timeout: float | None,
         as_json: bool,
     ) -> None:
@@ -1547,6 +1607,7 @@ def build_cli() -> click.Group:
             BatchJournalError,
             read_batch_jobs,
             sent_job_ids,
+            unsaved_job_ids,
         )
 
         settings = settings_of(ctx)
@@ -1556,6 +1617,19 @@ def build_cli() -> click.Group:
         argv += [] if timeout is None else ["--timeout", repr(timeout)]
         resume = batch_resume_command(ctx, argv)
         as_json = as_json or settings.json
+        if not mv.strip():
+            # Not every line's problem: the option's (an unset shell variable, say).
+            refuse(
+                f"--mv is empty ({mv!r}): give a model id (--mv {DEFAULT_MODEL}), or leave "
+                f"--mv out for {DEFAULT_MODEL}; nothing was sent"
+            )
+        adopt: dict[str, str] = {}
+        for pair in adopt_pairs:
+            job_id, equals, task_id = pair.rpartition("=")
+            if not equals or not job_id.strip() or not task_id.strip():
+                refuse(f"--adopt {pair!r}: give JOB=TASK_ID (a job id of the file, a task id)")
+            if adopt.setdefault(job_id, task_id.strip()) != task_id.strip():
+                refuse(f"--adopt gives job {job_id!r} two tasks")
         try:
             jobs = read_batch_jobs(file, default_mv=mv)
         except (BatchInputError, OSError) as exc:
@@ -1569,6 +1643,16 @@ def build_cli() -> click.Group:
                     f"({' '.join(sent[:5])}{' ...' if len(sent) > 5 else ''}): a sandbox batch "
                     "cannot resume (the sandbox's tasks died with the previous run): use "
                     "another -o directory",
+                )
+            ours = {job.job_id for job in jobs}
+            unsaved = [] if no_download else [i for i in unsaved_job_ids(out_dir) if i in ours]
+            if unsaved:
+                refuse(
+                    f"{out_dir} holds {len(unsaved)} job(s) finished by an earlier run whose "
+                    f"audio is not saved ({' '.join(unsaved[:5])}"
+                    f"{' ...' if len(unsaved) > 5 else ''}): a sandbox batch cannot fetch it "
+                    "(the sandbox's audio URLs died with the previous run): use another -o "
+                    "directory"
                 )
         tracker = BatchTracker()
 
@@ -1584,6 +1668,7 @@ def build_cli() -> click.Group:
                     Path(out_dir),
                     download=not no_download,
                     resubmit_uncertain=resubmit_uncertain,
+                    adopt=adopt,
                     on_progress=lambda event: tracker.update(progress, event),
                     **options,
                 )
@@ -1593,11 +1678,15 @@ def build_cli() -> click.Group:
                 raise UsageProblem(text) from exc
             except OSError as exc:
                 if isinstance(exc, BatchJournalError):
-                    text = str(exc)  # it names the journal, and any task it could not keep
+                    # It names the journal, and any task it could not keep (and the Python
+                    # way to adopt it: the command's own is below).
+                    text = re.sub(r",? or have the rerun follow it \(adopt=[^()]*\)", "", str(exc))
                     if exc.task is not None and not session.sandbox:
+                        adopt_it = shlex.quote(f"{exc.job_id}={exc.task.task_id}")
                         text += (
                             f". Get that task's songs with: musicapi wait {exc.task.task_id} "
-                            f"-o {shlex.quote(out_dir)}"
+                            f"-o {shlex.quote(out_dir)}, or have the rerun await and save it: "
+                            f"add --adopt {adopt_it} to the command below"
                         )
                 else:
                     text = f"could not write in {out_dir}: {exc.strerror or exc}"

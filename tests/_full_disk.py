@@ -44,3 +44,17 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, full_at: FullAt) -> None:
         return FullDisk(connect(*args, **kwargs), full_at)
 
     monkeypatch.setattr(sqlite3, "connect", on_a_full_disk)
+
+
+def no_room_for_a_journal(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """sqlite connections whose database cannot grow past one page: SQLite itself fails the
+    journal's first tables with SQLITE_FULL, as on a disk with no room. Returns the undo."""
+    connect = sqlite3.connect
+
+    def full(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+        db.execute("PRAGMA max_page_count = 1")
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+    return lambda: monkeypatch.setattr(sqlite3, "connect", connect)

@@ -40,7 +40,7 @@ from musicapi_async._batch import (
     sent_job_ids,
 )
 from musicapi_async.testing import FakeMusicAPI
-from tests._full_disk import full_disk
+from tests._full_disk import full_disk, no_room_for_a_journal
 
 pytestmark = pytest.mark.anyio
 
@@ -1034,6 +1034,11 @@ async def test_a_created_task_the_journal_cannot_record_is_named_and_not_created
     report = await run(fake, jobs, tmp_path)
     assert creates_by_prompt(fake) == {"a": 1, "b": 1}  # "a" was not created again
     assert [job.state for job in report.jobs] == [S.UNCERTAIN, S.DOWNLOADED]
+    # The error names the way to have a rerun follow that task.
+    assert f"adopt={{{caught.value.job_id!r}: {task_id!r}}}" in str(caught.value)
+    report = await run(fake, jobs, tmp_path, adopt={derived_id(jobs, 0): task_id})
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
 
 
 async def test_a_journal_write_that_fails_stops_the_run_and_loses_nothing_recorded(
@@ -1519,3 +1524,164 @@ anyio.run(main)
     )
     assert done.returncode == 0, done.stderr
     assert "refused: the batch runner keeps its journal in SQLite" in done.stdout
+
+
+# --- jobs of the journal left out of the input ------------------------------------------------
+
+
+async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run_incomplete(
+    tmp_path: Path,
+) -> None:
+    """A paid task left running (created), or a create that may have made one (uncertain),
+    must not vanish when its line leaves the file: the report is incomplete, names it, and
+    results.jsonl keeps its row."""
+    fake = make_fake()
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)  # "a"
+    jobs = jobs_of("a", "b", "c")
+    first = await run(fake, jobs, tmp_path, wait_timeout=1.0)
+    assert [job.state for job in first.jobs] == [S.UNCERTAIN, S.CREATED, S.CREATED]
+    report = await run(fake, jobs[1:2], tmp_path)  # "b" only: "a" and "c" left out
+    assert report.jobs[0].state is S.DOWNLOADED
+    assert not report.complete
+    assert report.other_jobs == tuple(sorted([derived_id(jobs, 0), derived_id(jobs, 2)]))
+    others = {job.job_id: job for job in report.others}
+    assert [job.job_id for job in report.others] == [derived_id(jobs, 0), derived_id(jobs, 2)]
+    dropped = others[derived_id(jobs, 2)]
+    assert (dropped.state, dropped.task_id, dropped.in_input) == (
+        S.CREATED,
+        first.jobs[2].task_id,
+        False,
+    )
+    assert others[derived_id(jobs, 0)].state is S.UNCERTAIN
+    assert report.unsettled_others == list(report.others)
+    rows = {row["id"]: row for row in results(tmp_path)}
+    assert list(rows) == [derived_id(jobs, 1), derived_id(jobs, 0), derived_id(jobs, 2)]
+    assert rows[derived_id(jobs, 1)]["in_input"] is True
+    assert rows[derived_id(jobs, 2)]["in_input"] is False
+    assert rows[derived_id(jobs, 2)]["state"] == "created"
+    assert rows[derived_id(jobs, 2)]["task_id"] == first.jobs[2].task_id
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}  # nothing made again
+
+    # Its line back, the batch follows it again; a finished job left out does not count.
+    report = await run(fake, jobs[2:], tmp_path)
+    assert [job.state for job in report.jobs] == [S.DOWNLOADED]
+    assert [job.job_id for job in report.unsettled_others] == [derived_id(jobs, 0)]
+    assert not report.complete  # "a" may have a task nobody follows
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_finished_job_dropped_from_the_input_does_not_hold_the_run_back(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    await run(fake, jobs, tmp_path)
+    report = await run(fake, jobs[:1], tmp_path)
+    assert report.complete
+    [other] = report.others
+    assert (other.job_id, other.state, other.in_input) == (derived_id(jobs, 1), S.DOWNLOADED, False)
+    assert len(results(tmp_path)) == 2
+
+
+# --- the disk, when the journal is first made -------------------------------------------------
+
+
+async def test_a_full_disk_when_the_journal_is_made_is_a_journal_error_not_a_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = make_fake()
+    room_again = no_room_for_a_journal(monkeypatch)
+    with pytest.raises(BatchJournalError, match="disk is full") as caught:
+        await run(fake, jobs_of("a"), tmp_path)
+    assert not isinstance(caught.value, BatchConflictError)
+    assert "this run sent nothing" in str(caught.value)
+    assert "run the batch again" in str(caught.value)
+    assert caught.value.task is None
+    assert fake.requests_to("/sonic/create") == []
+    room_again()
+    report = await run(fake, jobs_of("a"), tmp_path)  # the same call, once there is room
+    assert_complete(report, fake)
+
+
+def test_blank_default_models_are_refused_once_not_blamed_on_every_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"prompt": "a"}', '{"prompt": "b"}')
+    for blank in ("", "  "):
+        with pytest.raises(BatchInputError, match="default_mv is empty") as caught:
+            read_batch_jobs(path, default_mv=blank)
+        assert caught.value.problems == ((None, "default_mv is empty"),)
+        assert "line 1" not in str(caught.value)
+
+
+async def test_unsaved_job_ids_lists_the_finished_jobs_whose_audio_is_not_saved(
+    tmp_path: Path,
+) -> None:
+    from musicapi_async._batch import unsaved_job_ids
+
+    assert unsaved_job_ids(tmp_path) == []
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    await run(fake, jobs[:2], tmp_path, download=False)  # done: audio not fetched
+    report = await run(fake, jobs[1:], tmp_path)  # "b" and "c" downloaded
+    assert unsaved_job_ids(tmp_path) == [derived_id(jobs, 0)]
+    report.jobs[0].files[0].unlink()  # a saved file gone: "b" is unsaved again
+    assert sorted(unsaved_job_ids(tmp_path)) == sorted([derived_id(jobs, 0), derived_id(jobs, 1)])
+
+
+# --- adopting the task of an uncertain job ----------------------------------------------------
+
+
+async def test_an_uncertain_job_adopts_the_task_found_on_the_dashboard(tmp_path: Path) -> None:
+    fake = make_fake()
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)
+    jobs = jobs_of("a", "b")
+    report = await run(fake, jobs, tmp_path)
+    assert [job.state for job in report.jobs] == [S.UNCERTAIN, S.DOWNLOADED]
+    [found] = [t for t in fake.tasks if t != report.jobs[1].task_id]  # "a"'s, on the dashboard
+    report = await run(fake, jobs, tmp_path, adopt={derived_id(jobs, 0): found})
+    assert_complete(report, fake)
+    assert report.jobs[0].task_id == found
+    assert report.jobs[0].attempts == 1
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}  # nothing paid twice
+    again = await run(fake, jobs, tmp_path, adopt={derived_id(jobs, 0): found})
+    assert again.complete  # the same command once more: nothing to do
+
+
+async def test_a_job_left_sending_by_a_crash_adopts_its_task_too(tmp_path: Path) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a")
+    dying = CrashingTransport(
+        fake, method="POST", path_part="/sonic/create", nth=1, after_server=True
+    )
+    await crash_run(fake, jobs, tmp_path, dying)
+    assert journal_states(tmp_path) == {derived_id(jobs, 0): "sending"}
+    (task_id,) = fake.tasks
+    report = await run(fake, jobs, tmp_path, adopt={derived_id(jobs, 0): task_id})
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1}
+
+
+async def test_adopting_a_task_the_journal_cannot_take_is_refused_before_anything_changes(
+    tmp_path: Path,
+) -> None:
+    fake = make_fake()
+    jobs = jobs_of("a", "b", "c")
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)  # "a"
+    report = await run(fake, jobs[:2], tmp_path)
+    uncertain, done = derived_id(jobs, 0), derived_id(jobs, 1)
+    done_task = report.jobs[1].task_id
+    assert done_task is not None
+    states = journal_states(tmp_path)
+    requests = len(fake.requests)
+    refused = {
+        "not in this input": {derived_id(jobs, 2): "t-1"},
+        "already has task": {done: "t-2"},
+        f"task {done_task} is already job": {uncertain: done_task},
+        "the task id is empty": {uncertain: " "},
+    }
+    for message, adopt in refused.items():
+        with pytest.raises(BatchConflictError, match=message):
+            await run(fake, jobs[:2], tmp_path, adopt=adopt)
+    with pytest.raises(BatchConflictError, match="never sent"):
+        await run(fake, jobs, tmp_path, adopt={derived_id(jobs, 2): "t-3"})
+    assert journal_states(tmp_path) == states
+    assert len(fake.requests) == requests

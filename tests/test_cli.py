@@ -28,6 +28,7 @@ from click.testing import CliRunner, Result
 
 from musicapi_async._cli import INSTALL_HINT, build_cli
 from musicapi_async.testing import FakeMusicAPI
+from tests._full_disk import no_room_for_a_journal
 
 #: Each CLI invocation has its own sandbox: these tasks finish at once.
 FAST = {"MUSICAPI_SANDBOX_DURATION": "0", "MUSICAPI_KEY": None, "NO_COLOR": None}
@@ -444,6 +445,8 @@ def test_batch_on_a_full_disk_names_the_created_task_and_how_to_get_it(
     text = " ".join(result.stderr.split())
     assert "disk is full" in text
     assert f"musicapi wait {task_id} -o {shlex.quote(str(out))}" in text
+    assert re.search(rf"add --adopt [0-9a-f]{{12}}={task_id} to the command below", text)
+    assert "adopt={" not in text  # the Python spelling is the library's
     assert "resume with: musicapi --rate 100/1 batch" in text
 
 
@@ -1069,3 +1072,117 @@ def test_a_source_given_twice_is_downloaded_once(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1
     assert len(fake.downloads) == 1
+
+
+# --- batch: what a rerun must not lose or loop on ---------------------------------------------
+
+
+def test_batch_without_the_line_of_a_running_task_names_it_and_exits_1(tmp_path: Path) -> None:
+    from musicapi_async.testing import use_fake
+
+    durations = iter([0.0, 600.0])  # "keep" finishes at once, "gone" runs on
+    fake, key = fake_and_key(sonic_duration=lambda task: next(durations))
+    both = write_batch(tmp_path, '{"id": "keep", "prompt": "a"}', '{"id": "gone", "prompt": "b"}')
+    out = tmp_path / "my songs"
+    with use_fake(fake):
+        first = invoke([*key, "batch", str(both), "-o", str(out), "--timeout", "0"])
+        assert first.exit_code == 1, first.stderr
+        gone_task = fake.last_task.task_id
+        write_batch(tmp_path, '{"id": "keep", "prompt": "a"}')  # the second line removed
+        result = invoke([*key, "batch", str(both), "-o", str(out)])
+        as_json = invoke([*key, "--json", "batch", str(both), "-o", str(out)])
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout.startswith("keep\tdownloaded\t")
+    assert len(result.stdout.splitlines()) == 1  # stdout: this file's jobs
+    text = " ".join(result.stderr.split())
+    assert f"job gone created, task {gone_task}" in text
+    assert f"musicapi wait {gone_task} -o {shlex.quote(str(out))}" in text
+    assert "put their lines back in the file" in text
+    assert "1 job(s) not in this file may have a paid task not yet saved" in text
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(row["id"], row["in_input"], row["task_id"]) for row in rows] == [
+        ("keep", True, rows[0]["task_id"]),
+        ("gone", False, gone_task),
+    ]
+    assert len(fake.requests_to("/sonic/create")) == 2  # nothing created again
+    payload = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1
+    assert payload["complete"] is False
+    assert [job["id"] for job in payload["jobs"]] == ["keep"]
+    assert [(job["id"], job["state"]) for job in payload["other_jobs"]] == [("gone", "created")]
+
+
+def test_batch_with_an_empty_mv_exits_2_once_not_on_every_line(tmp_path: Path) -> None:
+    batch = write_batch(tmp_path, '{"prompt": "a"}', '{"prompt": "b"}')
+    out = tmp_path / "out"
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(out), "--mv", ""])
+    assert result.exit_code == 2, result.stderr
+    assert "--mv is empty" in result.stderr
+    assert "line 1" not in result.stderr
+    assert not out.exists()
+
+
+def test_batch_on_a_disk_too_full_for_its_journal_exits_1_to_resume_once_there_is_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = write_batch(tmp_path, '{"prompt": "a"}')
+    out = tmp_path / "out"
+    room_again = no_room_for_a_journal(monkeypatch)
+    result = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert result.exit_code == 1, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "disk is full" in text
+    assert "cannot use" not in text
+    assert "resume with: musicapi --sandbox batch" in text
+    room_again()
+    again = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert again.exit_code == 0, again.stderr
+
+
+def test_a_sandbox_batch_whose_finished_audio_is_not_saved_refuses_to_resume(
+    tmp_path: Path,
+) -> None:
+    """A sandbox's audio URLs die with its command: a job left done (not downloaded) would
+    fail its download at every rerun."""
+    batch = write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}')
+    out = tmp_path / "out"
+    first = invoke(["--sandbox", "batch", str(batch), "-o", str(out), "--no-download"])
+    assert first.exit_code == 0, first.stderr  # done: complete without downloads
+    again = invoke(["--sandbox", "batch", str(batch), "-o", str(out)])
+    assert again.exit_code == 2, again.stderr
+    assert "finished by an earlier run whose audio is not saved (a)" in again.stderr
+    assert "use another -o directory" in again.stderr
+    assert "SANDBOX" not in again.stderr  # refused before the sandbox even started
+    still = invoke(["--sandbox", "batch", str(batch), "-o", str(out), "--no-download"])
+    assert still.exit_code == 0, still.stderr  # nothing to fetch: fine
+
+    saved = tmp_path / "saved"
+    assert invoke(["--sandbox", "batch", str(batch), "-o", str(saved)]).exit_code == 0
+    next(saved.glob("*.wav")).unlink()  # a saved clip deleted: it would be fetched again
+    gone = invoke(["--sandbox", "batch", str(batch), "-o", str(saved)])
+    assert gone.exit_code == 2, gone.stderr
+    assert "use another -o directory" in gone.stderr
+
+
+def test_batch_adopt_awaits_and_saves_the_task_of_an_uncertain_job(tmp_path: Path) -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)
+    batch = write_batch(tmp_path, '{"id": "a", "prompt": "lofi"}')
+    out = tmp_path / "out"
+    with use_fake(fake):
+        first = invoke([*key, "batch", str(batch), "-o", str(out)])
+        assert first.exit_code == 1, first.stderr
+        assert "--adopt a=TASK_ID" in " ".join(first.stderr.split())
+        (task_id,) = fake.tasks  # found on the dashboard
+        bad = invoke([*key, "batch", str(batch), "-o", str(out), "--adopt", "a"])
+        unknown = invoke([*key, "batch", str(batch), "-o", str(out), "--adopt", "z=t"])
+        adopted = invoke([*key, "batch", str(batch), "-o", str(out), "--adopt", f"a={task_id}"])
+    assert bad.exit_code == 2, bad.stderr
+    assert "JOB=TASK_ID" in bad.stderr
+    assert unknown.exit_code == 2, unknown.stderr
+    assert "job 'z' is not in this input" in unknown.stderr
+    assert adopted.exit_code == 0, adopted.stderr
+    assert adopted.stdout.startswith(f"a\tdownloaded\t{task_id}\t")
+    assert len(fake.requests_to("/sonic/create")) == 1  # nothing paid twice
