@@ -159,7 +159,7 @@ class CDN(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers=headers, stream=body, request=request)
 
 
-def client_through(fake: FakeMusicAPI, cdn: CDN, **kwargs: Any) -> MusicAPI:
+def client_through(fake: FakeMusicAPI, cdn: httpx.AsyncBaseTransport, **kwargs: Any) -> MusicAPI:
     return fake.client(http_client=httpx.AsyncClient(transport=cdn), **kwargs)
 
 
