@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, final, overload
+from typing import Any, NoReturn, TypeVar, final, overload
 
 import anyio
 import attrs
@@ -580,6 +580,15 @@ class MusicAPI:
             # Exit the task group here, in the task that entered it, after the poller stopped.
             await stack.aclose()
 
+    def __enter__(self) -> NoReturn:
+        raise TypeError(
+            "MusicAPI is asynchronous: use `async with MusicAPI() as client:` inside an async "
+            "function, run by anyio.run(main), asyncio.run(main()) or trio.run(main)"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ raises
+        """Only for ``with`` to reach :meth:`__enter__`, which says to use ``async with``."""
+
     # --- downloads ----------------------------------------------------------------------------
 
     async def download(
@@ -603,7 +612,12 @@ class MusicAPI:
 
         Audio lives on public CDNs, not on the API: the request carries no API key (nor
         ``default_headers``), does not pass through the client's rate limiter (it spends
-        none of the key's request budget), and costs no credits. Redirects are followed.
+        none of the key's request budget), and costs no credits. Redirects (up to 10) are
+        followed by hand, without the client's cookies, headers or auth on any hop; one to
+        another scheme, or from https to http, is refused. Only a 200 answer carrying audio
+        is saved. Downloads share the client's connection pool, so at most 8 run at once
+        (per client and event loop); the others wait their turn, and API calls always find
+        a free connection.
 
         Args:
             clip_or_url: A finished :class:`Clip` (its ``audio_url``, or ``wav_url`` with
@@ -627,8 +641,11 @@ class MusicAPI:
                 client's timeout.
 
         Raises:
-            DownloadError: an error status, a failed connection, or a body whose size does
-                not match ``Content-Length``.
+            DownloadError: an error status, an answer that is not audio (HTML, JSON, text,
+                an empty body), a refused redirect, a failed connection or a timeout (the
+                message says which), or a body whose size does not match ``Content-Length``.
+            OSError: the file could not be written (a full disk, no permission); its
+                message names the destination, and nothing partial is left.
             FileExistsError: the file exists and ``overwrite`` is false.
             ValueError: not an http(s) URL, a clip without that URL (not finished, or still
                 streaming), or a ``filename`` with a directory part.

@@ -9,6 +9,7 @@ from ._models import TaskFamily, TaskRef
 from ._resource import (
     TaskResource,
     check_number,
+    check_str,
     check_title,
     check_url,
     check_webhook,
@@ -59,6 +60,10 @@ class Producer(TaskResource):
 
         >>> ref = await client.producer.create(sound="warm analog synthwave, 90 bpm")
         """
+        texts = {"task_type": task_type, "sound": sound, "lyrics": lyrics, "mv": mv}
+        texts |= {"title": title, "clip_id": clip_id, "instruction": instruction}
+        for name, text in (*texts.items(), ("webhook_secret", webhook_secret)):
+            check_str(text, name)
         if task_type == "create_music" and not (sound or lyrics):
             raise ValueError("sound or lyrics (or both) is required for task_type='create_music'")
         if task_type in _FROM_A_CLIP:

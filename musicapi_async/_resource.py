@@ -156,6 +156,12 @@ def require(value: object, field: str, context: str) -> None:
         raise ValueError(f"{field} is required {context}")
 
 
+def check_str(value: object, field: str) -> None:
+    """A text field: a string or None. The value is not shown (it may be a secret)."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{field} must be a string, got {type(value).__name__}")
+
+
 def check_bool(value: object, field: str) -> None:
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"{field} must be True or False, got {value!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, cast, final
 
+import attrs
 from attrs import asdict, field, frozen
 
 from ._constants import BATCH_MAX_ITEMS, NOT_READY_TIMEOUT
@@ -29,6 +30,7 @@ from ._resource import (
     TaskResource,
     check_bool,
     check_number,
+    check_str,
     check_title,
     check_url,
     check_webhook,
@@ -160,6 +162,11 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: SonicCreate's text fields, refused locally when not strings (the server's 400 names none).
+_TEXT_FIELDS = tuple(
+    f.name for f in attrs.fields(SonicCreate) if str(f.type) in ("str", "str | None")
+)
+
 #: Task types whose custom_mode the shortcuts derive from prompt / gpt_description_prompt.
 _MODE_TASK_TYPES = frozenset(
     task_type for task_type, required in _REQUIRED.items() if "custom_mode" in required
@@ -168,10 +175,14 @@ _MODE_TASK_TYPES = frozenset(
 
 def check_sonic_create(params: SonicCreate) -> None:
     """Reject what the server certainly rejects; pass every unknown value through."""
+    for text in _TEXT_FIELDS:
+        check_str(getattr(params, text), text)
     context = f"for task_type={params.task_type!r}"
     # Before the mode branch below reads its truthiness: "false" must not mean custom mode.
     check_bool(params.custom_mode, "custom_mode")
     for name in _REQUIRED.get(params.task_type, ()):
+        if name == "custom_mode" and params.custom_mode is None:
+            _missing_mode(params)
         require(getattr(params, name), name, context)
     if params.task_type == "create_music":
         if params.custom_mode:
@@ -201,6 +212,25 @@ def check_sonic_create(params: SonicCreate) -> None:
     check_number(params.overpainting_start_s, "overpainting_start_s", low=0)
     check_number(params.overpainting_end_s, "overpainting_end_s", low=0)
     check_number(params.duration, "duration")
+
+
+def _missing_mode(params: SonicCreate) -> None:
+    """custom_mode left out where it cannot be derived: say what to give instead."""
+    lyrics, description = params.prompt is not None, params.gpt_description_prompt is not None
+    if lyrics and description:
+        raise ValueError(
+            "both prompt and gpt_description_prompt are given: set custom_mode=True to sing "
+            "the lyrics in prompt, or custom_mode=False to generate from the description"
+        )
+    if not lyrics and not description and params.task_type == "create_music":
+        raise ValueError(
+            f"give the song's words for task_type={params.task_type!r}: gpt_description_prompt "
+            "(a description; custom_mode=False), or prompt (the lyrics; custom_mode=True)"
+        )
+    raise ValueError(
+        f"custom_mode is required for task_type={params.task_type!r}: True with prompt "
+        "(the lyrics), False with gpt_description_prompt"
+    )
 
 
 def _check_generation(

@@ -107,6 +107,15 @@ def test_a_key_from_the_variable_with_a_trailing_newline_is_refused(
 # --- the base URL --------------------------------------------------------------------------
 
 
+def test_a_plain_with_block_says_to_use_async_with() -> None:
+    """Sync code that tries ``with MusicAPI()`` is told what to do, not that the object
+    "does not support the context manager protocol"."""
+    client = MusicAPI("sk-test")
+    expected = r"asynchronous: use `async with MusicAPI\(\) as client:`"
+    with pytest.raises(TypeError, match=expected), client:
+        pass
+
+
 def test_the_default_base_url_is_production_https() -> None:
     assert MusicAPI("k").base_url == "https://api.musicapi.ai/api/v1"
     assert musicapi_async.DEFAULT_BASE_URL == "https://api.musicapi.ai/api/v1"

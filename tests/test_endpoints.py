@@ -1746,16 +1746,58 @@ async def test_missing_required_field_is_refused_before_sending(
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "advice"),
     [
-        pytest.param({"mv": "sonic-v5"}, id="neither prompt nor description"),
-        pytest.param({"mv": "sonic-v5", "prompt": "p", "gpt_description_prompt": "d"}, id="both"),
+        pytest.param(
+            {"mv": "sonic-v5"},
+            "give the song's words for task_type='create_music': gpt_description_prompt",
+            id="neither prompt nor description",
+        ),
+        pytest.param(
+            {"mv": "sonic-v5", "prompt": "p", "gpt_description_prompt": "d"},
+            "both prompt and gpt_description_prompt are given: set custom_mode=True",
+            id="both",
+        ),
+        pytest.param(
+            {"mv": "v", "task_type": "extend_music", "continue_clip_id": CLIP, "continue_at": 1.0}
+            | {"prompt": "[Verse] la"},
+            "custom_mode is required for task_type='extend_music': True with prompt",
+            id="not derived for other task types",
+        ),
     ],
 )
 async def test_create_music_without_inferable_custom_mode_is_refused(
-    kwargs: dict[str, Any],
+    kwargs: dict[str, Any], advice: str
 ) -> None:
-    await assert_refused(lambda c: c.sonic.create(**kwargs), ValueError, "custom_mode")
+    """The error names what to give: a prompt when none is, custom_mode when it is unclear."""
+    message = await assert_refused(lambda c: c.sonic.create(**kwargs), ValueError, "custom_mode")
+    assert message.startswith(advice), message
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        pytest.param(
+            lambda c: c.sonic.create(mv="sonic-v5", gpt_description_prompt=123),
+            "gpt_description_prompt",
+            id="sonic description",
+        ),
+        pytest.param(
+            lambda c: c.sonic.create(mv=5, gpt_description_prompt="d"), "mv", id="sonic mv"
+        ),
+        pytest.param(lambda c: c.producer.create(sound=["synth"]), "sound", id="producer sound"),
+        pytest.param(
+            lambda c: c.producer.create(sound="synth", webhook_secret=1234), "webhook_secret"
+        ),
+    ],
+)
+async def test_a_text_field_of_another_type_is_refused_before_sending(
+    call: Callable[[MusicAPI], Awaitable[object]], field: str
+) -> None:
+    """The server's 400 would not say which field; the SDK names it (and never echoes the
+    value: it may be a secret)."""
+    message = await assert_refused(call, TypeError, field)
+    assert re.fullmatch(rf"{field} must be a string, got \w+", message), message
 
 
 @pytest.mark.parametrize(

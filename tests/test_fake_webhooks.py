@@ -357,7 +357,7 @@ async def test_a_delivery_cut_short_by_a_stopped_driver_goes_on_with_the_next_on
         assert len(fake.webhook_deliveries) == 1
         async with fake.webhooks.running(flaky):
             await anyio.sleep(100)
-    first, *rest = fake.webhook_deliveries
+    first, *rest = list(fake.webhook_deliveries)
     assert (first.task_id, first.time, first.status, first.attempt) == (retried, 60.0, 503, 1)
     again, delayed = sorted(rest, key=lambda d: d.task_id != retried)
     assert (again.time, again.status, again.attempt) == (160.5, 200, 2)

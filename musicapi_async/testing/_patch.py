@@ -23,9 +23,11 @@ def use_fake(fake: FakeMusicAPI | None = None) -> Iterator[FakeMusicAPI]:
     a script, a Celery task, a README example. Inside the block, a client constructed
     without ``http_client`` sends through ``fake.transport()`` to ``fake.base_url``, and
     one constructed without ``api_key`` uses the fake's default key (a real
-    ``MUSICAPI_KEY`` in the environment is then ignored, so it never reaches the fake).
-    Every other argument (``limiter``, ``retry``, ...) is kept. A client given an
-    ``http_client`` is left alone: ``fake.client()`` and hand-wired clients work as usual.
+    ``MUSICAPI_KEY`` in the environment is then ignored, so it never reaches the fake), and
+    one without ``expected_durations`` expects the fake's fixed durations, as
+    ``fake.client()`` does. Every other argument (``limiter``, ``retry``, ...) is kept. A
+    client given an ``http_client`` is left alone: ``fake.client()`` and hand-wired clients
+    work as usual.
 
     It replaces ``MusicAPI.__init__`` for the duration of the block, so it reaches clients
     built through a name imported before the block (``from musicapi_async import
@@ -50,6 +52,9 @@ def use_fake(fake: FakeMusicAPI | None = None) -> Iterator[FakeMusicAPI]:
         if kwargs.get("http_client") is None:
             kwargs["http_client"] = httpx.AsyncClient(transport=wired_to.transport())
             kwargs["base_url"] = wired_to.base_url
+            # As fake.client() does: the first poll comes when the fake's task ends, not
+            # when a real one would (minutes later, in real time).
+            kwargs.setdefault("expected_durations", wired_to._fixed_durations())
             if api_key is None:
                 api_key = wired_to.default_key
         original(self, api_key, **kwargs)

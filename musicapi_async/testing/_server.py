@@ -693,22 +693,25 @@ class FakeMusicAPI:
         if key is None:
             raise ValueError("this fake has no default key: pass api_key=")
         kwargs.setdefault("base_url", self.base_url)
-        if "expected_durations" not in kwargs:
-            fixed = {
-                family: float(duration)
-                for family, duration in (
-                    ("sonic", self.sonic_duration),
-                    ("producer", self.producer_duration),
-                    ("nuro", self.nuro_duration),
-                )
-                if isinstance(duration, (int, float))
-                and not isinstance(duration, bool)
-                and duration > 0
-            }
-            kwargs["expected_durations"] = fixed
+        kwargs.setdefault("expected_durations", self._fixed_durations())
         if "http_client" not in kwargs:
             kwargs["http_client"] = httpx.AsyncClient(transport=self.transport())
         return MusicAPI(api_key=key, **kwargs)
+
+    def _fixed_durations(self) -> dict[str, float]:
+        """The fake's fixed task durations by family, for a client's ``expected_durations``
+        (a duration given as a function is left out: the client keeps its prior)."""
+        return {
+            family: float(duration)
+            for family, duration in (
+                ("sonic", self.sonic_duration),
+                ("producer", self.producer_duration),
+                ("nuro", self.nuro_duration),
+            )
+            if isinstance(duration, (int, float))
+            and not isinstance(duration, bool)
+            and duration > 0
+        }
 
     # ------------------------------------------------------------------ the server
 
