@@ -352,16 +352,19 @@ class Progress:
 
     def update(self, event: TaskProgress) -> None:
         """``on_progress`` callback of ``await_task``: a task changed state."""
+        known = event.ref.task_id in self._rows
         row = self._rows.setdefault(
             event.ref.task_id, _Row(event.ref.task_id, "pending", self._clock())
         )
+        shown = (row.state, row.detail)
         row.state = event.state.value
         row.elapsed = event.elapsed
         row.started = self._clock() - event.elapsed
         row.detail = ""
         if event.state is ProgressState.FAILED:
             row.detail = event.task.error or ""
-        self._show(row)
+        if not known or (row.state, row.detail) != shown:
+            self._show(row)  # a line per change: "pending" once, not again 0.1 s later
 
     def finish(self, task: Task) -> None:
         """A task's final state (from a result, not an event)."""

@@ -883,6 +883,28 @@ def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
     assert [error["task_id"] for error in payload["errors"]] == [first]
 
 
+def test_wait_prints_a_line_per_change_of_state_not_per_event(tmp_path: Path) -> None:
+    """The first event of a wait says where the task stands: "pending" is printed once, not
+    again a moment later."""
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=2.0)
+    with use_fake(fake):
+        made = invoke([*key, "generate", "lofi", "--no-wait"])
+        assert made.exit_code == 0, made.stderr
+        task_id = made.stdout.strip()
+        fast = {"MUSICAPI_MIN_POLL_GAP": "0.5"}  # looked at again soon: a short test
+        result = invoke([*key, "wait", task_id, "-o", str(tmp_path)], env=fast)
+    assert result.exit_code == 0, result.stderr
+    states = [
+        line.split()[3]
+        for line in result.stderr.splitlines()
+        if line.startswith(f"musicapi: task {task_id} ")
+    ]
+    assert states.count("pending") == 1, result.stderr
+    assert states[-1] == "saved"
+
+
 def test_a_resumed_wait_keeps_the_clips_already_saved_and_fetches_the_rest(
     tmp_path: Path,
 ) -> None:
