@@ -632,10 +632,10 @@ class BatchReport:
 
     @property
     def unsettled_others(self) -> list[BatchJobResult]:
-        """The jobs of :attr:`others` whose create may have made a task that no run follows
-        while their lines are out of the input: ``created`` (a task, perhaps still running,
-        paid for), ``sending`` or ``uncertain`` (a task may exist, id unknown). Put their
-        lines back to have the batch follow them (or await a created one's ``task_id``)."""
+        """The jobs of :attr:`others` whose create may have made a task not saved yet:
+        ``created`` (a task the run follows though its line is out of the input, still
+        running at the wait's deadline: rerun to keep waiting), ``sending`` or ``uncertain``
+        (a task may exist, id unknown: put the line back to adopt it)."""
         unsettled = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
         return [job for job in self.others if job.state in unsettled]
 
@@ -943,6 +943,22 @@ class _SendMark(PaidCall):
         super().not_sent()
 
 
+async def _check_adopted_tasks_exist(client: MusicAPI, adopt: Mapping[str, str]) -> None:
+    """Look each adopted task up once (a free poll) before the journal takes it: a mistyped
+    id would leave its job waiting for a task that does not exist."""
+    for job_id, task_id in adopt.items():
+        if not isinstance(task_id, str) or not task_id:
+            continue  # refused with the other problems, by the journal's checks
+        try:
+            await client.sonic.get_task(task_id)
+        except NotFoundError as exc:
+            raise BatchConflictError(
+                f"cannot adopt task {task_id!r} for job {job_id!r}: MusicAPI does not know it "
+                f"with this key ({exc.message}). Check the id on the dashboard; nothing was "
+                "changed."
+            ) from exc
+
+
 async def run_batch(
     client: MusicAPI,
     jobs: Iterable[BatchJob | SonicCreate],
@@ -982,7 +998,9 @@ async def run_batch(
         adopt: ``{job_id: task_id}``: the task of an uncertain job (its create reached
             MusicAPI; you found the task in the dashboard's history, a webhook...), recorded
             as the job's so that the run awaits and saves it without creating it again.
-            Only a job of ``jobs`` that is uncertain (or was left sending) can adopt a task.
+            Only a job of ``jobs`` that is uncertain (or was left sending) can adopt a task,
+            one task per job; each task is looked up once first (a poll), and one MusicAPI
+            does not know is refused before anything changes.
         wait_timeout: Seconds to wait for each task, counted from when every create of the
             run has gone out, plus the time the key needs to poll each awaited task once
             (default 10 min; ``None``: no limit). A task still running then is left for
@@ -1005,11 +1023,17 @@ async def run_batch(
     """
     checked = _as_jobs(jobs)
     out = Path(out_dir)
+    adopted = {
+        job_id: task_id.strip() if isinstance(task_id, str) else task_id
+        for job_id, task_id in (adopt or {}).items()
+    }
     journal = _Journal.open(out)
     try:
         run = _Run(client, journal, checked, out, download, resubmit_uncertain, on_progress)
-        run.adopt = dict(adopt or {})
+        run.adopt = adopted
         run.prepare()
+        await _check_adopted_tasks_exist(client, run.new_adoptions())
+        run.record()
     except BaseException:
         journal.close()
         raise
@@ -1062,7 +1086,7 @@ class _Run:
     # --- before anything is sent ----------------------------------------------------------
 
     def prepare(self) -> None:
-        """Check the journal against the jobs, add the new jobs, reconcile interruptions."""
+        """Check the journal against the jobs (nothing written yet: see :meth:`record`)."""
         journal = self.journal
         # As the journal records it; "/api/v1/" and "/api/v1" are one server.
         api = _without_secrets(self.client.base_url).rstrip("/")
@@ -1107,6 +1131,12 @@ class _Run:
             )
         self._check_renamed(canonical)
         self._check_adopt(canonical)
+        self._checked = (api, default_mv, canonical)
+
+    def record(self) -> None:
+        """After :meth:`prepare` checked it: add the new jobs, reconcile interruptions."""
+        journal, rows, ours = self.journal, self.journal.rows, set(self.by_id)
+        api, default_mv, canonical = self._checked
         with journal.transaction():
             journal.set_meta("schema", str(JOURNAL_SCHEMA))
             journal.set_meta("api", api)
@@ -1185,9 +1215,13 @@ class _Run:
             if ref is not None:
                 owners[ref.task_id] = other.id
         problems = []
+        claimed: dict[str, str] = {}
         for job_id, task_id in self.adopt.items():
             row = rows.get(job_id)
-            if not isinstance(task_id, str) or not task_id.strip():
+            twice = claimed.setdefault(task_id, job_id) if isinstance(task_id, str) else job_id
+            if twice != job_id:
+                problems.append(f"task {task_id} is given to both job {twice!r} and {job_id!r}")
+            elif not isinstance(task_id, str) or not task_id.strip():
                 problems.append(f"job {job_id!r}: the task id is empty")
             elif job_id not in self.by_id:
                 problems.append(f"job {job_id!r} is not in this input (put its line back)")
@@ -1212,6 +1246,15 @@ class _Run:
                 + "; ".join(problems)
                 + ". Only an uncertain job can adopt a task (the one its create made)."
             )
+
+    def new_adoptions(self) -> dict[str, str]:
+        """The ``adopt`` entries that give a job a task (not a rerun of the same adopt)."""
+        rows = self.journal.rows
+        return {
+            job_id: task_id
+            for job_id, task_id in self.adopt.items()
+            if rows[job_id].state in (BatchJobState.SENDING, BatchJobState.UNCERTAIN)
+        }
 
     def _remove_partial_files(self) -> None:
         """Delete the temporary files a killed run was writing (downloads, results).
@@ -1275,6 +1318,16 @@ class _Run:
                     task = row.snapshot()
                     if task is not None:
                         self._start(self._download, job.job_id, task)
+            # Jobs whose lines left the file are not created, but a task they made was
+            # paid for: it is followed and saved all the same (waiting is free).
+            for job_id in self.other_jobs:
+                row = self.journal.rows[job_id]
+                if row.state is BatchJobState.CREATED and row.ref is not None:
+                    self._start(self._follow, job_id, row.ref)
+                elif row.state is BatchJobState.DONE and self.download:
+                    task = row.snapshot()
+                    if task is not None:
+                        self._start(self._download, job_id, task)
             self._start(self._submit_all)
         if self.failure is not None:
             raise self.failure

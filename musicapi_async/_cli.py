@@ -862,7 +862,7 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
         return
     unsettled = report.unsettled_others
     if unsettled:
-        note_unsettled_others(unsettled, progress, resume=resume, out_dir=report.out_dir)
+        note_unsettled_others(unsettled, progress, resume=resume)
     failed = report.by_state(S.FAILED)
     for job in failed:
         reason = cli_text(job.error or "no reason given")
@@ -912,22 +912,21 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
 
 
 def note_unsettled_others(
-    jobs: Sequence[BatchJobResult], progress: Progress, *, resume: str, out_dir: Path
+    jobs: Sequence[BatchJobResult], progress: Progress, *, resume: str
 ) -> None:
     """Say how to get the jobs of the journal outside the file whose task may exist and is
-    not finished (created, sending, uncertain): nothing follows them while their lines are
-    out of the file."""
+    not saved (created, sending, uncertain). A created one is followed all the same, so it
+    is left only when still running at the wait's deadline (or not found)."""
     from ._batch import BatchJobState as S
 
     created = [job for job in jobs if job.state is S.CREATED and job.task_id]
     unknown = [job for job in jobs if job not in created]
     if created:
         progress.note(
-            f"musicapi: {len(created)} of them created a task (paid) that may still be running "
-            "and nothing follows it: put their lines back in the file and rerun "
-            f"({resume}), or get their songs with: "
-            + shlex.join(["musicapi", "wait", *(job.task_id or "" for job in created)])
-            + f" -o {shlex.quote(str(out_dir))}",
+            f"musicapi: {len(created)} of them created a task (paid) not saved yet ("
+            + " ".join(job.task_id or "" for job in created)
+            + "): the batch follows them though their lines are out of the file; run it "
+            f"again to keep waiting ({resume})",
             "yellow",
         )
     if unknown:

@@ -857,8 +857,9 @@ async def _save(
                 written += len(chunk)
                 await _report(on_progress, written, total)
         except httpx.RequestError as exc:
-            # What came off the wire, also the bytes still in httpx's buffer.
-            received = written if encoded else response.num_bytes_downloaded
+            # What came off the wire (compressed or not), also the bytes still in httpx's
+            # buffer: DownloadError.received counts the body as sent.
+            received = response.num_bytes_downloaded
             raise DownloadError(
                 f"{where}: {_describe(exc, timeout, received)}; nothing was kept, {_advice(exc)}",
                 url=shown,

@@ -1532,9 +1532,9 @@ anyio.run(main)
 async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run_incomplete(
     tmp_path: Path,
 ) -> None:
-    """A paid task left running (created), or a create that may have made one (uncertain),
-    must not vanish when its line leaves the file: the report is incomplete, names it, and
-    results.jsonl keeps its row."""
+    """A paid task left running (created) is still followed and saved when its line leaves
+    the file; a create that may have made one (uncertain) keeps the report incomplete; both
+    keep their rows in results.jsonl."""
     fake = make_fake()
     fake.inject("/sonic/create", fault="read_timeout", after_processing=True)  # "a"
     jobs = jobs_of("a", "b", "c")
@@ -1548,21 +1548,22 @@ async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run
     assert [job.job_id for job in report.others] == [derived_id(jobs, 0), derived_id(jobs, 2)]
     dropped = others[derived_id(jobs, 2)]
     assert (dropped.state, dropped.task_id, dropped.in_input) == (
-        S.CREATED,
+        S.DOWNLOADED,  # paid for: followed and saved though its line is gone
         first.jobs[2].task_id,
         False,
     )
+    assert len(dropped.files) == 2
     assert others[derived_id(jobs, 0)].state is S.UNCERTAIN
-    assert report.unsettled_others == list(report.others)
+    assert [job.job_id for job in report.unsettled_others] == [derived_id(jobs, 0)]
     rows = {row["id"]: row for row in results(tmp_path)}
     assert list(rows) == [derived_id(jobs, 1), derived_id(jobs, 0), derived_id(jobs, 2)]
     assert rows[derived_id(jobs, 1)]["in_input"] is True
     assert rows[derived_id(jobs, 2)]["in_input"] is False
-    assert rows[derived_id(jobs, 2)]["state"] == "created"
+    assert rows[derived_id(jobs, 2)]["state"] == "downloaded"
     assert rows[derived_id(jobs, 2)]["task_id"] == first.jobs[2].task_id
     assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}  # nothing made again
 
-    # Its line back, the batch follows it again; a finished job left out does not count.
+    # Its line back, it is already saved; a finished job left out does not count.
     report = await run(fake, jobs[2:], tmp_path)
     assert [job.state for job in report.jobs] == [S.DOWNLOADED]
     assert [job.job_id for job in report.unsettled_others] == [derived_id(jobs, 0)]
@@ -1621,10 +1622,12 @@ async def test_unsaved_job_ids_lists_the_finished_jobs_whose_audio_is_not_saved(
     fake = make_fake()
     jobs = jobs_of("a", "b", "c")
     await run(fake, jobs[:2], tmp_path, download=False)  # done: audio not fetched
-    report = await run(fake, jobs[1:], tmp_path)  # "b" and "c" downloaded
-    assert unsaved_job_ids(tmp_path) == [derived_id(jobs, 0)]
-    report.jobs[0].files[0].unlink()  # a saved file gone: "b" is unsaved again
     assert sorted(unsaved_job_ids(tmp_path)) == sorted([derived_id(jobs, 0), derived_id(jobs, 1)])
+    # "b" and "c" downloaded, and "a" too: out of the file, but its task was paid for.
+    report = await run(fake, jobs[1:], tmp_path)
+    assert unsaved_job_ids(tmp_path) == []
+    report.jobs[0].files[0].unlink()  # a saved file gone: "b" is unsaved again
+    assert unsaved_job_ids(tmp_path) == [derived_id(jobs, 1)]
 
 
 # --- adopting the task of an uncertain job ----------------------------------------------------
@@ -1685,3 +1688,32 @@ async def test_adopting_a_task_the_journal_cannot_take_is_refused_before_anythin
         await run(fake, jobs, tmp_path, adopt={derived_id(jobs, 2): "t-3"})
     assert journal_states(tmp_path) == states
     assert len(fake.requests) == requests
+
+
+async def test_an_adopt_naming_one_task_twice_or_an_unknown_task_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """One task cannot be two jobs' (the other's paid task would never be followed), and a
+    mistyped id is looked up before the journal takes it: refused, the jobs stay uncertain
+    and the right adopt still works."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    for _ in jobs:
+        fake.inject("/sonic/create", fault="read_timeout", after_processing=True)
+    await run(fake, jobs, tmp_path)
+    a, b = derived_id(jobs, 0), derived_id(jobs, 1)
+    task_a, task_b = (task.task_id for task in fake.tasks.values())
+    states = journal_states(tmp_path)
+    with pytest.raises(BatchConflictError, match=f"task {task_a} is given to both"):
+        await run(fake, jobs, tmp_path, adopt={a: task_a, b: task_a})
+    typo = task_b[:-1] + ("x" if task_b[-1] != "x" else "y")
+    with pytest.raises(BatchConflictError, match="does not know it with this key") as refused:
+        await run(fake, jobs, tmp_path, adopt={a: task_a, b: typo})
+    assert "nothing was changed" in str(refused.value)
+    assert journal_states(tmp_path) == states
+    report = await run(fake, jobs, tmp_path, adopt={a: f" {task_a} ", b: task_b})
+    assert [(job.state, job.task_id) for job in report.jobs] == [
+        (S.DOWNLOADED, task_a),
+        (S.DOWNLOADED, task_b),
+    ]
+    assert len(fake.requests_to("/sonic/create")) == 2

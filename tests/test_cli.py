@@ -1111,15 +1111,17 @@ def test_batch_without_the_line_of_a_running_task_names_it_and_exits_1(tmp_path:
         assert first.exit_code == 1, first.stderr
         gone_task = fake.last_task.task_id
         write_batch(tmp_path, '{"id": "keep", "prompt": "a"}')  # the second line removed
-        result = invoke([*key, "batch", str(both), "-o", str(out)])
-        as_json = invoke([*key, "--json", "batch", str(both), "-o", str(out)])
+        # Followed though its line is gone, "gone" is still running at the wait's deadline.
+        result = invoke([*key, "batch", str(both), "-o", str(out), "--timeout", "0"])
+        as_json = invoke([*key, "--json", "batch", str(both), "-o", str(out), "--timeout", "0"])
     assert result.exit_code == 1, result.stderr
     assert result.stdout.startswith("keep\tdownloaded\t")
     assert len(result.stdout.splitlines()) == 1  # stdout: this file's jobs
     text = " ".join(result.stderr.split())
     assert f"job gone created, task {gone_task}" in text
-    assert f"musicapi wait {gone_task} -o {shlex.quote(str(out))}" in text
-    assert "put their lines back in the file" in text
+    assert f"created a task (paid) not saved yet ({gone_task})" in text
+    assert "the batch follows them though their lines are out of the file" in text
+    assert "run it again to keep waiting" in text
     assert "1 job(s) not in this file may have a paid task not yet saved" in text
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [(row["id"], row["in_input"], row["task_id"]) for row in rows] == [

@@ -504,6 +504,27 @@ async def test_received_counts_every_byte_that_arrived(tmp_path: Path) -> None:
     assert files(tmp_path) == []
 
 
+async def test_received_counts_a_compressed_body_as_sent(tmp_path: Path) -> None:
+    """A gzip answer cut mid-body: ``received`` is what came over the wire, not the decoded
+    bytes (much more here), as DownloadError documents."""
+    sent = gzip.compress(bytes(range(256)) * 800)[:700]
+
+    class Cut(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield sent
+            raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={**AUDIO, "content-encoding": "gzip"}, stream=Cut())
+
+    http, client = mock_client(handler)
+    async with http, client:
+        with pytest.raises(DownloadError, match="failed after 700 bytes") as caught:
+            await client.download("https://cdn.example.com/a.mp3", tmp_path)
+    assert caught.value.received == len(sent) == 700
+    assert files(tmp_path) == []
+
+
 class _FullDisk:
     """A temporary file on a disk that fills up after ``room`` bytes."""
 

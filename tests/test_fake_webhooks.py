@@ -367,6 +367,25 @@ async def test_a_delivery_cut_short_by_a_stopped_driver_goes_on_with_the_next_on
     assert fake.webhooks.scheduled == 0
 
 
+async def test_a_sender_that_crashes_ends_the_driver_without_leaving_an_event_in_progress() -> None:
+    """A receiver's bug (an exception that is no HTTP error) ends the driver with it, and the
+    fake does not count the event as being delivered for ever."""
+    fake = make_fake()
+
+    async def buggy(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        raise RuntimeError("bug in the receiver")
+
+    async def deliver() -> None:
+        async with api(fake) as http, fake.webhooks.running(buggy):
+            await create(http)
+            await anyio.sleep(61)
+
+    with pytest.raises(Exception) as ended:  # noqa: PT011 - a group, as task groups raise
+        await deliver()
+    assert ended.group_contains(RuntimeError, match="bug in the receiver")
+    assert fake.webhooks.scheduled == 0
+
+
 # --- faults ---------------------------------------------------------------------------------
 
 

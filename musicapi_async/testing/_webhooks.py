@@ -426,25 +426,30 @@ class FakeWebhooks:
     async def _deliver_all(
         self, batch: list[tuple[_Event, int, float]], post: WebhookSender
     ) -> None:
-        for done, (event, copies, extra) in enumerate(batch):
-            event.copies = copies
-            try:
-                if extra > 0:
-                    event.due = self._fake._clock.now() + extra  # when it goes, if stopped
-                    await anyio.sleep(extra)
-                while event.copy <= copies:
-                    await self._attempts(event, post)
-                    event.copy, event.attempt = event.copy + 1, 1
-            except anyio.get_cancelled_exc_class():
-                # The driver stopped: what is not delivered yet waits for the next driver,
-                # as MusicAPI's sender would go on retrying whatever the receiver's side did.
-                for later, later_copies, later_extra in batch[done + 1 :]:
-                    later.copies, later.due = later_copies, later.due + later_extra
-                for left, _, _ in batch[done:]:
-                    heapq.heappush(self._queue, (left.due, next(self._order), left))
-                self._in_progress -= len(batch) - done
-                raise
-            self._in_progress -= 1
+        left = len(batch)  # counted in _in_progress until settled, whatever ends this
+        try:
+            for done, (event, copies, extra) in enumerate(batch):
+                event.copies = copies
+                try:
+                    if extra > 0:
+                        event.due = self._fake._clock.now() + extra  # when it goes, if stopped
+                        await anyio.sleep(extra)
+                    while event.copy <= copies:
+                        await self._attempts(event, post)
+                        event.copy, event.attempt = event.copy + 1, 1
+                except anyio.get_cancelled_exc_class():
+                    # The driver stopped: what is not delivered yet waits for the next
+                    # driver, as MusicAPI's sender would go on retrying whatever the
+                    # receiver's side did.
+                    for later, later_copies, later_extra in batch[done + 1 :]:
+                        later.copies, later.due = later_copies, later.due + later_extra
+                    for kept, _, _ in batch[done:]:
+                        heapq.heappush(self._queue, (kept.due, next(self._order), kept))
+                    raise
+                left -= 1
+                self._in_progress -= 1
+        finally:
+            self._in_progress -= left
 
     async def _attempts(self, event: _Event, post: WebhookSender) -> None:
         assert event.body is not None
