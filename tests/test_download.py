@@ -396,14 +396,24 @@ async def test_a_given_name_of_255_bytes_fits_its_temporary_file_too(tmp_path: P
     assert files(tmp_path) == [name]
 
 
-@pytest.mark.parametrize("filename", ["../x.wav", "a/b.wav", "a\\b.wav", "..", ".", "", "a\0b"])
-async def test_a_filename_with_a_directory_part_is_refused(tmp_path: Path, filename: str) -> None:
+@pytest.mark.parametrize(
+    "filename",
+    [
+        *("../x.wav", "a/b.wav", "a\\b.wav", "..", ".", "", "a\0b"),  # a directory part
+        # What Windows reads as a drive, a stream of another file, or a device.
+        *("C:evil.mp3", "c:song.wav", "song.mp3:hidden", "NUL", "con.mp3", "COM1 .wav"),
+        *("lpt²", "AUX"),
+    ],
+)
+async def test_a_filename_that_is_not_a_plain_file_name_is_refused(
+    tmp_path: Path, filename: str
+) -> None:
     fake = new_fake()
     async with fake.client() as client:
         with pytest.raises(ValueError, match="plain file name"):
-            await client.download(known_clip(fake), tmp_path, filename=filename)
+            await client.download(known_clip(fake), tmp_path / "songs", filename=filename)
     assert fake.downloads == ()
-    assert files(tmp_path) == []
+    assert files(tmp_path) == []  # not even the directory
 
 
 async def test_filename_needs_dest_to_be_a_directory(tmp_path: Path) -> None:

@@ -566,25 +566,6 @@ async def test_a_full_disk_keeps_its_error_type_names_the_file_and_leaves_nothin
     assert files(tmp_path) == ["song.wav"]
 
 
-# --- Windows file names ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "filename",
-    ["C:evil.mp3", "c:song.wav", "song.mp3:hidden", "NUL", "con.mp3", "COM1 .wav", "lpt²", "AUX"],
-)
-async def test_a_filename_windows_reads_as_a_drive_stream_or_device_is_refused(
-    tmp_path: Path, filename: str
-) -> None:
-    fake = new_fake()
-    dest = tmp_path / "songs"
-    async with fake.client() as client:
-        with pytest.raises(ValueError, match="plain file name"):
-            await client.download(known_clip(fake), dest, filename=filename)
-    assert fake.downloads == ()
-    assert files(tmp_path) == []
-
-
 # --- directories a failed download created ----------------------------------------------------
 
 
