@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 from typing import Any
 
 
@@ -28,7 +29,10 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
             while scheduled and scheduled[0]._cancelled:
                 scheduled[0]._scheduled = False
                 heapq.heappop(scheduled)
-            if scheduled:
+            # Never to an infinite time (a timer for a deadline of inf): the clock would be
+            # inf and every later timeout NaN. Then nothing is due, and the loop waits for a
+            # worker thread's result as a real one does.
+            if scheduled and math.isfinite(scheduled[0]._when):
                 self._virtual_now = max(self._virtual_now, scheduled[0]._when)
         super()._run_once()  # type: ignore[misc]
 
