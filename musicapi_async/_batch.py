@@ -632,12 +632,20 @@ class BatchReport:
 
     @property
     def unsettled_others(self) -> list[BatchJobResult]:
-        """The jobs of :attr:`others` whose create may have made a task not saved yet:
-        ``created`` (a task the run follows though its line is out of the input, still
-        running at the wait's deadline: rerun to keep waiting), ``sending`` or ``uncertain``
-        (a task may exist, id unknown: put the line back to adopt it)."""
-        unsettled = (BatchJobState.SENDING, BatchJobState.UNCERTAIN, BatchJobState.CREATED)
-        return [job for job in self.others if job.state in unsettled]
+        """The jobs of :attr:`others` with a known task whose result is not saved yet: the
+        run follows them though their lines are out of the input, so these are ``created``
+        (still running at the wait's deadline) or ``done`` (the download failed): rerunning
+        goes on with them."""
+        unsettled = (BatchJobState.CREATED, BatchJobState.DONE)
+        return [job for job in self.others if job.state in unsettled and not job.complete]
+
+    @property
+    def uncertain_others(self) -> list[BatchJobResult]:
+        """The jobs of :attr:`others` whose create may have made a task of unknown id
+        (``uncertain``): nothing can follow it, and their lines were removed, so they do
+        not hold the run back; check the dashboard, and put a line back with ``adopt`` to
+        get its task."""
+        return [job for job in self.others if job.state is BatchJobState.UNCERTAIN]
 
     def by_state(self, *states: BatchJobState) -> list[BatchJobResult]:
         """The jobs in any of ``states``."""
@@ -1149,7 +1157,9 @@ class _Run:
                 elif row.position != position:
                     journal.update(job.job_id, position=position)
                 self._reconcile(job.job_id)
-        self.other_jobs = tuple(sorted(set(rows) - ours))
+            self.other_jobs = tuple(sorted(set(rows) - ours))
+            for job_id in self.other_jobs:
+                self._reconcile(job_id, in_input=False)
         self._remove_partial_files()
 
     def _check_defaults(self) -> str | None:
@@ -1267,8 +1277,9 @@ class _Run:
                 with contextlib.suppress(OSError):
                     path.unlink()
 
-    def _reconcile(self, job_id: str) -> None:
-        """Settle what an interrupted run left: see the module docstring."""
+    def _reconcile(self, job_id: str, *, in_input: bool = True) -> None:
+        """Settle what an interrupted run left: see the module docstring. A job whose line
+        left the input gets only what its state says (no adopt, no resubmit)."""
         journal = self.journal
         row = journal.rows[job_id]
         if row.state is BatchJobState.SUBMITTING:
@@ -1280,7 +1291,7 @@ class _Run:
                 error="the run stopped while the create request was on its way: MusicAPI may "
                 "have created the task (and charged for it) without the answer arriving",
             )
-        adopted = self.adopt.get(job_id)
+        adopted = self.adopt.get(job_id) if in_input else None
         if row.state is BatchJobState.UNCERTAIN and adopted is not None:
             journal.update(
                 job_id,
@@ -1289,7 +1300,7 @@ class _Run:
                 error=None,
                 attempts=max(row.attempts, 1),
             )
-        if row.state is BatchJobState.UNCERTAIN and self.resubmit_uncertain:
+        if row.state is BatchJobState.UNCERTAIN and self.resubmit_uncertain and in_input:
             journal.update(job_id, state=BatchJobState.PLANNED)
         if row.state is BatchJobState.DOWNLOADED and not all(
             (self.out / name).is_file() for name in row.file_names

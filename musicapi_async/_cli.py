@@ -847,8 +847,9 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
     progress.note(f"musicapi: {len(report.jobs)} job(s): {summary}; see {report.results_path}")
     if report.others:
         progress.note(
-            f"musicapi: {len(report.others)} job(s) of the journal are not in this file; they "
-            f'were left alone (in {report.results_path.name} with "in_input": false):'
+            f"musicapi: {len(report.others)} job(s) of the journal are not in this file: not "
+            "created by this run, but a task one made is awaited and saved (in "
+            f'{report.results_path.name} with "in_input": false):'
         )
         for job in report.others:
             progress.note(
@@ -858,6 +859,7 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
         bad = [c for c in job.task.clips if c.state is ClipState.FAILED] if job.task else []
         if job.task is not None and job.task.succeeded and bad:
             progress.note(f"musicapi: job {job.job_id}: {len(bad)} clip(s) failed", "yellow")
+    note_uncertain_others(report.uncertain_others, progress)
     if report.complete:
         return
     unsettled = report.unsettled_others
@@ -905,37 +907,35 @@ def check_batch(report: BatchReport, progress: Progress, *, resume: str, sandbox
     if unfinished or not unsettled:
         reasons.append(f"{len(unfinished)} of {len(report.jobs)} job(s) did not complete")
     if unsettled:
-        reasons.append(
-            f"{len(unsettled)} job(s) not in this file may have a paid task not yet saved"
-        )
+        reasons.append(f"{len(unsettled)} job(s) not in this file have a paid task not yet saved")
     raise CommandFailed("; ".join(reasons))
 
 
 def note_unsettled_others(
     jobs: Sequence[BatchJobResult], progress: Progress, *, resume: str
 ) -> None:
-    """Say how to get the jobs of the journal outside the file whose task may exist and is
-    not saved (created, sending, uncertain). A created one is followed all the same, so it
-    is left only when still running at the wait's deadline (or not found)."""
-    from ._batch import BatchJobState as S
+    """Say how to get the jobs of the journal outside the file whose known task is not
+    saved: followed all the same, they are left only when still running at the wait's
+    deadline (or not found), or when their download failed."""
+    progress.note(
+        f"musicapi: {len(jobs)} of them have a task (paid) not saved yet ("
+        + " ".join(job.task_id or "" for job in jobs)
+        + "): the batch follows them though their lines are out of the file; run it "
+        f"again to go on ({resume})",
+        "yellow",
+    )
 
-    created = [job for job in jobs if job.state is S.CREATED and job.task_id]
-    unknown = [job for job in jobs if job not in created]
-    if created:
+
+def note_uncertain_others(jobs: Sequence[BatchJobResult], progress: Progress) -> None:
+    """Warn of the jobs outside the file whose create may have made a task of unknown id:
+    their lines were removed, so they do not fail the run, but a task may be paid for."""
+    if jobs:
         progress.note(
-            f"musicapi: {len(created)} of them created a task (paid) not saved yet ("
-            + " ".join(job.task_id or "" for job in created)
-            + "): the batch follows them though their lines are out of the file; run it "
-            f"again to keep waiting ({resume})",
-            "yellow",
-        )
-    if unknown:
-        progress.note(
-            f"musicapi: {len(unknown)} of them ("
-            + " ".join(job.job_id for job in unknown)
+            f"musicapi: {len(jobs)} of them ("
+            + " ".join(job.job_id for job in jobs)
             + ") sent a create that may have reached MusicAPI without an answer: check the "
-            "dashboard's task history (or your webhooks, or the credits); put their lines "
-            "back in the file to have the batch report them",
+            "dashboard's task history (or your webhooks, or the credits); to get a task "
+            "found there, put the job's line back and add --adopt JOB=TASK_ID",
             "yellow",
         )
 
@@ -1646,8 +1646,8 @@ def build_cli() -> click.Group:
                     "cannot resume (the sandbox's tasks died with the previous run): use "
                     "another -o directory",
                 )
-            ours = {job.job_id for job in jobs}
-            unsaved = [] if no_download else [i for i in unsaved_job_ids(out_dir) if i in ours]
+            # Lines removed from the file too: the run would fetch their audio as well.
+            unsaved = [] if no_download else unsaved_job_ids(out_dir)
             if unsaved:
                 refuse(
                     f"{out_dir} holds {len(unsaved)} job(s) finished by an earlier run whose "

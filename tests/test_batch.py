@@ -1404,6 +1404,20 @@ async def test_sent_job_ids_lists_the_jobs_whose_task_may_still_run(tmp_path: Pa
 # --- what the server sends back: odd titles, odd files ----------------------------------------
 
 
+class CdnDownFor(httpx.AsyncBaseTransport):
+    """The fake's transport, with the audio of the given clips answered 503."""
+
+    def __init__(self, fake: FakeMusicAPI, clip_ids: list[str]) -> None:
+        self._inner = fake.transport()
+        self._clip_ids = clip_ids
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        if "cdn1.suno.ai" in url and any(clip_id in url for clip_id in self._clip_ids):
+            return httpx.Response(503)
+        return await self._inner.handle_async_request(request)
+
+
 class Rewriting(httpx.AsyncBaseTransport):
     """The fake's transport, with its task answers' clip titles replaced and the CDN's
     audio answered with another content type (and the n-th clip's audio down: 503)."""
@@ -1529,12 +1543,12 @@ anyio.run(main)
 # --- jobs of the journal left out of the input ------------------------------------------------
 
 
-async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run_incomplete(
+async def test_a_job_dropped_from_the_input_keeps_its_paid_task_followed_and_its_row(
     tmp_path: Path,
 ) -> None:
     """A paid task left running (created) is still followed and saved when its line leaves
-    the file; a create that may have made one (uncertain) keeps the report incomplete; both
-    keep their rows in results.jsonl."""
+    the file; a create that may have made one (uncertain) is reported, and its removal is
+    the user's call, so it does not fail the run; both keep their rows in results.jsonl."""
     fake = make_fake()
     fake.inject("/sonic/create", fault="read_timeout", after_processing=True)  # "a"
     jobs = jobs_of("a", "b", "c")
@@ -1542,7 +1556,7 @@ async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run
     assert [job.state for job in first.jobs] == [S.UNCERTAIN, S.CREATED, S.CREATED]
     report = await run(fake, jobs[1:2], tmp_path)  # "b" only: "a" and "c" left out
     assert report.jobs[0].state is S.DOWNLOADED
-    assert not report.complete
+    assert report.complete
     assert report.other_jobs == tuple(sorted([derived_id(jobs, 0), derived_id(jobs, 2)]))
     others = {job.job_id: job for job in report.others}
     assert [job.job_id for job in report.others] == [derived_id(jobs, 0), derived_id(jobs, 2)]
@@ -1554,7 +1568,8 @@ async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run
     )
     assert len(dropped.files) == 2
     assert others[derived_id(jobs, 0)].state is S.UNCERTAIN
-    assert [job.job_id for job in report.unsettled_others] == [derived_id(jobs, 0)]
+    assert report.unsettled_others == []
+    assert [job.job_id for job in report.uncertain_others] == [derived_id(jobs, 0)]
     rows = {row["id"]: row for row in results(tmp_path)}
     assert list(rows) == [derived_id(jobs, 1), derived_id(jobs, 0), derived_id(jobs, 2)]
     assert rows[derived_id(jobs, 1)]["in_input"] is True
@@ -1566,9 +1581,49 @@ async def test_a_job_dropped_from_the_input_while_its_task_may_run_keeps_the_run
     # Its line back, it is already saved; a finished job left out does not count.
     report = await run(fake, jobs[2:], tmp_path)
     assert [job.state for job in report.jobs] == [S.DOWNLOADED]
-    assert [job.job_id for job in report.unsettled_others] == [derived_id(jobs, 0)]
-    assert not report.complete  # "a" may have a task nobody follows
+    assert [job.job_id for job in report.uncertain_others] == [derived_id(jobs, 0)]
     assert creates_by_prompt(fake) == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_dropped_job_whose_download_fails_keeps_the_run_incomplete(
+    tmp_path: Path,
+) -> None:
+    """A dropped job's finished task is saved by the run; while its audio is not (the CDN
+    down), the run is not complete, and the next run fetches it."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    done = await run(fake, jobs, tmp_path, download=False)  # both done, audio not fetched
+    assert done.jobs[1].task is not None
+    dropped_clips = [clip.clip_id or "" for clip in done.jobs[1].task.clips]
+    report = await run(fake, jobs[:1], tmp_path, CdnDownFor(fake, dropped_clips))
+    assert report.jobs[0].state is S.DOWNLOADED
+    [other] = report.others
+    assert (other.state, other.complete) == (S.DONE, False)
+    assert report.unsettled_others == [other]
+    assert not report.complete
+    report = await run(fake, jobs[:1], tmp_path)
+    assert report.complete
+    assert report.others[0].state is S.DOWNLOADED
+
+
+async def test_a_dropped_job_is_reconciled_like_the_others(tmp_path: Path) -> None:
+    """Out of the file, a job left sending by a crash becomes uncertain, and one whose saved
+    file was deleted is fetched again (its task is paid for)."""
+    fake = make_fake()
+    a, _, c = jobs = jobs_of("a", "b", "c")
+    first = await run(fake, [a, c], tmp_path)
+    dying = CrashingTransport(
+        fake, method="POST", path_part="/sonic/create", nth=1, after_server=True
+    )
+    await crash_run(fake, jobs, tmp_path, dying)  # "b"'s create crashes once sent
+    assert journal_states(tmp_path)[derived_id(jobs, 1)] == "sending"
+    first.jobs[0].files[0].unlink()
+    report = await run(fake, [c], tmp_path)  # "a" and "b" out of the file
+    others = {job.job_id: job for job in report.others}
+    assert others[derived_id(jobs, 1)].state is S.UNCERTAIN
+    assert others[derived_id(jobs, 0)].state is S.DOWNLOADED
+    assert all(path.is_file() for path in others[derived_id(jobs, 0)].files)
+    assert len(fake.requests_to("/sonic/create", method="POST")) == 3  # none sent again
 
 
 async def test_a_finished_job_dropped_from_the_input_does_not_hold_the_run_back(

@@ -1119,10 +1119,10 @@ def test_batch_without_the_line_of_a_running_task_names_it_and_exits_1(tmp_path:
     assert len(result.stdout.splitlines()) == 1  # stdout: this file's jobs
     text = " ".join(result.stderr.split())
     assert f"job gone created, task {gone_task}" in text
-    assert f"created a task (paid) not saved yet ({gone_task})" in text
+    assert f"have a task (paid) not saved yet ({gone_task})" in text
     assert "the batch follows them though their lines are out of the file" in text
-    assert "run it again to keep waiting" in text
-    assert "1 job(s) not in this file may have a paid task not yet saved" in text
+    assert "run it again to go on" in text
+    assert "1 job(s) not in this file have a paid task not yet saved" in text
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [(row["id"], row["in_input"], row["task_id"]) for row in rows] == [
         ("keep", True, rows[0]["task_id"]),
@@ -1134,6 +1134,29 @@ def test_batch_without_the_line_of_a_running_task_names_it_and_exits_1(tmp_path:
     assert payload["complete"] is False
     assert [job["id"] for job in payload["jobs"]] == ["keep"]
     assert [(job["id"], job["state"]) for job in payload["other_jobs"]] == [("gone", "created")]
+
+
+def test_batch_without_the_line_of_an_uncertain_job_warns_and_exits_0(tmp_path: Path) -> None:
+    """A create that may have made a task of unknown id, its line then removed: nothing can
+    follow it and removing it was the user's call, so the run ends 0, saying what to check
+    and how to adopt a task found on the dashboard."""
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=1.0)  # expected, so polled at once
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)  # "lost"
+    both = write_batch(tmp_path, '{"id": "lost", "prompt": "a"}', '{"id": "keep", "prompt": "b"}')
+    out = tmp_path / "out"
+    with use_fake(fake):
+        first = invoke([*key, "batch", str(both), "-o", str(out)])
+        assert first.exit_code == 1, first.stderr  # "lost" is uncertain
+        write_batch(tmp_path, '{"id": "keep", "prompt": "b"}')
+        again = invoke([*key, "batch", str(both), "-o", str(out)])
+    assert again.exit_code == 0, again.stderr
+    text = " ".join(again.stderr.split())
+    assert "job lost uncertain, task -" in text
+    assert "(lost) sent a create that may have reached MusicAPI without an answer" in text
+    assert "put the job's line back and add --adopt JOB=TASK_ID" in text
+    assert len(fake.requests_to("/sonic/create")) == 2  # nothing created again
 
 
 def test_batch_with_an_empty_mv_exits_2_once_not_on_every_line(tmp_path: Path) -> None:
