@@ -458,6 +458,17 @@ def task_json(task: Task, paths: dict[str, Path] | None = None) -> dict[str, Any
     }
 
 
+def finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Callback of the options of seconds (``--timeout``, ``--at``): ``FloatRange(min=0)``
+    lets ``nan`` through (``nan < 0`` is false), which failed only after a create was paid
+    for; ``inf`` is refused too."""
+    import click
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", ctx, param)
+    return value
+
+
 class CommandFailed(Exception):
     """A command ran but something it did failed (exit status 1); the message says what."""
 
@@ -579,6 +590,9 @@ async def wait_and_download(
                 )
             except (MusicAPIError, ValueError) as exc:
                 outcome.errors[ref.task_id] = exc  # not an exception group out of the wait
+                if not isinstance(exc, WaitTimeoutError):  # that one is still running
+                    # Not "still running" any more (Ctrl-C would list it to resume): why.
+                    progress.step(ref.task_id, "failed", cli_text(str(exc)))
 
         async with anyio.create_task_group() as tg:
             for ref in refs:
@@ -1110,7 +1124,10 @@ def build_cli() -> click.Group:
             click.option("--no-download", is_flag=True, help="Wait, print the audio URLs."),
             click.option("--overwrite", is_flag=True, help="Replace files that exist."),
             click.option(
-                "--timeout", type=click.FloatRange(min=0), help="Seconds to wait at most."
+                "--timeout",
+                type=click.FloatRange(min=0),
+                callback=finite_seconds,
+                help="Seconds to wait at most.",
             ),
             json_option,
         ]
@@ -1162,8 +1179,10 @@ def build_cli() -> click.Group:
                         "musicapi: note: a sandbox task lives only as long as the command "
                         "that created it"
                     )
-                if settings.json:
-                    print(json.dumps({"tasks": [{"task_id": ref.task_id, "status": "pending"}]}))
+                if settings.json:  # the shape of every task list the commands print
+                    pending: dict[str, Any] = {"task_id": ref.task_id, "family": ref.family.value}
+                    pending |= {"status": "pending", "error": None, "error_type": None}
+                    print(json.dumps({"tasks": [{**pending, "clips": []}], "errors": []}))
                 else:
                     print(ref.task_id)
                 return
@@ -1302,6 +1321,7 @@ def build_cli() -> click.Group:
         "--at",
         "continue_at",
         type=click.FloatRange(min=0),
+        callback=finite_seconds,
         required=True,
         help="Second to continue from.",
     )
@@ -1404,11 +1424,13 @@ def build_cli() -> click.Group:
         still printed, and the exit status is 1.
         """
         settings = settings_of(ctx, as_json)
+        if not all(task_id.strip() for task_id in task_ids):
+            refuse("a task id is empty: give the ids a create printed")
 
         async def work(session: Session, progress: Progress) -> None:
             tasks: list[Task] = []
             errors: dict[str, Exception] = {}
-            for task_id in task_ids:
+            for task_id in dict.fromkeys(task_ids):  # each once: a poll spends the budget
                 try:
                     tasks.append(await session.client.sonic.get_task(task_id))
                 except MusicAPIError as exc:
@@ -1437,7 +1459,12 @@ def build_cli() -> click.Group:
         help="Save the audio in this directory (default: print the audio URLs).",
     )
     @click.option("--overwrite", is_flag=True, help="Replace files that exist.")
-    @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait at most.")
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        callback=finite_seconds,
+        help="Seconds to wait at most.",
+    )
     @json_option
     @click.pass_context
     def wait(
@@ -1575,6 +1602,7 @@ def build_cli() -> click.Group:
     @click.option(
         "--timeout",
         type=click.FloatRange(min=0),
+        callback=finite_seconds,
         help="Seconds to wait for each task once every create has gone out (plus the time to "
         "poll each task once); a task still running then is left for the next run.",
     )

@@ -905,6 +905,59 @@ def test_wait_prints_a_line_per_change_of_state_not_per_event(tmp_path: Path) ->
     assert states[-1] == "saved"
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_refused_before_paying(value: str) -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key()
+    with use_fake(fake):
+        result = invoke([*key, "generate", "lofi", "--timeout", value])
+        extend = invoke([*key, "extend", "clip-1", "--at", value])
+    assert result.exit_code == 2, result.stderr
+    assert "--timeout" in result.stderr
+    assert extend.exit_code == 2, extend.stderr
+    assert fake.requests == ()  # nothing sent, nothing paid
+
+
+def test_no_wait_json_prints_the_task_shape_of_every_command() -> None:
+    result = invoke(["--sandbox", "--json", "generate", "lofi", "--no-wait"])
+    assert result.exit_code == 0, result.stderr
+    [task] = json.loads(result.stdout)["tasks"]
+    assert set(task) == {"task_id", "family", "status", "error", "error_type", "clips"}
+    assert (task["family"], task["status"], task["clips"]) == ("sonic", "pending", [])
+    assert json.loads(result.stdout)["errors"] == []
+
+
+def test_status_refuses_an_empty_id_before_polling_and_polls_each_id_once() -> None:
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    with use_fake(fake):
+        [task_id] = _two_finished_tasks(fake, key)[:1]
+        polls = len(fake.requests)
+        empty = invoke([*key, "status", " ", task_id])
+        assert empty.exit_code == 2, empty.stderr
+        assert "a task id is empty" in empty.stderr
+        assert len(fake.requests) == polls
+        twice = invoke([*key, "status", task_id, task_id])
+    assert twice.exit_code == 0, twice.stderr
+    assert len(fake.requests) == polls + 1
+
+
+def test_wait_marks_a_task_it_cannot_follow_as_failed_not_running(tmp_path: Path) -> None:
+    """An unknown id fails at its first poll: it is shown failed (with why) at once, so a
+    Ctrl-C later does not list it as still running in the command to resume."""
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    with use_fake(fake):
+        [task_id] = _two_finished_tasks(fake, key)[:1]
+        result = invoke([*key, "wait", task_id, "no-such-task", "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "musicapi: task no-such-task failed" in text
+
+
 def test_a_resumed_wait_keeps_the_clips_already_saved_and_fetches_the_rest(
     tmp_path: Path,
 ) -> None:
