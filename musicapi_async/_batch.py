@@ -601,8 +601,8 @@ class BatchJobResult:
     #: Create calls that may have made (and charged for) a task for this job: 1 normally,
     #: 2 after an uncertain job was created again.
     attempts: int = 0
-    #: False for a job of the journal that this run's input does not have (left alone:
-    #: :attr:`BatchReport.others`).
+    #: False for a job of the journal that this run's input does not have (not created, its
+    #: task followed: :attr:`BatchReport.others`).
     in_input: bool = True
 
 
@@ -618,7 +618,7 @@ class BatchReport:
     journal_path: Path
     #: Why submitting stopped early (401, no credits, the network...), if it did.
     stopped: str | None = None
-    #: Ids of jobs in the journal that this run's input does not have (left alone).
+    #: Ids of jobs in the journal that this run's input does not have (see :attr:`others`).
     other_jobs: tuple[str, ...] = ()
     #: Those jobs as the journal records them (``in_input`` False), in the journal's order.
     others: tuple[BatchJobResult, ...] = ()
@@ -748,9 +748,8 @@ class _Journal:
         """Why the journal could not be opened: the disk (full, failing, no room for the
         file) is a :class:`BatchJournalError`, to resume from once fixed; a file that is not
         a journal (damaged, foreign, a directory in its place) a :class:`BatchConflictError`."""
-        if self.path.exists() and not self.path.is_file():
-            return BatchConflictError(f"cannot use {self.path} as a batch journal: {exc}")
-        if _disk_error(exc):
+        not_a_file = self.path.exists() and not self.path.is_file()  # a directory there
+        if not not_a_file and _disk_error(exc):
             return BatchJournalError(
                 f"cannot create or open the batch journal {self.path}: {exc} (a full or "
                 "failing disk?); this run sent nothing: make room and run the batch again"
@@ -992,9 +991,11 @@ async def run_batch(
     every job is created, which gives the shortest batch). Failed tasks are
     recorded, never retried. ``results.jsonl`` in ``out_dir`` lists every job (id, state,
     task id, clips, files, error) and is rewritten atomically at the end of every run,
-    including an interrupted one. Jobs of the journal that ``jobs`` no longer has are left
-    alone but kept there (``"in_input": false``) and in ``report.others``; one whose task may
-    exist unfinished (created, sending, uncertain) makes the report incomplete.
+    including an interrupted one. Jobs of the journal that ``jobs`` no longer has are not
+    created, but a task they made is still awaited and saved; they are kept there
+    (``"in_input": false``) and in ``report.others``, and one whose task is not saved yet
+    makes the report incomplete (an uncertain one is listed in
+    ``report.uncertain_others``).
 
     Args:
         client: An open client (``async with MusicAPI() as client``).
@@ -1321,27 +1322,24 @@ class _Run:
             self._tg = tg
             for job in self.jobs:
                 row = self.journal.rows[job.job_id]
-                ref = row.ref
                 await self._emit(job.job_id, row.state.value, detail=row.error or "")
-                if row.state is BatchJobState.CREATED and ref is not None:
-                    self._start(self._follow, job.job_id, ref)
-                elif row.state is BatchJobState.DONE and self.download:
-                    task = row.snapshot()
-                    if task is not None:
-                        self._start(self._download, job.job_id, task)
+                self._go_on(row)
             # Jobs whose lines left the file are not created, but a task they made was
             # paid for: it is followed and saved all the same (waiting is free).
             for job_id in self.other_jobs:
-                row = self.journal.rows[job_id]
-                if row.state is BatchJobState.CREATED and row.ref is not None:
-                    self._start(self._follow, job_id, row.ref)
-                elif row.state is BatchJobState.DONE and self.download:
-                    task = row.snapshot()
-                    if task is not None:
-                        self._start(self._download, job_id, task)
+                self._go_on(self.journal.rows[job_id])
             self._start(self._submit_all)
         if self.failure is not None:
             raise self.failure
+
+    def _go_on(self, row: _Row) -> None:
+        """Take up where an earlier run left a job: follow its task, or save its result."""
+        if row.state is BatchJobState.CREATED and row.ref is not None:
+            self._start(self._follow, row.id, row.ref)
+        elif row.state is BatchJobState.DONE and self.download:
+            task = row.snapshot()
+            if task is not None:
+                self._start(self._download, row.id, task)
 
     def _start(self, function: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run a child; the first unexpected error stops the run and is raised by it."""

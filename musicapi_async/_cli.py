@@ -1066,6 +1066,13 @@ def run_command(
 # --- the commands -----------------------------------------------------------------------------
 
 
+def task_ids_once(task_ids: Sequence[str]) -> list[str]:
+    """The task ids given, each once (a poll spends the budget); an empty one refused."""
+    if not all(task_id.strip() for task_id in task_ids):
+        refuse("a task id is empty: give the ids a create printed")
+    return list(dict.fromkeys(task_ids))
+
+
 def refuse(message: object) -> NoReturn:
     """Print a usage error of the running command and exit 2 (before any request)."""
     import click
@@ -1424,13 +1431,12 @@ def build_cli() -> click.Group:
         still printed, and the exit status is 1.
         """
         settings = settings_of(ctx, as_json)
-        if not all(task_id.strip() for task_id in task_ids):
-            refuse("a task id is empty: give the ids a create printed")
+        ids = task_ids_once(task_ids)
 
         async def work(session: Session, progress: Progress) -> None:
             tasks: list[Task] = []
             errors: dict[str, Exception] = {}
-            for task_id in dict.fromkeys(task_ids):  # each once: a poll spends the budget
+            for task_id in ids:
                 try:
                     tasks.append(await session.client.sonic.get_task(task_id))
                 except MusicAPIError as exc:
@@ -1477,9 +1483,7 @@ def build_cli() -> click.Group:
     ) -> None:
         """Wait for tasks to finish (e.g. after --no-wait or Ctrl-C), optionally download."""
         settings = settings_of(ctx, as_json)
-        if not all(task_id.strip() for task_id in task_ids):
-            refuse("a task id is empty: give the ids a create printed")
-        refs = [TaskRef(task_id) for task_id in dict.fromkeys(task_ids)]
+        refs = [TaskRef(task_id) for task_id in task_ids_once(task_ids)]
         target = None if out_dir is None else output_dir(out_dir, settings)
         resume = "" if out_dir is None else f" -o {shlex.quote(out_dir)}"
 
