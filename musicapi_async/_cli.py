@@ -40,7 +40,7 @@ import anyio
 import attrs
 import httpx
 
-from ._constants import API_KEY_ENV
+from ._constants import API_KEY_ENV, DEFAULT_MIN_POLL_GAP
 from ._download import saved_clip_file
 from ._exceptions import MusicAPIError, NotFoundError
 from ._http import PaidCall
@@ -120,15 +120,18 @@ class Settings:
     min_poll_gap: float | None = None
 
 
-def parse_rate(text: str) -> tuple[float, float]:
-    """``"R/P"`` (R requests per P seconds, e.g. ``1/3``); ``ValueError`` if malformed."""
+def parse_rate(text: str, source: str = "--rate") -> tuple[float, float]:
+    """``"R/P"`` (R requests per P seconds, e.g. ``1/3``); ``ValueError`` if malformed, naming
+    ``source`` (the option, or the environment variable the value came from)."""
     rate, slash, per = text.partition("/")
     try:
         value = (float(rate), float(per))
     except ValueError:
         value = (math.nan, math.nan)
     if not slash or not all(v > 0 and math.isfinite(v) for v in value):
-        raise ValueError(f"--rate expects REQUESTS/SECONDS such as 1/3 or 2/3, got {text!r}")
+        if source.startswith("-"):
+            raise ValueError(f"{source} expects REQUESTS/SECONDS such as 1/3 or 2/3, got {text!r}")
+        raise ValueError(f"{source}={text!r} is not REQUESTS/SECONDS such as 1/3 or 2/3")
     return value
 
 
@@ -223,7 +226,8 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
             fake.client(
                 http_client=http,
                 limiter=bucket,
-                min_poll_gap=1.0,
+                # The default gap between two polls of one task, compressed like the rest.
+                min_poll_gap=DEFAULT_MIN_POLL_GAP / SANDBOX_SPEEDUP,
                 expected_durations={"sonic": max(settings.duration, 0.5)},
             )
         )
@@ -1243,10 +1247,19 @@ def build_cli() -> click.Group:
                 )
             except ValueError as exc:
                 raise click.UsageError(str(exc)) from exc
+        budget = expected = gap = None
+        # The real service's budget and timing do not apply to the sandbox (it has its own):
+        # a bad value left in the environment for the real service must not stop it. A
+        # --rate typed on this command line is still checked.
+        from_env = ctx.get_parameter_source("rate") is click.core.ParameterSource.ENVIRONMENT
         try:
-            budget = None if rate is None else parse_rate(rate)
-            expected = seconds_setting(EXPECTED_DURATION_ENV, os.environ.get(EXPECTED_DURATION_ENV))
-            gap = seconds_setting(MIN_POLL_GAP_ENV, os.environ.get(MIN_POLL_GAP_ENV))
+            if rate is not None and not (sandbox and from_env):
+                budget = parse_rate(rate, RATE_ENV if from_env else "--rate")
+            if not sandbox:
+                expected = seconds_setting(
+                    EXPECTED_DURATION_ENV, os.environ.get(EXPECTED_DURATION_ENV)
+                )
+                gap = seconds_setting(MIN_POLL_GAP_ENV, os.environ.get(MIN_POLL_GAP_ENV))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
         ctx.obj = Settings(sandbox, api_key, as_json, outcome, duration, budget, expected, gap)

@@ -72,8 +72,11 @@ __all__ = ["ProgressState", "TaskProgress", "WaitTimeoutError"]
 logger = logging.getLogger("musicapi_async")
 
 _Key = tuple[TaskFamily, str]
-#: Seconds between two looks at the candidates when none is worth a poll yet.
+#: Seconds between two looks at the candidates when none is worth a poll yet: at most this,
+#: and at most this share of the shortest expected duration among the tasks followed (a
+#: task expected in half a second must not wait a whole second for its first look).
 _IDLE_LOOK = 1.0
+_IDLE_LOOK_SHARE = 1 / 120
 #: EM rounds of the duration estimator per new observation.
 _EM_ROUNDS = 10
 #: Where a task still running is assumed to end at the latest, in expected durations past
@@ -1016,9 +1019,12 @@ class Scheduler:
         return last_chance if tracked.last_poll < last_chance else math.inf
 
     def _next_look(self, now: float) -> float:
-        """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s."""
+        """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s
+        and at most ``_IDLE_LOOK_SHARE`` of the shortest expected duration followed."""
         soonest = now + _IDLE_LOOK
         for tracked in self._tracked.values():
+            expected = self._learner.expected(tracked.ref.family)
+            soonest = min(soonest, now + max(expected * _IDLE_LOOK_SHARE, 1e-3))
             for at in (
                 tracked.last_poll + self.min_poll_gap,
                 tracked.retry_at,

@@ -276,6 +276,21 @@ async def test_polls_of_one_task_are_never_closer_than_min_poll_gap() -> None:
         assert min(gaps(polls(fake, ref))) >= 20.0
 
 
+async def test_a_task_expected_in_half_a_second_is_not_first_looked_at_a_second_late() -> None:
+    """With no candidate yet, the scheduler looks again after a share of the shortest expected
+    duration, not after a fixed second: a fast fake's task (the CLI's sandbox) is polled as
+    soon as it may have finished: from half its expected 0.5 s (where the prior starts)."""
+    fake = FakeMusicAPI(sonic_duration=0.3)
+    bucket = TokenBucket(rate=1, per=0.01, margin=0.0)
+    async with fake.client(
+        limiter=bucket, min_poll_gap=0.05, expected_durations={"sonic": 0.5}
+    ) as client:
+        [ref] = await create(client)
+        assert (await client.await_task(ref)).succeeded
+    first = ages(fake, ref)[0]
+    assert 0.25 <= first < 0.35  # not at the 1 s idle look
+
+
 async def test_a_with_options_view_shares_the_clients_scheduler() -> None:
     fake = FakeMusicAPI(sonic_duration=150.0)
     async with fake.client() as client:

@@ -538,6 +538,18 @@ def test_a_bad_rate_is_a_usage_error(rate: str) -> None:
     assert "--rate" in result.stderr
 
 
+def test_a_bad_rate_in_the_environment_is_named_and_does_not_stop_the_sandbox() -> None:
+    """MUSICAPI_RATE is the real service's budget: a bad one is blamed by its name, and the
+    sandbox, which has its own budget, runs regardless."""
+    bad = {"MUSICAPI_RATE": "bogus", "MUSICAPI_KEY": "test-key"}
+    result = invoke(["credits"], env=bad)
+    assert result.exit_code == 2
+    assert "MUSICAPI_RATE='bogus'" in result.stderr
+    assert "--rate" not in result.stderr
+    result = invoke(["--sandbox", "credits"], env=bad)
+    assert result.exit_code == 0, result.stderr
+
+
 def test_the_rate_reaches_the_clients_bucket() -> None:
     from musicapi_async import TokenBucket
     from musicapi_async._cli import Settings, open_session
@@ -562,9 +574,11 @@ def test_the_rate_reaches_the_clients_bucket() -> None:
 
 @pytest.mark.parametrize("name", ["MUSICAPI_EXPECTED_DURATION", "MUSICAPI_MIN_POLL_GAP"])
 def test_bad_scheduler_settings_are_usage_errors(name: str) -> None:
-    result = invoke(["--sandbox", "credits"], env={name: "soon"})
+    result = invoke(["credits"], env={name: "soon", "MUSICAPI_KEY": "test-key"})
     assert result.exit_code == 2
     assert name in result.stderr
+    # They tune the scheduler for the real service: the sandbox has its own and ignores them.
+    assert invoke(["--sandbox", "credits"], env={name: "soon"}).exit_code == 0
 
 
 def test_batch_notes_the_failed_clip_of_a_partly_failed_task(tmp_path: Path) -> None:
