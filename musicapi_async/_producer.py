@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, final
 
 from ._constants import PRODUCER_TASK_TYPES
@@ -9,6 +10,7 @@ from ._models import TaskFamily, TaskRef
 from ._resource import (
     TaskResource,
     check_number,
+    check_span,
     check_str,
     check_title,
     check_url,
@@ -22,6 +24,15 @@ __all__ = ["Producer"]
 #: Task types that work on a source clip (``clip_id``: CONTRACT §5): every documented one
 #: but create; any other, new ones included, is sent as given.
 _FROM_A_CLIP: Final = frozenset(PRODUCER_TASK_TYPES) - {"create_music"}
+
+#: The section fields each task type needs (CONTRACT §5: extend from ``starts_at``, replace
+#: ``starts_at`` to ``ends_at``); the upload variants need the same as their originals.
+RANGE_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "extend_music": ("starts_at",),
+    "extend_upload_music": ("starts_at",),
+    "replace_music": ("starts_at", "ends_at"),
+    "replace_upload_music": ("starts_at", "ends_at"),
+}
 
 #: Known ``format`` values of :meth:`Producer.download`.
 PRODUCER_DOWNLOAD_FORMATS: Final = ("mp3", "wav")
@@ -68,15 +79,13 @@ class Producer(TaskResource):
             raise ValueError("sound or lyrics (or both) is required for task_type='create_music'")
         if task_type in _FROM_A_CLIP:
             require(clip_id, "clip_id", f"for task_type={task_type!r}")
-        if task_type in ("extend_music", "replace_music"):
-            require(starts_at, "starts_at", f"for task_type={task_type!r}")
-        if task_type == "replace_music":
-            require(ends_at, "ends_at", "for task_type='replace_music'")
+        ends = {"starts_at": starts_at, "ends_at": ends_at}
+        for name in RANGE_FIELDS.get(task_type, ()):
+            require(ends[name], name, f"for task_type={task_type!r}")
         check_title(title)
         check_number(starts_at, "starts_at", low=0)
         check_number(ends_at, "ends_at", low=0)
-        if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-            raise ValueError("ends_at must be greater than starts_at")
+        check_span(starts_at, ends_at, "starts_at", "ends_at")
         check_number(length, "length", low=1, high=240)
         check_number(strength, "strength", low=0, high=1)
         check_number(extend_s, "extend_s")

@@ -77,6 +77,8 @@ class Resource:
         "Not ready" is HTTP 202 with any body, or HTTP 200 ``{"type": "not_ready"}``
         (CONTRACT §15 rule 1, as for task polls).
         """
+        # Checked before the first (paid) request: NaN would repeat it for ever.
+        check_number(wait_timeout, "wait_timeout", low=0)
         deadline = anyio.current_time() + wait_timeout
         while True:
             answer = await self._client._core.request(
@@ -187,8 +189,20 @@ def check_number(
 
 
 def check_title(title: str | None) -> None:
-    if title is not None and len(title) > TITLE_MAX:
-        raise ValueError(f"title is {len(title)} characters; MusicAPI accepts at most {TITLE_MAX}")
+    check_text(title, "title", most=TITLE_MAX)
+
+
+def check_text(value: object, field: str, *, most: int | None = None) -> None:
+    """A text field: a string or None, of at most ``most`` characters (the value unshown)."""
+    check_str(value, field)
+    if most is not None and isinstance(value, str) and len(value) > most:
+        raise ValueError(f"{field} is {len(value)} characters; MusicAPI accepts at most {most}")
+
+
+def check_span(start: float | None, end: float | None, start_field: str, end_field: str) -> None:
+    """Two given ends of a section in seconds: the end after the start."""
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"{end_field} must be greater than {start_field}")
 
 
 def check_url(url: str, field: str) -> None:

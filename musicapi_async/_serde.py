@@ -740,6 +740,13 @@ def parse_midi(body: Any) -> Midi:
             field_path=f"{path}.instruments",
             body=body,
         )
+    if instruments is None and fields.get("midi_url") is None:
+        # A paid answer without the MIDI: an error to see, not an empty result to trust.
+        raise ResponseValidationError(
+            f"expected midi_url or instruments at {path}, got neither",
+            field_path=f"{path}.midi_url",
+            body=body,
+        )
     return _parse_flat(body, Midi, "a MIDI result")
 
 

@@ -30,7 +30,9 @@ from ._resource import (
     TaskResource,
     check_bool,
     check_number,
+    check_span,
     check_str,
+    check_text,
     check_title,
     check_url,
     check_webhook,
@@ -147,6 +149,11 @@ class SonicCreate:
         return body
 
 
+#: Text limits every source agrees on (CONTRACT §4): a sure, if free, 400 otherwise.
+PERSONA_NAME_MAX: Final = 79
+LYRICS_DESCRIPTION_MAX: Final = 119
+INFILL_LYRICS_MAX: Final = 3000
+
 #: Fields each task_type requires (CONTRACT §3.2); the SDK requires and sends them.
 _REQUIRED: Mapping[str, tuple[str, ...]] = {
     "create_music": ("custom_mode", "mv"),
@@ -180,6 +187,7 @@ def check_sonic_create(params: SonicCreate) -> None:
     context = f"for task_type={params.task_type!r}"
     # Before the mode branch below reads its truthiness: "false" must not mean custom mode.
     check_bool(params.custom_mode, "custom_mode")
+    _check_auto_lyrics(params.custom_mode, params.auto_lyrics)
     for name in _REQUIRED.get(params.task_type, ()):
         if name == "custom_mode" and params.custom_mode is None:
             _missing_mode(params)
@@ -211,6 +219,12 @@ def check_sonic_create(params: SonicCreate) -> None:
     check_number(params.continue_at, "continue_at", low=0)
     check_number(params.overpainting_start_s, "overpainting_start_s", low=0)
     check_number(params.overpainting_end_s, "overpainting_end_s", low=0)
+    check_span(
+        params.overpainting_start_s,
+        params.overpainting_end_s,
+        "overpainting_start_s",
+        "overpainting_end_s",
+    )
     check_number(params.duration, "duration")
 
 
@@ -218,10 +232,7 @@ def _missing_mode(params: SonicCreate) -> None:
     """custom_mode left out where it cannot be derived: say what to give instead."""
     lyrics, description = params.prompt is not None, params.gpt_description_prompt is not None
     if lyrics and description:
-        raise ValueError(
-            "both prompt and gpt_description_prompt are given: set custom_mode=True to sing "
-            "the lyrics in prompt, or custom_mode=False to generate from the description"
-        )
+        raise _both_texts()
     if not lyrics and not description and params.task_type == "create_music":
         raise ValueError(
             f"give the song's words for task_type={params.task_type!r}: gpt_description_prompt "
@@ -243,7 +254,11 @@ def _check_generation(
     weirdness_constraint: object = None,
     audio_weight: object = None,
     webhook_url: str | None = None,
+    **texts: object,
 ) -> None:
+    """The fields the generation endpoints share; ``texts``: text fields, by name."""
+    for name, text in texts.items():
+        check_str(text, name)
     check_bool(custom_mode, "custom_mode")
     check_bool(make_instrumental, "make_instrumental")
     check_bool(auto_lyrics, "auto_lyrics")
@@ -252,6 +267,22 @@ def _check_generation(
     check_number(weirdness_constraint, "weirdness_constraint", low=0, high=1)
     check_number(audio_weight, "audio_weight", low=0, high=1)
     check_webhook(webhook_url)
+
+
+def _both_texts() -> ValueError:
+    return ValueError(
+        "both prompt and gpt_description_prompt are given: set custom_mode=True to sing "
+        "the lyrics in prompt, or custom_mode=False to generate from the description"
+    )
+
+
+def _check_auto_lyrics(custom_mode: object, auto_lyrics: object) -> None:
+    """``auto_lyrics`` works in custom mode only (CONTRACT §3.1): ``prompt`` is its brief."""
+    if auto_lyrics is True and custom_mode is False:
+        raise ValueError(
+            "auto_lyrics=True needs custom_mode=True: the AI then writes the lyrics from the "
+            "brief in prompt (in description mode, gpt_description_prompt already does that)"
+        )
 
 
 def _mode(custom_mode: bool | None, prompt: str | None, description: str | None) -> bool | None:
@@ -264,6 +295,27 @@ def _mode(custom_mode: bool | None, prompt: str | None, description: str | None)
     if description is not None and prompt is None:
         return False
     return None
+
+
+def _shortcut_mode(
+    custom_mode: bool | None,
+    prompt: str | None,
+    description: str | None,
+    auto_lyrics: bool | None = None,
+) -> bool:
+    """The custom_mode a shortcut sends: as given, else derived from the texts (True with
+    lyrics or ``auto_lyrics``, False with a description or neither); both texts without it
+    are refused, as :meth:`Sonic.create` refuses them, rather than one silently dropped."""
+    check_bool(auto_lyrics, "auto_lyrics")
+    check_str(prompt, "prompt")
+    check_str(description, "gpt_description_prompt")
+    derived = _mode(custom_mode, prompt, description)
+    if derived is None:
+        if prompt is not None and description is not None:
+            raise _both_texts()
+        derived = auto_lyrics is True
+    _check_auto_lyrics(derived, auto_lyrics)
+    return derived
 
 
 @final
@@ -356,7 +408,8 @@ class Sonic(TaskResource):
         """Continue a generated clip from ``continue_at`` seconds (``extend_music``).
 
         The result holds only the continuation; join the chain with :meth:`concat`.
-        ``custom_mode`` defaults to True when ``prompt`` (lyrics) is given, else False.
+        ``custom_mode`` defaults to True when ``prompt`` (lyrics) is given, else False; with
+        both ``prompt`` and ``gpt_description_prompt``, say which with ``custom_mode``.
         """
         return await self._create_from(
             "extend_music",
@@ -553,7 +606,8 @@ class Sonic(TaskResource):
         require(source, argument, f"for {task_type}")
         require(fields.get("mv", "-"), "mv", f"for {task_type}")
         if task_type in _MODE_TASK_TYPES:
-            custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+            auto_lyrics = fields.get("auto_lyrics")
+            custom_mode = _shortcut_mode(custom_mode, prompt, gpt_description_prompt, auto_lyrics)
         fields["persona_id" if argument == "persona_id" else "continue_clip_id"] = source
         return await self.create(
             task_type=task_type,
@@ -684,7 +738,7 @@ class Sonic(TaskResource):
     ) -> TaskRef:
         check_url(url, "url")
         require(mv, "mv", f"for {path}")
-        custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        custom_mode = _shortcut_mode(custom_mode, prompt, gpt_description_prompt)
         _check_generation(custom_mode=custom_mode, **_checked(options))
         check_number(extra.get("continue_at"), "continue_at", low=0)
         if extra.get("continue_at") is not None:
@@ -726,9 +780,10 @@ class Sonic(TaskResource):
             check_url(url, "url")
         check_number(chop_sample_start_s, "chop_sample_start_s", low=0)
         check_number(chop_sample_end_s, "chop_sample_end_s", low=0)
-        if chop_sample_end_s <= chop_sample_start_s:
-            raise ValueError("chop_sample_end_s must be greater than chop_sample_start_s")
-        custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        check_span(
+            chop_sample_start_s, chop_sample_end_s, "chop_sample_start_s", "chop_sample_end_s"
+        )
+        custom_mode = _shortcut_mode(custom_mode, prompt, gpt_description_prompt, auto_lyrics)
         _check_generation(custom_mode=custom_mode, auto_lyrics=auto_lyrics, **_checked(options))
         body = compact(
             url=url,
@@ -762,8 +817,9 @@ class Sonic(TaskResource):
         if isinstance(clip_ids, str) or len(clip_ids) != 2:
             raise ValueError("clip_ids must hold exactly 2 clip ids")
         for clip_id in clip_ids:
+            check_str(clip_id, "each of clip_ids")
             require(clip_id, "each of clip_ids", "for a mashup")
-        custom_mode = _mode(custom_mode, prompt, gpt_description_prompt) or False
+        custom_mode = _shortcut_mode(custom_mode, prompt, gpt_description_prompt, auto_lyrics)
         _check_generation(custom_mode=custom_mode, auto_lyrics=auto_lyrics, **_checked(options))
         body = compact(
             mashup_clip_ids=list(clip_ids),
@@ -800,13 +856,20 @@ class Sonic(TaskResource):
         require(mv, "mv", "for replace_section")
         check_number(infill_start_s, "infill_start_s", low=0)
         check_number(infill_end_s, "infill_end_s", low=0)
-        if infill_end_s <= infill_start_s:
-            raise ValueError("infill_end_s must be greater than infill_start_s")
+        check_span(infill_start_s, infill_end_s, "infill_start_s", "infill_end_s")
+        check_text(infill_lyrics, "infill_lyrics", most=INFILL_LYRICS_MAX)
         _check_generation(
             title=title,
             style_weight=style_weight,
             weirdness_constraint=weirdness_constraint,
             webhook_url=webhook_url,
+            clip_id=clip_id,
+            mv=mv,
+            prompt=prompt,
+            tags=tags,
+            negative_tags=negative_tags,
+            vocal_gender=vocal_gender,
+            webhook_secret=webhook_secret,
         )
         check_bool(auto_concat, "auto_concat")
         body = compact(
@@ -871,10 +934,15 @@ class Sonic(TaskResource):
         vocal_end_s: float | None = None,
     ) -> Persona:
         """Make a reusable persona from a clip's voice (optionally a :meth:`vox` segment)."""
+        texts = {"clip_id": clip_id, "describe": describe, "styles": styles}
+        for text_field, text in (*texts.items(), ("vox_audio_id", vox_audio_id)):
+            check_str(text, text_field)
+        check_text(name, "name", most=PERSONA_NAME_MAX)
         require(clip_id, "clip_id", "for create_persona")
         require(name, "name", "for create_persona")
         check_number(vocal_start_s, "vocal_start_s", low=0)
         check_number(vocal_end_s, "vocal_end_s", low=0)
+        check_span(vocal_start_s, vocal_end_s, "vocal_start_s", "vocal_end_s")
         body = compact(
             clip_id=clip_id,
             name=name,
@@ -912,13 +980,13 @@ class Sonic(TaskResource):
         require(clip_id, "clip_id", "for vox")
         check_number(vocal_start_s, "vocal_start_s", low=0)
         check_number(vocal_end_s, "vocal_end_s", low=0)
-        if vocal_start_s is not None and vocal_end_s is not None and vocal_end_s <= vocal_start_s:
-            raise ValueError("vocal_end_s must be greater than vocal_start_s")
+        check_span(vocal_start_s, vocal_end_s, "vocal_start_s", "vocal_end_s")
         body = compact(clip_id=clip_id, vocal_start_s=vocal_start_s, vocal_end_s=vocal_end_s)
         return await self._call("POST", "/sonic/vox", parse_vox, body=body)
 
     async def upsample_tags(self, tags: str) -> UpsampledTags:
         """Expand short style tags into a richer description."""
+        check_str(tags, "tags")
         require(tags, "tags", "for upsample_tags")
         return await self._call(
             "POST", "/sonic/upsample-tags", parse_upsampled_tags, body={"tags": tags}
@@ -926,6 +994,7 @@ class Sonic(TaskResource):
 
     async def lyrics(self, description: str) -> tuple[GeneratedLyrics, ...]:
         """Two candidate songs (title and lyrics) written from ``description``."""
+        check_text(description, "description", most=LYRICS_DESCRIPTION_MAX)
         require(description, "description", "for lyrics")
         return await self._call(
             "POST", "/sonic/lyrics", parse_lyrics, body={"description": description}
@@ -964,5 +1033,10 @@ def _checked(options: GenerationOptions) -> dict[str, Any]:
         "weirdness_constraint",
         "audio_weight",
         "webhook_url",
+        # Text fields, checked by type:
+        "tags",
+        "negative_tags",
+        "vocal_gender",
+        "webhook_secret",
     )
     return {key: options[key] for key in keys if key in options}  # type: ignore[literal-required]

@@ -304,12 +304,30 @@ def test_a_producer_answer_without_status_or_code_200_is_not_done(code: object) 
 # --- 6. results without their documented value --------------------------------------------
 
 
-@pytest.mark.parametrize("fields", [{}, {"midi_url": None}, {"instruments": []}])
+@pytest.mark.parametrize("fields", [{"instruments": []}, {"midi_url": None, "instruments": []}])
 def test_a_midi_result_without_a_midi_url_reads_as_none(fields: dict[str, Any]) -> None:
-    """midi_url is optional: absent reads like null."""
+    """midi_url is optional when the instruments came: absent reads like null."""
     midi = parse_midi({"code": 200, "data": fields})
     assert midi.midi_url is None
     assert Midi().midi_url is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": 200, "message": "success"},
+        {"code": 200, "message": "success", "data": None},
+        {"code": 200, "data": {}},
+        {"code": 200, "data": {"midi_url": None}},
+    ],
+    ids=["no-data", "null-data", "empty", "null-url"],
+)
+def test_a_midi_result_with_neither_url_nor_instruments_raises(body: Any) -> None:
+    """A paid call whose answer holds no MIDI at all is no result, as for bpm, wav and vox."""
+    with pytest.raises(ResponseValidationError) as refused:
+        parse_midi(body)
+    assert refused.value.body is body
+    assert "expected midi_url or instruments" in str(refused.value)
 
 
 @pytest.mark.parametrize(

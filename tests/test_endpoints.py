@@ -8,6 +8,7 @@ transport (``tests/_recording.py``) that answers from a script. Documented bodie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -33,6 +34,7 @@ from musicapi_async import (
     GeneratedLyrics,
     Midi,
     MusicAPI,
+    MusicAPIError,
     NotFoundError,
     Persona,
     ResultNotReadyError,
@@ -1774,6 +1776,87 @@ async def test_create_music_without_inferable_custom_mode_is_refused(
     assert message.startswith(advice), message
 
 
+BOTH_TEXTS = {"prompt": "[Verse] la", "gpt_description_prompt": "a sea shanty"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.sonic.extend(CLIP, continue_at=1, mv="v", **BOTH_TEXTS), id="ext"),
+        pytest.param(lambda c: c.sonic.cover(CLIP, mv="v", **BOTH_TEXTS), id="cover"),
+        pytest.param(lambda c: c.sonic.persona_music(PERSONA, mv="v", **BOTH_TEXTS), id="persona"),
+        pytest.param(lambda c: c.sonic.upload_extend(SOURCE_MP3, mv="v", **BOTH_TEXTS), id="up"),
+        pytest.param(
+            lambda c: c.sonic.sample(
+                chop_sample_start_s=0,
+                chop_sample_end_s=5,
+                mv="v",
+                sample_clip_id=CLIP,
+                **BOTH_TEXTS,
+            ),
+            id="sample",
+        ),
+        pytest.param(lambda c: c.sonic.mashup([CLIP, CLIP_B], mv="v", **BOTH_TEXTS), id="mashup"),
+    ],
+)
+async def test_a_shortcut_given_both_texts_without_custom_mode_is_refused_like_create(
+    call: Callable[[MusicAPI], Awaitable[object]],
+) -> None:
+    """Description mode would have been sent, the lyrics silently dropped, on a paid call."""
+    message = await assert_refused(call, ValueError, "custom_mode")
+    assert message.startswith("both prompt and gpt_description_prompt are given"), message
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda c: c.sonic.create(mv="v", gpt_description_prompt="d", auto_lyrics=True),
+            id="create derived",
+        ),
+        pytest.param(
+            lambda c: c.sonic.create(mv="v", custom_mode=False, prompt="p", auto_lyrics=True),
+            id="create explicit",
+        ),
+        pytest.param(
+            lambda c: c.sonic.mashup(
+                [CLIP, CLIP_B], mv="v", gpt_description_prompt="d", auto_lyrics=True
+            ),
+            id="mashup",
+        ),
+    ],
+)
+async def test_auto_lyrics_in_description_mode_is_refused(
+    call: Callable[[MusicAPI], Awaitable[object]],
+) -> None:
+    """CONTRACT §3.1: auto_lyrics works with custom_mode true only."""
+    await assert_refused(call, ValueError, "auto_lyrics")
+
+
+async def test_auto_lyrics_alone_makes_a_shortcut_custom_mode() -> None:
+    client, transport = make_client(Reply(SUBMITTED))
+    await client.sonic.sample(
+        chop_sample_start_s=0, chop_sample_end_s=5, mv="v", sample_clip_id=CLIP, auto_lyrics=True
+    )
+    assert transport.last.json["custom_mode"] is True
+    assert transport.last.json["auto_lyrics"] is True
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.sonic.create_persona(CLIP, name="n" * 79), id="persona name 79"),
+        pytest.param(lambda c: c.sonic.lyrics("d" * 119), id="lyrics 119"),
+    ],
+)
+async def test_a_text_at_its_limit_is_sent(call: Callable[[MusicAPI], Awaitable[object]]) -> None:
+    client, transport = make_client(Reply({"code": 200, "persona_id": "p", "results": []}))
+    # The answer may not parse as the call's result: what matters is that it was sent.
+    with contextlib.suppress(MusicAPIError):
+        await call(client)
+    assert len(transport.requests) == 1
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
@@ -1789,6 +1872,28 @@ async def test_create_music_without_inferable_custom_mode_is_refused(
         pytest.param(
             lambda c: c.producer.create(sound="synth", webhook_secret=1234), "webhook_secret"
         ),
+        pytest.param(
+            lambda c: c.sonic.replace_section(
+                CLIP, mv="v", infill_start_s=1, infill_end_s=2, tags=5
+            ),
+            "tags",
+            id="replace_section tags",
+        ),
+        pytest.param(
+            lambda c: c.sonic.upload_cover(SOURCE_MP3, mv="v", tags=5), "tags", id="upload tags"
+        ),
+        pytest.param(
+            lambda c: c.sonic.sample(
+                chop_sample_start_s=0, chop_sample_end_s=5, mv="v", sample_clip_id=CLIP, prompt=7
+            ),
+            "prompt",
+            id="sample prompt",
+        ),
+        pytest.param(
+            lambda c: c.sonic.mashup([CLIP, 2], mv="v"), "each of clip_ids", id="mashup ids"
+        ),
+        pytest.param(lambda c: c.sonic.create_persona(CLIP, name=123), "name", id="persona name"),
+        pytest.param(lambda c: c.sonic.lyrics(["d"]), "description", id="lyrics description"),
     ],
 )
 async def test_a_text_field_of_another_type_is_refused_before_sending(
@@ -1841,6 +1946,44 @@ async def test_a_text_field_of_another_type_is_refused_before_sending(
             lambda c: c.producer.create(task_type="replace_music", clip_id="c", starts_at=1),
             "ends_at",
             id="producer replace ends_at",
+        ),
+        pytest.param(
+            lambda c: c.producer.create(task_type="replace_upload_music", clip_id="c", starts_at=1),
+            "ends_at",
+            id="producer replace_upload ends_at",
+        ),
+        pytest.param(
+            lambda c: c.producer.create(task_type="replace_upload_music", clip_id="c", ends_at=9),
+            "starts_at",
+            id="producer replace_upload starts_at",
+        ),
+        pytest.param(
+            lambda c: c.producer.create(task_type="extend_upload_music", clip_id="c"),
+            "starts_at",
+            id="producer extend_upload starts_at",
+        ),
+        pytest.param(
+            lambda c: c.sonic.create_persona(CLIP, name="n", vocal_start_s=10, vocal_end_s=2),
+            "vocal_end_s",
+            id="persona vocal window",
+        ),
+        pytest.param(
+            lambda c: c.sonic.add_instrumental(
+                CLIP, mv="v", overpainting_start_s=10, overpainting_end_s=2
+            ),
+            "overpainting_end_s",
+            id="overpainting window",
+        ),
+        pytest.param(
+            lambda c: c.sonic.create_persona(CLIP, name="n" * 80), "name", id="persona name 80"
+        ),
+        pytest.param(lambda c: c.sonic.lyrics("d" * 120), "description", id="lyrics 120"),
+        pytest.param(
+            lambda c: c.sonic.replace_section(
+                CLIP, mv="v", infill_start_s=1, infill_end_s=2, infill_lyrics="x" * 3001
+            ),
+            "infill_lyrics",
+            id="infill_lyrics 3001",
         ),
         pytest.param(lambda c: c.producer.upload("x.mp3"), "audio_url", id="producer upload"),
         pytest.param(lambda c: c.producer.download(""), "clip_id", id="producer download"),
@@ -2344,6 +2487,21 @@ async def test_endless_200_not_ready_raises_result_not_ready() -> None:
     with pytest.raises(ResultNotReadyError):
         await client.sonic.midi(CLIP, wait_timeout=10)
     assert len(transport.requests) == 3
+
+
+@pytest.mark.parametrize("wait_timeout", [math.nan, math.inf, -1.0])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c, w: c.sonic.midi(CLIP, wait_timeout=w), id="midi"),
+        pytest.param(lambda c, w: c.sonic.download(CLIP, wait_timeout=w), id="download"),
+    ],
+)
+async def test_a_wait_timeout_that_is_no_finite_number_of_seconds_is_refused_before_sending(
+    call: Callable[[MusicAPI, float], Awaitable[object]], wait_timeout: float
+) -> None:
+    """NaN never expires: a paid request was repeated every 5 s for ever."""
+    await assert_refused(lambda c: call(c, wait_timeout), ValueError, "wait_timeout")
 
 
 @pytest.mark.parametrize(

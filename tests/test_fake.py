@@ -451,6 +451,10 @@ async def test_rate_limit_burst_configuration_and_switching_off() -> None:
             "The 'prompt' field is required when custom_mode is true.",
         ),
         (
+            {"custom_mode": True, "mv": "sonic-v5", "make_instrumental": True, "tags": "ambient"},
+            "The 'prompt' field is required when custom_mode is true.",
+        ),
+        (
             {"custom_mode": False, "mv": "sonic-v5"},
             "The 'gpt_description_prompt' field is required when custom_mode is false.",
         ),
@@ -520,7 +524,7 @@ async def test_every_documented_task_type_is_accepted_with_its_required_fields()
         {"task_type": "remaster", **source, "mv": "sonic-v5", "variation_category": "high"},
         {"task_type": "add_instrumental", **source, "mv": "sonic-v5"},
         {"task_type": "add_vocals", **source, "mv": "sonic-v5", "prompt": "la la"},
-        {**CUSTOM, "make_instrumental": True, "prompt": None},
+        {**CUSTOM, "make_instrumental": True},
     ]
     async with connect(fake) as http:
         for body in bodies:
@@ -646,6 +650,28 @@ async def test_upload_extend_and_cover_answer_code_and_steps() -> None:
     assert len(clips) == 2
     assert fake.tasks[extend["task_id"]].task_type == "upload_extend"
     assert fake.credits().total == 1000 - 30
+
+
+async def test_upload_extend_with_auto_concat_pairs_each_extension_with_the_full_song() -> None:
+    """CONTRACT §4, §9.2: ``auto_concat`` also returns the joined song, in pairs."""
+    fake = fake_without_limit(sonic_duration=0.0)
+    body = {"url": "https://example.com/a.mp3", "custom_mode": False, "mv": "sonic-v5"}
+
+    async def sections(http: httpx.AsyncClient, path: str, **extra: Any) -> list[str | None]:
+        task_id = (await http.post(path, json={**body, **extra})).json()["task_id"]
+        clips = (await http.get(f"/sonic/task/{task_id}")).json()["data"]
+        assert all(c["state"] == "succeeded" for c in clips)
+        return [c.get("section") for c in clips]
+
+    async with connect(fake) as http:
+        joined = await sections(http, "/sonic/upload-extend", auto_concat=True)
+        plain = await sections(http, "/sonic/upload-extend", auto_concat=False)
+        # "upload + cover" has no concat step: nothing to join.
+        cover = await sections(http, "/sonic/upload-cover", auto_concat=True)
+    assert joined == ["extended", "full", "extended", "full"]
+    assert plain == [None, None]
+    assert cover == [None, None]
+    assert fake.credits().total == 1000 - 3 * 15
 
 
 async def test_sample_mashup_replace_section_and_create_voice_create_tasks() -> None:
@@ -777,6 +803,38 @@ async def test_upload_persona_wav_lyrics_and_credits_answer_documented_shapes() 
         assert [sorted(r) for r in lyrics["results"]] == [["lyrics", "title"]] * 2
         credits = (await http.get("/get-credits")).json()
     assert credits == {"credits": 1000 - 2 - 1 - 1 - 1, "extra_credits": 0}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "longest", "message"),
+    [
+        (
+            "/sonic/persona",
+            {"clip_id": "c-1"},
+            "name",
+            79,
+            "The name character length should be less than 80.",
+        ),
+        (
+            "/sonic/lyrics",
+            {},
+            "description",
+            119,
+            "The description character length should be less than 120.",
+        ),
+    ],
+    ids=["persona name", "lyrics description"],
+)
+async def test_under_n_limits_take_n_minus_1_characters_and_refuse_n(
+    path: str, body: dict[str, Any], field: str, longest: int, message: str
+) -> None:
+    """Persona name "max 79", lyrics description "under 120" (CONTRACT §4), boundary included."""
+    fake = fake_without_limit()
+    async with connect(fake) as http:
+        fits = await http.post(path, json={**body, field: "x" * longest})
+        too_long = await http.post(path, json={**body, field: "x" * (longest + 1)})
+    assert fits.status_code == 200, fits.text
+    assert (too_long.status_code, too_long.json()) == (400, {"message": message})
 
 
 async def test_midi_answers_202_for_the_first_calls_then_instruments() -> None:
@@ -927,6 +985,50 @@ async def test_producer_200_style_reports_status_values() -> None:
     assert ISO_MS.match(clip["created_at"])
     for name in ("lyrics", "image_url", "mv", "duration"):
         assert name in clip
+    assert fake.credits().total == 1000 - 12
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"task_type": "extend_upload_music"},
+            "The 'starts_at' field is required when task_type = extend_upload_music.",
+        ),
+        (
+            {"task_type": "extend_music"},
+            "The 'starts_at' field is required when task_type = extend_music.",
+        ),
+        (
+            {"task_type": "replace_upload_music", "starts_at": 1},
+            "The 'starts_at' and 'ends_at' fields are required.",
+        ),
+        (
+            {"task_type": "replace_upload_music", "ends_at": 9},
+            "The 'starts_at' and 'ends_at' fields are required.",
+        ),
+    ],
+)
+async def test_producer_extend_and_replace_types_need_their_range(
+    body: dict[str, Any], message: str
+) -> None:
+    """The ``*_upload_music`` twins need ``starts_at`` (and ``ends_at``) like their models."""
+    fake = fake_without_limit()
+    async with connect(fake) as http:
+        answer = await http.post("/producer/create", json={"clip_id": "c-1", **body})
+    assert (answer.status_code, answer.json()) == (400, {"message": message})
+    assert fake.credits().total == 1000
+
+
+@pytest.mark.parametrize("start", [{"starts_at": 0}, {"starts": 12.5}], ids=["zero", "legacy"])
+async def test_producer_extend_upload_music_takes_starts_at_or_its_legacy_name(
+    start: dict[str, float],
+) -> None:
+    fake = fake_without_limit()
+    body = {"task_type": "extend_upload_music", "clip_id": "c-1", **start}
+    async with connect(fake) as http:
+        answer = await http.post("/producer/create", json=body)
+    assert answer.status_code == 200, answer.text
     assert fake.credits().total == 1000 - 12
 
 

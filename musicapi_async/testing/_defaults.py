@@ -67,12 +67,19 @@ DEFAULT_LENGTH_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
         "webhook_url": 1024,
         "/sonic/sample:tags": 200,
         "/sonic/mashup:tags": 200,
-        "/sonic/persona:name": 80,
+        "/sonic/persona:name": 79,
         "/sonic/persona:description": 200,
         "/sonic/persona:styles": 2000,
-        "/sonic/lyrics:description": 120,
+        "/sonic/lyrics:description": 119,
         "/nuro/create:lyrics": 2000,
     }
+)
+
+#: Limits the vendor words as "under N" (CONTRACT §4: persona name, lyrics description): the
+#: maximum is N - 1 and the refusal names N, the first length refused ("less than 80" for a
+#: 79-character maximum), where the other messages name the maximum itself.
+LIMITS_NAMED_BY_FIRST_REFUSED: Final = frozenset(
+    {"/sonic/persona:name", "/sonic/lyrics:description"}
 )
 
 #: Status of the "not enough credits" refusal where it is not 403 ([spec]: create-voice 402).

@@ -1371,7 +1371,9 @@ class FakeMusicAPI:
         step = "extend" if ctx.route.endswith("extend") else "cover"
         upload_id = str(uuid4())
         self._clips[upload_id] = _ClipInfo("Uploaded audio", None, None)
-        clips = [self._sonic_clip(ctx, ctx.body, source=upload_id) for _ in range(2)]
+        # Only the extend flavour concatenates ("upload + extend + concat"; CONTRACT §4).
+        part = "extended" if step == "extend" else None
+        clips = self._concat_clips(ctx, check, source=upload_id, count=2, part=part)
         task = self._start_task(
             ctx, family="sonic", task_type=f"upload_{step}", price_key=ctx.route, clips=clips
         )
@@ -1382,6 +1384,22 @@ class FakeMusicAPI:
         answer = self._submitted(task, steps=steps)
         answer.body = {"code": 200, **answer.body}
         return answer
+
+    def _concat_clips(
+        self, ctx: _Ctx, check: Checker, *, source: str | None, count: int, part: str | None
+    ) -> list[dict[str, Any]]:
+        """``count`` clips; with ``auto_concat`` (and a ``part``), each followed by the full song.
+
+        The results then come in pairs, ``section`` telling the new ``part`` (``"extended"``,
+        ``"replaced"``) from the ``"full"`` song (CONTRACT §4, §9.2).
+        """
+        if part is None or not check.get("auto_concat"):
+            return [self._sonic_clip(ctx, ctx.body, source=source) for _ in range(count)]
+        return [
+            self._sonic_clip(ctx, ctx.body, source=source, extra={"section": section})
+            for _ in range(count)
+            for section in (part, "full")
+        ]
 
     def _sonic_create_voice(self, ctx: _Ctx) -> _Answer:
         check = self._checker(ctx)
@@ -1458,13 +1476,7 @@ class FakeMusicAPI:
         if start is not None and end is not None and end <= start:
             raise check.fail("The 'infill_end_s' field should be greater than infill_start_s.")
         check.string("infill_lyrics")
-        if check.get("auto_concat"):
-            clips = [
-                self._sonic_clip(ctx, ctx.body, source=source, extra={"section": "replaced"}),
-                self._sonic_clip(ctx, ctx.body, source=source, extra={"section": "full"}),
-            ]
-        else:
-            clips = [self._sonic_clip(ctx, ctx.body, source=source)]
+        clips = self._concat_clips(ctx, check, source=source, count=1, part="replaced")
         task = self._start_task(
             ctx, family="sonic", task_type="replace_section", price_key=ctx.route, clips=clips
         )
@@ -1735,8 +1747,10 @@ class FakeMusicAPI:
         else:
             check.required("clip_id", suffix=f" when task_type = {task_type}")
             self._known_clip(check)
+        start = check.get("starts_at") if check.has("starts_at") else check.get("starts")
+        if task_type.startswith("extend") and start is None:
+            raise check.fail(f"The 'starts_at' field is required when task_type = {task_type}.")
         if task_type.startswith("replace"):
-            start = check.get("starts_at") if check.has("starts_at") else check.get("starts")
             end = check.get("ends_at") if check.has("ends_at") else check.get("ends")
             if start is None or end is None:
                 raise check.fail("The 'starts_at' and 'ends_at' fields are required.")

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, final
 
-from ._defaults import MSG_PERSONA_ID, SONIC_REQUIRED, SONIC_TASK_TYPES
+from ._defaults import (
+    LIMITS_NAMED_BY_FIRST_REFUSED,
+    MSG_PERSONA_ID,
+    SONIC_REQUIRED,
+    SONIC_TASK_TYPES,
+)
 
 #: Fields whose length message the docs write without quotes ("The prompt character length...").
 _UNQUOTED = frozenset({"prompt", "tags", "title", "name", "description"})
@@ -95,10 +100,14 @@ class Checker:
         value = self.body.get(name)
         if not isinstance(value, str):
             return
-        limit = self._limits.get(f"{self.route}:{name}", self._limits.get(name))
+        key = f"{self.route}:{name}"
+        limit = self._limits.get(key, self._limits.get(name))
         if limit is not None and len(value) > limit:
             label = name if name in _UNQUOTED else f"'{name}'"
-            raise self.fail(f"The {label} character length should be less than {limit}.")
+            named = (
+                limit + 1 if key in self._limits and key in LIMITS_NAMED_BY_FIRST_REFUSED else limit
+            )
+            raise self.fail(f"The {label} character length should be less than {named}.")
 
     def boolean(self, name: str, *, required: bool = False) -> bool | None:
         value = self.body.get(name)
@@ -186,7 +195,8 @@ def check_sonic_create(check: Checker) -> str:
     check.number("overpainting_end_s", minimum=0.0)
     if task_type == "create_music":
         if check.get("custom_mode"):
-            if check.prompt() is None and not check.get("make_instrumental"):
+            # make_instrumental does not waive it: custom mode needs prompt (CONTRACT §3.1).
+            if check.prompt() is None:
                 raise check.fail("The 'prompt' field is required when custom_mode is true.")
         elif not check.has("gpt_description_prompt"):
             raise check.fail(
