@@ -784,10 +784,16 @@ class Scheduler:
     def note_submitted(self, ref: TaskRef, model: str | None, *, webhook: bool = False) -> None:
         """A create returned ``ref``; ``webhook``: its result will be delivered to this client."""
         key = (ref.family, ref.task_id)
-        self._submitted[key] = (anyio.current_time(), self._epoch(), model, webhook)
+        now = anyio.current_time()
+        self._submitted[key] = (now, self._epoch(), model, webhook)
         self._submitted.move_to_end(key)
         while len(self._submitted) > _SUBMITTED_MAX:
             self._submitted.popitem(last=False)
+        # Its result delivered before this create call returned: kept as one of this
+        # client's own (as long as a delivery after it), not as a stranger's.
+        early = self._early.take(ref.task_id, now, self._epoch())
+        if early is not None:
+            self._unclaimed.put(key, _as_family(early, key[0]), now, self._epoch())
 
     def statistics(self) -> dict[str, Any]:
         """Tasks being polled, waiters, learned durations (for logs and debugging)."""

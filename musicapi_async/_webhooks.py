@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl
 from uuid import uuid4
 
 import anyio
+from anyio.lowlevel import current_token
 from attrs import field, frozen
 
 from ._constants import (
@@ -161,7 +163,10 @@ class WebhookResponse:
     * 401 ``{"error": <reason>}``: not authenticated: missing or wrong signature, missing,
       malformed, stale or future timestamp. Nothing was called;
     * 500 ``{"error": "callback_failed"}``: a callback raised; the event is not remembered,
-      so the sender's retry can succeed.
+      so the sender's retry can succeed;
+    * 503 ``{"error": "task_pending"}`` with ``Retry-After``: the body names no task and the
+      create call whose tag the URL carries is still unanswered; nothing was called, and
+      the sender's retry can succeed.
     """
 
     status: int
@@ -189,6 +194,9 @@ class WebhookStatistics:
     failed: int
     #: Events currently remembered for de-duplication (each under one or two keys).
     remembered: int
+    #: Deliveries answered 503 (retry later): the body names no task, and the create call
+    #: whose tag the URL carries had still not been answered after a wait.
+    deferred: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -380,7 +388,8 @@ def _read_event(
     if task_id is None:
         raise WebhookVerificationError(
             "the signature is valid but the payload names no task: no task_id at its top "
-            "level nor in its clips, and no known tag in the URL",
+            "level nor in its clips, and no tag of a known create call in the URL (pass the "
+            "request's query string as query=; a legacy delivery is never matched by its tag)",
             reason="bad_body",
         )
     # The signed body wins over the (unsigned) URL tag when both name a task.
@@ -560,9 +569,46 @@ def _answer(status: int, payload: Mapping[str, str]) -> WebhookResponse:
     return WebhookResponse(status, body, {"content-type": "application/json"})
 
 
+#: Seconds between two looks at a delivery handled in another event loop.
+_OTHER_LOOP_LOOK: Final = 0.05
+
+
+@final
+class _Signal:
+    """Set once, awaited from any event loop. A receiver may serve several loops at once (a
+    WSGI server runs each async view in a loop of its own thread), and an anyio ``Event``
+    wakes only tasks of the loop that made it: a waiter there waits on it; a waiter in any
+    other loop looks again every ``_OTHER_LOOP_LOOK`` seconds instead of hanging for ever."""
+
+    __slots__ = ("_done", "_event", "_loop")
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self._loop = current_token()
+        self._done = False
+
+    def set(self) -> None:
+        """Called in the loop that made it (a delivery's or a create call's own)."""
+        self._done = True
+        self._event.set()
+
+    async def wait(self) -> None:
+        if current_token() == self._loop:
+            await self._event.wait()
+            return
+        while not self._done:  # noqa: ASYNC110 (an Event of this loop is what cannot work)
+            await anyio.sleep(_OTHER_LOOP_LOOK)
+
+
 _ACCEPTED: Final = _answer(200, {"status": "accepted"})
 _DUPLICATE: Final = _answer(200, {"status": "duplicate"})
 _CALLBACK_FAILED: Final = _answer(500, {"error": "callback_failed"})
+#: The create call a delivery's tag names is still unanswered: the sender is to try again.
+_TASK_PENDING: Final = WebhookResponse(
+    503,
+    b'{"error":"task_pending"}',
+    {"content-type": "application/json", "retry-after": f"{WEBHOOK_TAG_WAIT:.0f}"},
+)
 _REJECTED: Final[Mapping[str, WebhookResponse]] = {
     reason: _answer(400 if reason == "bad_body" else 401, {"error": reason})
     for reason in get_args(VerificationFailure)
@@ -637,15 +683,19 @@ class WebhookReceiver:
         # Each remembered event under its first key, with all its keys; and every key's event.
         self._seen: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._owner: dict[str, str] = {}
-        self._in_flight: dict[str, anyio.Event] = {}
+        self._in_flight: dict[str, _Signal] = {}
+        # Deliveries may be handled in several threads at once (one event loop each): the
+        # bookkeeping between two awaits is done under this lock.
+        self._lock = threading.Lock()
         self._accepted = 0
         self._duplicate = 0
         self._failed = 0
+        self._deferred = 0
         self._rejected: Counter[str] = Counter()
         # The task each URL tag of a create call stands for (the newest WEBHOOK_TAGS_MAX),
         # and the tags of create calls not answered yet.
         self._tags: OrderedDict[str, TaskRef] = OrderedDict()
-        self._pending_tags: dict[str, anyio.Event] = {}
+        self._pending_tags: dict[str, _Signal] = {}
 
     def __repr__(self) -> str:
         return (
@@ -682,7 +732,7 @@ class WebhookReceiver:
 
     def _expect_tag(self, tag: str) -> None:
         """A create call carrying ``tag`` is about to be sent."""
-        self._pending_tags[tag] = anyio.Event()
+        self._pending_tags[tag] = _Signal()
 
     def _resolve_tag(self, tag: str, ref: TaskRef | None) -> None:
         """The create call carrying ``tag`` started ``ref`` (None: it failed)."""
@@ -725,6 +775,7 @@ class WebhookReceiver:
             rejected=dict(self._rejected),
             failed=self._failed,
             remembered=len(self._seen),
+            deferred=self._deferred,
         )
 
     async def handle(
@@ -751,6 +802,16 @@ class WebhookReceiver:
                     raise
                 with anyio.move_on_after(WEBHOOK_TAG_WAIT):
                     await pending.wait()
+                if self._pending_tags.get(self._tag_in(query) or "") is pending:
+                    # Still unanswered: a 400 would be final to the sender, and the result
+                    # would wait for a fallback poll. A 503 makes it deliver again later.
+                    self._deferred += 1
+                    logger.info(
+                        "a webhook delivery names no task and the create call its URL tag "
+                        "names is still unanswered after %g s: answered 503, to retry",
+                        WEBHOOK_TAG_WAIT,
+                    )
+                    return _TASK_PENDING
                 event = self.verify(body, lowered, query=query)
         except WebhookVerificationError as exc:
             self._rejected[exc.reason] += 1
@@ -759,33 +820,39 @@ class WebhookReceiver:
         keys = _dedup_keys(event, body, lowered)
         # A copy arriving while the first is being handled waits for its outcome: answering
         # "duplicate" at once would lose the event if the first one's callbacks then fail.
-        while (busy := self._busy(keys)) is not None:
+        while True:
+            with self._lock:
+                busy = self._busy(keys)
+                if busy is None:
+                    seen = {self._owner[k] for k in keys if k in self._owner}
+                    if seen:
+                        # A duplicate adds none of its keys: a replay under an invented id
+                        # must not make a later event with that id look seen.
+                        for first in seen:
+                            self._seen.move_to_end(first)
+                        self._duplicate += 1
+                        return _DUPLICATE
+                    done = _Signal()
+                    for key in keys:
+                        self._in_flight[key] = done
+                    break
             await busy.wait()
-        seen = {self._owner[k] for k in keys if k in self._owner}
-        if seen:
-            # A duplicate adds none of its keys: a replay under an invented id must not make
-            # a later event with that id look seen.
-            for first in seen:
-                self._seen.move_to_end(first)
-            self._duplicate += 1
-            return _DUPLICATE
-        done = anyio.Event()
-        for key in keys:
-            self._in_flight[key] = done
         try:
             ok = await self._dispatch(event)
-            if not ok:
-                self._failed += 1
-                return _CALLBACK_FAILED
-            self._remember_event(keys)
-            self._accepted += 1
-            return _ACCEPTED
+            with self._lock:
+                if not ok:
+                    self._failed += 1
+                    return _CALLBACK_FAILED
+                self._remember_event(keys)
+                self._accepted += 1
+                return _ACCEPTED
         finally:
-            for key in keys:
-                del self._in_flight[key]
+            with self._lock:
+                for key in keys:
+                    del self._in_flight[key]
             done.set()
 
-    def _busy(self, keys: tuple[str, ...]) -> anyio.Event | None:
+    def _busy(self, keys: tuple[str, ...]) -> _Signal | None:
         """The completion of an in-flight delivery sharing one of ``keys``, if any."""
         return next((self._in_flight[k] for k in keys if k in self._in_flight), None)
 

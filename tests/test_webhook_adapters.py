@@ -288,6 +288,24 @@ async def test_asgi_app_refuses_a_body_over_max_body() -> None:
         asgi_app(sink.receiver, max_body=0)
 
 
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [("²", 200), ("٣", 200), ("9" * 5000, 413), ("0" * 30 + "5", 200), ("x", 200)],
+    ids=["superscript", "arabic-indic", "5000-digits", "leading-zeros", "not-a-number"],
+)
+async def test_asgi_app_reads_an_odd_content_length_without_raising(
+    length: str, status: int
+) -> None:
+    """A length that is no ASCII number is left to the body's own size; one past any body
+    is refused unread (int() raised on both: a 500 with a traceback)."""
+    sink = Sink()
+    body = json.dumps(PAYLOAD).encode()
+    call = ASGICall([body])
+    assert await call.run(asgi_app(sink.receiver), {**signed(body), "content-length": length}) == (
+        status
+    )
+
+
 async def test_asgi_app_says_nothing_to_a_client_that_went_away() -> None:
     sink = Sink()
     body = json.dumps(PAYLOAD).encode()

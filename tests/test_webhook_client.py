@@ -880,6 +880,38 @@ async def test_a_delivery_for_a_task_submitted_here_is_kept_past_the_early_windo
     assert polls(fake, ref) == []
 
 
+async def test_a_delivery_before_the_create_call_returns_is_kept_as_this_clients_own() -> None:
+    """The task ended (and was delivered) while its create call's answer was still on its
+    way: once the call returns, the result is kept like any of this client's, not dropped
+    with strangers' after WEBHOOK_EARLY_KEEP."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=1.0, latency={"/sonic/create": 12.0})
+    async with hooked(fake) as client, fake.webhooks.running(client.webhooks):
+        ref = await create(client)
+        assert [d.status for d in fake.webhooks.deliveries] == [200]  # before it returned
+        await anyio.sleep(WEBHOOK_EARLY_KEEP * 2)
+        with anyio.fail_after(0.001):
+            task = await client.await_task(ref)
+    assert task.succeeded
+    assert polls(fake, ref) == []
+
+
+async def test_a_tagless_delivery_whose_create_call_is_slow_is_deferred_not_refused() -> None:
+    """A body naming no task, its tag's create call still unanswered after the wait: 503, so
+    the sender delivers again (a 400 is final: the result waited for a fallback poll)."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=1.0, latency={"/sonic/create": 12.0})
+    fake.webhooks.names_task = False
+    async with hooked(fake) as client, fake.webhooks.running(client.webhooks):
+        started = anyio.current_time()
+        ref = await create(client)
+        task = await client.await_task(ref)
+        assert anyio.current_time() - started < 30  # from the retried delivery, not a poll
+    assert task.succeeded
+    assert polls(fake, ref) == []
+    assert [d.status for d in fake.webhooks.deliveries] == [503, 200]
+    stats = client.webhooks.statistics()
+    assert (stats.deferred, stats.rejected_total, stats.accepted) == (1, 0, 1)
+
+
 def test_the_tolerance_must_be_finite() -> None:
     with pytest.raises(ValueError, match="webhook_tolerance"):
         MusicAPI("k", webhook_secret=SECRET, webhook_tolerance=float("inf"))

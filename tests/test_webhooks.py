@@ -8,6 +8,8 @@ import hmac
 import json
 import logging
 import pickle
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -1059,3 +1061,47 @@ def test_no_frame_of_a_bad_signature_traceback_holds_the_valid_signature(legacy:
             shown = repr(value)
             assert valid not in shown, (frame.f_code.co_name, name)
             assert valid.upper() not in shown, (frame.f_code.co_name, name)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_copy_handled_in_another_event_loop_waits_for_the_first_and_is_a_duplicate(
+    backend: str,
+) -> None:
+    """One receiver, two event loops in two threads (Django under WSGI runs each async view
+    so): a retry arriving while the first copy's callback still runs waited on the other
+    loop's Event and hung for ever (asyncio), or broke the first request (trio)."""
+    inside, release, asked = threading.Event(), threading.Event(), threading.Event()
+
+    async def slow_store(event: WebhookEvent) -> None:
+        inside.set()
+        await anyio.to_thread.run_sync(release.wait)
+
+    receiver = WebhookReceiver(SECRET, on_event=slow_store)
+    body = b'{"task_id": "t-1", "code": 200, "data": [{"state": "succeeded"}]}'
+    headers = sign_webhook(body, SECRET, event_id="evt-1")
+    answers: dict[str, object] = {}
+
+    def deliver(name: str, before: threading.Event | None = None) -> None:
+        async def go() -> None:
+            if before is not None:
+                before.set()
+            with anyio.move_on_after(5):
+                answers[name] = (await receiver.handle(body, headers)).body
+
+        try:
+            anyio.run(go, backend=backend)
+        except BaseException as exc:  # recorded: the assertion below shows it
+            answers[name] = exc
+
+    first = threading.Thread(target=deliver, args=("first",))
+    first.start()
+    assert inside.wait(5)
+    retry = threading.Thread(target=deliver, args=("retry", asked))
+    retry.start()
+    assert asked.wait(5)
+    time.sleep(0.1)  # let the retry reach its wait (the outcome does not depend on it)
+    release.set()
+    for thread in (first, retry):
+        thread.join(10)
+        assert not thread.is_alive()
+    assert answers == {"first": b'{"status":"accepted"}', "retry": b'{"status":"duplicate"}'}
