@@ -36,7 +36,15 @@ from ._download import (
     download_file,
 )
 from ._exceptions import ResponseValidationError
-from ._http import PAID_ADVICE, CallOptions, HTTPCore, check_default_headers
+from ._http import (
+    PAID_ADVICE,
+    Answer,
+    CallOptions,
+    HTTPCore,
+    check_default_headers,
+    request_id_of,
+    shown_request_id,
+)
 from ._models import Clip, Task, TaskFamily, TaskRef
 from ._nuro import Nuro
 from ._poller import AsCompleted, Scheduler, TaskProgress, default_timeout
@@ -78,6 +86,12 @@ def _check_base_url(base_url: str, source: str = "base_url") -> httpx.URL:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise ValueError(f"{shown} is not a valid URL ({type(exc).__name__})") from None
+    if url.userinfo:
+        # httpx would send them as Basic auth, in place of the Bearer key.
+        raise ValueError(
+            f"{shown} carries a user name or password, which the SDK does not send: remove "
+            "them from the URL (the API key goes in api_key= or MUSICAPI_KEY)"
+        )
     host = url.host.lower()
     if url.scheme == "https" and host:
         return url
@@ -92,9 +106,26 @@ def _check_base_url(base_url: str, source: str = "base_url") -> httpx.URL:
     raise ValueError(f"{shown} must be an absolute https:// URL")
 
 
+def _check_seconds(value: object, name: str) -> None:
+    """A timeout: None (no limit) or a finite number of seconds > 0, else an error naming it."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__}")
+    if not 0 < value < math.inf:  # NaN too
+        raise ValueError(
+            f"{name} must be a finite number of seconds > 0 (or None: no limit), got {value!r}"
+        )
+
+
 def _timeout(timeout: float | httpx.Timeout | None, connect: float | None) -> httpx.Timeout:
+    """The ``timeout`` argument, checked, as an httpx.Timeout whose connect part is at most
+    ``connect``."""
     if isinstance(timeout, httpx.Timeout):
+        for part in ("connect", "read", "write", "pool"):
+            _check_seconds(getattr(timeout, part), f"timeout.{part}")
         return timeout
+    _check_seconds(timeout, "timeout")
     return httpx.Timeout(
         timeout, connect=connect if timeout is None or connect is None else min(connect, timeout)
     )
@@ -108,7 +139,10 @@ class MusicAPI:
         api_key: Your key from the MusicAPI dashboard; defaults to ``$MUSICAPI_KEY``.
         base_url: API root; defaults to ``$MUSICAPI_BASE_URL`` or the production URL.
             Must be ``https://`` (``http://`` only for loopback, where fakes run).
-        timeout: Seconds allowed for each HTTP attempt, or an ``httpx.Timeout``.
+        timeout: Seconds allowed for each step of an HTTP attempt (httpx's timeouts: to
+            connect, for each write, for each read of the answer, for a pooled connection;
+            not for the whole attempt: an answer that keeps trickling in is not cut off),
+            or an ``httpx.Timeout``; ``None``: no limit.
         connect_timeout: Seconds allowed to open a connection.
         max_retries: Shortcut for ``retry=RetryPolicy(max_retries=...)``.
         retry: The full retry policy (backoff, jitter, longest Retry-After honoured).
@@ -139,7 +173,8 @@ class MusicAPI:
             carry ``X-Webhook-Signature``.
 
     Raises:
-        ValueError: no API key, or an unacceptable ``base_url``.
+        ValueError: no API key, or an unacceptable ``base_url``, timeout or header.
+        TypeError: an argument of the wrong type (an ``api_key`` that is not a str).
 
     >>> async with MusicAPI() as client:
     ...     ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
@@ -171,6 +206,8 @@ class MusicAPI:
         webhook_tolerance: float = DEFAULT_WEBHOOK_TOLERANCE,
         webhook_legacy: bool = True,
     ) -> None:
+        if api_key is not None and not isinstance(api_key, str):
+            raise TypeError(f"api_key must be a str, got {type(api_key).__name__}")
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key or not key.strip():
             raise ValueError(
@@ -180,15 +217,20 @@ class MusicAPI:
         # The key goes into an HTTP header; a stray space, tab, control or non-ASCII character
         # would otherwise surface only at the first request, as a confusing 401 or encode error.
         if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+            source = (
+                "api_key=" if api_key is not None else f"the {API_KEY_ENV} environment variable"
+            )
             raise ValueError(
-                "the API key contains whitespace, line breaks or other characters a key cannot "
-                "have; check how it was copied"
+                f"the API key given by {source} contains whitespace, line breaks or other "
+                "characters a key cannot have (a trailing newline or carriage return, say); "
+                "check how it was copied"
             )
         source = "base_url"
         if base_url is None:
             base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
             source = f"{BASE_URL_ENV} (the environment variable)"
         url = _check_base_url(base_url, source)
+        _check_seconds(connect_timeout, "connect_timeout")
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
@@ -328,18 +370,27 @@ class MusicAPI:
         }
         return resources[family]
 
-    def _read(self, parse: Callable[[Any], T], body: Any, method: str, path: str) -> T:
-        """Run a response parser, adding the call to its validation errors."""
+    def _read(self, parse: Callable[[Any], T], answer: Answer, method: str, path: str) -> T:
+        """Run a response parser on an :class:`Answer`'s body, adding the call and the answer
+        (status, request id, headers) to its validation errors."""
+        body = answer.body
         try:
             return parse(body)
         except ResponseValidationError as exc:
             exc.method, exc.path = method, path
-            exc.message = f"{method} {path}: {exc.message}"
+            message = f"{method} {path}: {exc.message}"
             # Every POST may spend credits: a 2xx the SDK cannot read does not prove that
             # nothing was started, unless the answer itself says so.
             if method != "GET" and not reports_no_task(body):
                 exc.task_may_exist = True
-                exc.message = f"{exc.message.rstrip('.')}.{PAID_ADVICE}"
+                message = f"{message.rstrip('.')}.{PAID_ADVICE}"
+            exc.status_code = answer.status_code
+            exc.request_id = self._core.hide_key(request_id_of(answer.headers))
+            exc.headers = self._core.hide_key(answer.headers)
+            message += shown_request_id(exc.request_id)
+            # A parser quotes the body's values: one may echo the key.
+            exc.message = self._core.hide_key(message)
+            exc.body = self._core.hide_key(exc.body)
             raise
 
     # --- webhooks -----------------------------------------------------------------------------
@@ -352,7 +403,9 @@ class MusicAPI:
         :mod:`musicapi_async.webhooks` that does): a verified delivery resolves the
         :meth:`await_task` / :meth:`as_completed` waiters of its task at once.
 
-        >>> response = await client.webhooks.handle(await request.body(), request.headers)
+        >>> response = await client.webhooks.handle(
+        ...     await request.body(), request.headers, query=request.url.query
+        ... )
 
         Raises:
             RuntimeError: the client has no ``webhook_secret``.

@@ -10,7 +10,7 @@ DEFAULT_BASE_URL: Final = "https://api.musicapi.ai/api/v1"
 API_KEY_ENV: Final = "MUSICAPI_KEY"
 BASE_URL_ENV: Final = "MUSICAPI_BASE_URL"
 
-#: Seconds for the whole of one HTTP attempt (connect, write, read, pool).
+#: Seconds httpx allows each step of one HTTP attempt (connect, each write, each read, pool).
 #: /sonic/upload answers after about 20 s, so the read budget is generous.
 DEFAULT_TIMEOUT: Final = 60.0
 #: Seconds to open a connection.

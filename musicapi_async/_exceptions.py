@@ -64,7 +64,6 @@ __all__ = [
 class MusicAPIError(Exception):
     """Base class of every error a MusicAPI call raises."""
 
-    message: str
     #: HTTP method and path (relative to the base URL) of the call, when there was one.
     method: str | None
     path: str | None
@@ -87,10 +86,20 @@ class MusicAPIError(Exception):
         task_may_exist: bool = False,
     ) -> None:
         super().__init__(message)
-        self.message = message
         self.method = method
         self.path = path
         self.task_may_exist = task_may_exist
+
+    @property
+    def message(self) -> str:
+        """What happened and what to do: ``str(error)``."""
+        return str(self.args[0]) if self.args else ""
+
+    @message.setter
+    def message(self, message: str) -> None:
+        # Kept in ``args``, which repr(), tracebacks and pickling read: a message completed
+        # after the error was made (the advice of a paid call) reaches them all.
+        self.args = (message, *self.args[1:])
 
     def __str__(self) -> str:
         return self.message
@@ -201,6 +210,11 @@ class ResponseValidationError(MusicAPIError):
     #: Where the bad value sits, e.g. ``$.data[0].duration``.
     field_path: str | None
     body: object
+    #: The answer's HTTP status (2xx), its request id and headers, when known: with
+    #: ``task_may_exist``, the request id is what MusicAPI's support asks for.
+    status_code: int | None
+    request_id: str | None
+    headers: Mapping[str, str] | None
 
     def __init__(
         self,
@@ -211,10 +225,16 @@ class ResponseValidationError(MusicAPIError):
         method: str | None = None,
         path: str | None = None,
         task_may_exist: bool = False,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, method=method, path=path, task_may_exist=task_may_exist)
         self.field_path = field_path
         self.body = body
+        self.status_code = status_code
+        self.request_id = request_id
+        self.headers = None if headers is None else httpx.Headers(headers)
 
 
 class ResultNotReadyError(MusicAPIError):

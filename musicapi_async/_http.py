@@ -41,7 +41,7 @@ from ._exceptions import (
 )
 from ._loops import LoopLocal
 from ._ratelimit import Limiter, Priority, acquire_slot, report_rate_limited
-from ._redact import scrub_urls, shown_location, shown_url
+from ._redact import hide_secrets, scrub_urls, shown_location, shown_url
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
 from ._serde import body_code, dumps, error_text, error_type
 
@@ -264,6 +264,13 @@ class HTTPCore:
     def __repr__(self) -> str:
         return f"HTTPCore(base_url={shown_url(str(self.base_url))})"
 
+    def hide_key(self, value: Any) -> Any:
+        """``value`` (server text, a decoded body, an answer's headers) with this client's
+        API key hidden."""
+        if isinstance(value, httpx.Headers):
+            return _hidden_headers(value, (self._api_key,))
+        return hide_secrets(value, (self._api_key,))
+
     def http(self) -> httpx.AsyncClient:
         """The httpx client to send with from the running event loop."""
         if self._closed:  # an injected http_client too: a closed client sends nothing
@@ -395,7 +402,9 @@ class HTTPCore:
             await anyio.lowlevel.checkpoint_if_cancelled()
             watch.sending()
         try:
-            response = await http.send(request)
+            # An injected client may follow redirects; the SDK never does: a 307 would
+            # re-send a paid create past the limiter (README: a 3xx is never followed).
+            response = await http.send(request, follow_redirects=False)
             try:
                 await response.aread()
             finally:
@@ -413,14 +422,16 @@ class HTTPCore:
             ) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
+        secrets = (self._api_key,)
         if response.status_code >= 300:  # a redirect too: not followed, not a success
-            _raise_status_error(status_error(response, method, path), paid)
-        body = _decode(response, method, path, paid)
+            _raise_status_error(status_error(response, method, path, secrets=secrets), paid)
+        body = _decode(response, method, path, paid, secrets)
         in_body = body_status(body) if response.status_code != 202 else None
         if in_body is not None:
             # An error envelope sent with a 2xx ({"code": 403, "message": "The remaining
             # credits are not enough"}): the error its code names, as if it were the status.
-            _raise_status_error(status_error(response, method, path, in_body=in_body), paid)
+            error = status_error(response, method, path, in_body=in_body, secrets=secrets)
+            _raise_status_error(error, paid)
         return Answer(response.status_code, body, response.headers)
 
     def _transport_error(
@@ -429,7 +440,7 @@ class HTTPCore:
         timeout = isinstance(exc, httpx.TimeoutException)
         cls = APITimeoutError if timeout else APIConnectionError
         # Name the server: a base URL from MUSICAPI_BASE_URL is easy to forget.
-        what = f"{_describe_transport_error(exc)}; server {self.base_url.host}"
+        what = self.hide_key(f"{_describe_transport_error(exc)}; server {self.base_url.host}")
         if isinstance(exc, httpx.UnsupportedProtocol):
             return cls(f"{method} {path}: {what}", method=method, path=path)  # same every time
         if isinstance(exc, NOT_SENT_ERRORS):
@@ -443,10 +454,27 @@ class HTTPCore:
         )
 
 
+#: Headers that describe each request's own body or connection: httpx sets them, and a
+#: default one would be sent beside (or instead of) the right value.
+_PER_REQUEST_HEADERS: Final = ("Content-Type", "Content-Length", "Host", "Transfer-Encoding")
+
+
 def check_default_headers(headers: Mapping[str, str]) -> None:
     """Refuse extra headers that cannot or must not be sent (``MusicAPI(default_headers=)``)."""
-    if any(isinstance(name, str) and name.lower() == "authorization" for name in headers):
+    given: Iterable[object] = headers  # bytes names too: httpx accepts them
+    names = {
+        (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
+        for name in given
+        if isinstance(name, (str, bytes))
+    }
+    if "authorization" in names:
         raise ValueError("default_headers must not set Authorization: pass api_key= instead")
+    for header in _PER_REQUEST_HEADERS:
+        if header.lower() in names:
+            raise ValueError(
+                f"default_headers must not set {header}: the SDK sets it on each request "
+                "from the request itself"
+            )
     httpx.Headers(headers)  # a name or value that is not text raises TypeError here
 
 
@@ -519,7 +547,9 @@ def _raise_status_error(error: APIStatusError, paid: bool) -> NoReturn:
     raise error
 
 
-def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any:
+def _decode(
+    response: httpx.Response, method: str, path: str, paid: bool, secrets: Iterable[str]
+) -> Any:
     if not response.content:
         return None
     try:
@@ -528,17 +558,41 @@ def _decode(response: httpx.Response, method: str, path: str, paid: bool) -> Any
         if response.status_code == 202:
             # "Accepted, not ready yet" whatever its body says (CONTRACT §15): no body.
             return None
-        snippet = scrub_urls(response.text[:_TEXT_SCRUBBED])[:200]
+        snippet = scrub_urls(response.text[:_TEXT_SCRUBBED], secrets=secrets)[:200]
+        request_id = hide_secrets(request_id_of(response.headers), secrets)
         # A paid call answered 2xx: the server acted, whatever the body says.
         raise ResponseValidationError(
             f"{method} {path} answered {response.status_code} with a body that is not JSON: "
-            f"{snippet!r}.{PAID_ADVICE if paid else ''}",
+            f"{snippet!r}.{PAID_ADVICE if paid else ''}{shown_request_id(request_id)}",
             field_path="$",
             body=snippet,
             method=method,
             path=path,
             task_may_exist=paid,
+            status_code=response.status_code,
+            request_id=request_id,
+            headers=_hidden_headers(response.headers, secrets),
         ) from exc
+
+
+def request_id_of(headers: httpx.Headers) -> str | None:
+    """The id the server (or its CDN) gave the answer, which support asks for, or None."""
+    return next((headers[name] for name in REQUEST_ID_HEADERS if name in headers), None)
+
+
+def shown_request_id(request_id: str | None) -> str:
+    """The end of an error message that names the answer's request id ("" without one)."""
+    return f" [request id {request_id}]" if request_id else ""
+
+
+def _hidden_headers(headers: httpx.Headers, secrets: Iterable[str]) -> httpx.Headers:
+    """``headers`` as received (latin-1 maps every byte back), ``secrets`` hidden."""
+    return httpx.Headers(
+        [
+            (name, hide_secrets(value.decode("latin-1"), secrets).encode("latin-1"))
+            for name, value in headers.raw
+        ]
+    )
 
 
 def _is_insufficient_credits(message: str) -> bool:
@@ -576,14 +630,23 @@ def body_status(body: Any) -> int | None:
 
 
 def status_error(
-    response: httpx.Response, method: str, path: str, *, in_body: int | None = None
+    response: httpx.Response,
+    method: str,
+    path: str,
+    *,
+    in_body: int | None = None,
+    secrets: Iterable[str] = (),
 ) -> APIStatusError:
     """Translate an error answer into the exception class of its status (README table);
-    ``in_body``: the error status a 2xx answer carried in its body instead."""
+    ``in_body``: the error status a 2xx answer carried in its body instead. ``secrets``
+    (the client's key), should the server echo them, are hidden from the message, the body
+    and the headers."""
     try:
         body: Any = json.loads(response.content) if response.content else None
     except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
-        body = scrub_urls(response.text[:_TEXT_SCRUBBED])[:500]
+        body = scrub_urls(response.text[:_TEXT_SCRUBBED], secrets=secrets)[:500]
+    else:
+        body = hide_secrets(body, secrets)
     status = response.status_code if in_body is None else in_body
     reason = response.reason_phrase if in_body is None else None
     text = error_text(body) or reason or "no message"  # URLs scrubbed
@@ -594,9 +657,7 @@ def status_error(
         cls = InsufficientCreditsError
     if cls is BadRequestError and "task not found" in text.lower():
         cls = NotFoundError
-    request_id = next(
-        (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
-    )
+    request_id = hide_secrets(request_id_of(response.headers), secrets)
     answered = (
         f"{status}"
         if in_body is None
@@ -618,15 +679,15 @@ def status_error(
             f" (a redirect{f' to {location}' if location else ''}, which the SDK does not "
             "follow, so nothing was done: check base_url or MUSICAPI_BASE_URL)"
         )
-    if request_id:
-        message += f" [request id {request_id}]"
+    message += shown_request_id(request_id)
     kwargs: dict[str, Any] = {
         "status_code": status,
         "error_type": error_type(body),
         "request_id": request_id,
         "body": body,
-        "headers": response.headers,
+        "headers": _hidden_headers(response.headers, secrets),
         "method": method,
         "path": path,
     }
+    message = hide_secrets(message, secrets)  # the reason phrase, a request id...
     return cls(message, retry_after=parse_retry_after(response.headers), **kwargs)

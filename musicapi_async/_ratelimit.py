@@ -34,6 +34,7 @@ from ._constants import (
     RATE_LIMITED_REPORT_TIMEOUT,
 )
 from ._exceptions import LimiterError
+from ._loops import LoopLocal
 from ._redact import scrub_urls
 
 __all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket", "check_limiter"]
@@ -189,10 +190,12 @@ _ROUNDING = 1e-6
 
 
 class _Waiter:
-    __slots__ = ("event", "priority")
+    __slots__ = ("event", "priority", "run")
 
-    def __init__(self, priority: Priority) -> None:
+    def __init__(self, priority: Priority, run: object) -> None:
         self.priority = priority
+        #: The bucket's token of the event loop the waiter waits in (see TokenBucket._run).
+        self.run = run
         self.event = anyio.Event()
 
     def wake(self) -> None:
@@ -217,8 +220,9 @@ class TokenBucket:
     :meth:`on_rate_limited` pauses the bucket for every user (for ``Retry-After``, or one
     interval, at most ``max_pause`` seconds) and widens the margin by ``margin_step``, up to
     ``max_margin``; the extra margin shrinks back after ``recover_after`` grants without a
-    429. A bucket may be reused across event loops (``anyio.run`` calls, one per job, say):
-    the spacing and any pause carry over from one to the next.
+    429. A bucket may be reused across event loops (``anyio.run`` calls, one per job, say),
+    one at a time: the spacing and any pause carry over from one to the next, and a request
+    left queued by a loop that was closed without cancelling it is forgotten.
 
     Every wait is on anyio's clock, so the bucket works on asyncio and trio and can be
     tested in virtual time. Two event loops share no clock (trio starts each run's at a
@@ -274,6 +278,8 @@ class TokenBucket:
         self._updated: float | None = None  # the time of the last refill; None: not yet
         self._paused_until = -math.inf
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
+        #: The token of the event loop that used the bucket last (see _run).
+        self._last_run: object | None = None
         self._granted = 0
         self._rate_limited = 0
         self._throttled_time = 0.0
@@ -324,6 +330,30 @@ class TokenBucket:
 
     # --- the queue ---------------------------------------------------------------------------
 
+    def _run(self) -> object:
+        """A token of the running event loop, the same for every call in it."""
+        run = _RUNS.get(self)
+        if run is None:
+            run = object()
+            _RUNS.set(self, run)
+        return run
+
+    def _forget_other_loops(self) -> object:
+        """Drop the waiters of event loops other than the running one; return its token.
+
+        A loop closed (or left) while a request was queued here never ran its waiter's
+        cleanup: left in the queue, that waiter would hold back every later loop's requests
+        for ever, and waking it would touch a closed loop. The bucket serves one loop at a
+        time, so once another one uses it, the last one's waiters are gone.
+        """
+        run = self._run()
+        if run is not self._last_run:
+            self._last_run = run
+            for queue in self._queues.values():
+                for waiter in [w for w in queue if w.run is not run]:
+                    queue.remove(waiter)
+        return run
+
     def _head(self) -> _Waiter | None:
         for priority in Priority:
             queue = self._queues[priority]
@@ -354,7 +384,7 @@ class TokenBucket:
         else:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
-        waiter = _Waiter(priority)
+        waiter = _Waiter(priority, self._run())
         self._queues[priority].append(waiter)
         try:
             while True:
@@ -381,6 +411,7 @@ class TokenBucket:
     def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
         """Take a token now, or raise ``anyio.WouldBlock`` (nothing is taken then)."""
         priority = Priority(priority)
+        self._forget_other_loops()
         if self._ahead_of(priority) or self._wait_time(self._now()) > 0.0:
             raise anyio.WouldBlock
         self._take()
@@ -395,6 +426,7 @@ class TokenBucket:
         ``recover_after`` clean grants pass.
         """
         now = self._now()
+        self._forget_other_loops()  # before waking the head: it may be a dead loop's
         self._rate_limited += 1
         self._extra_margin = min(
             self._extra_margin + self.margin_step, self.max_margin - self.margin
@@ -434,3 +466,7 @@ class TokenBucket:
             throttled_time=self._throttled_time,
             margin=self.margin + self._extra_margin,
         )
+
+
+#: Each bucket's token of each event loop that used it (:meth:`TokenBucket._run`).
+_RUNS: LoopLocal[TokenBucket, object] = LoopLocal("musicapi_async bucket runs")

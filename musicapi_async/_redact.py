@@ -1,15 +1,31 @@
 """URLs fit for messages and logs: without the credentials, query or fragment they may carry
 (a webhook URL's ``user:password@``, a signed CDN link's token). Every message or log line
-that shows a URL, or text that may hold one (a server's error text), goes through here."""
+that shows a URL, or text that may hold one (a server's error text), goes through here, and
+so does server text that may echo the client's own API key."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["redact_url", "scrub_urls", "shown_location", "shown_url", "url_repr"]
+__all__ = [
+    "hide_secrets",
+    "redact_url",
+    "scrub_urls",
+    "shown_location",
+    "shown_url",
+    "url_repr",
+]
+
+#: Characters a secret needs before it is looked for in free text on its own: a shorter one
+#: (a test's key "k") would also match ordinary words; ``Bearer <secret>`` is hidden anyway.
+_SHORTEST_SECRET = 8
+#: Levels of a decoded body :func:`hide_secrets` looks into.
+_DEEPEST = 100
 
 #: A URL inside free text: a scheme (bounded, and not the tail of a longer word, so a long
 #: run of letters is scanned in linear time), "://", then up to a space, quote or angle
@@ -69,12 +85,42 @@ def shown_location(location: str | None) -> str | None:
     return str(url.copy_with(userinfo=b"", query=None, fragment=None))
 
 
-def scrub_urls(text: str) -> str:
+def scrub_urls(text: str, *, secrets: Iterable[str] = ()) -> str:
     """``text`` with every URL in it stripped of its user, password, query and fragment
     (``***@`` and ``?...`` mark what was there): for a server's error text, a body snippet
-    or an exception's message, whose URLs may carry tokens."""
+    or an exception's message, whose URLs may carry tokens. ``secrets`` (the client's API
+    key) are hidden too, see :func:`hide_secrets`."""
 
     def scrub(match: re.Match[str]) -> str:
         return _QUERY.sub("?...", _USERINFO.sub("***@", match.group(0)))
 
-    return _URL_IN_TEXT.sub(scrub, text)
+    return _URL_IN_TEXT.sub(scrub, hide_secrets(text, secrets))
+
+
+def hide_secrets(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with each of ``secrets`` replaced by ``***`` (``Bearer ***`` for an echoed
+    Authorization header): in a string, or in every string of a decoded JSON body (keys and
+    values; a new object, the given one is left as it is). A server that echoes the key
+    ("Invalid API key: sk-...") must not put it in a message, a log line or an error's
+    ``body``."""
+    wanted = [secret for secret in secrets if secret]
+    return _hide(value, wanted, 0) if wanted else value
+
+
+def _hide(value: Any, secrets: list[str], depth: int) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(f"Bearer {secret}", "Bearer ***")
+            if len(secret) >= _SHORTEST_SECRET:
+                value = value.replace(secret, "***")
+        return value
+    if depth >= _DEEPEST:
+        return value  # no error body nests this deep; a RecursionError would hide the error
+    if isinstance(value, Mapping):
+        return {
+            _hide(key, secrets, depth + 1): _hide(item, secrets, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_hide(item, secrets, depth + 1) for item in value)
+    return value

@@ -54,7 +54,7 @@ class Resource:
             params=params,
             paid=method != "GET",
         )
-        return self._client._read(parse, answer.body, method, path)
+        return self._client._read(parse, answer, method, path)
 
     async def _submit(self, path: str, body: Mapping[str, Any]) -> TaskRef:
         family = self._family
@@ -85,7 +85,7 @@ class Resource:
                 "POST", path, options=self._client._options, json_body=body, paid=True
             )
             if answer.status_code != 202 and not _says_not_ready(answer.body):
-                return self._client._read(parse, answer.body, "POST", path)
+                return self._client._read(parse, answer, "POST", path)
             if anyio.current_time() + NOT_READY_DELAY > deadline:
                 raise ResultNotReadyError(
                     f"POST {path} still answered not ready after {wait_timeout:.0f} s; "
@@ -120,7 +120,7 @@ class TaskResource(Resource):
             token_held=background,
         )
         return self._client._read(
-            lambda raw: parse_task(ref, answer.status_code, raw), answer.body, "GET", path
+            lambda raw: parse_task(ref, answer.status_code, raw), answer, "GET", path
         )
 
     def _ref(self, task: TaskRef | str) -> TaskRef:

@@ -437,7 +437,79 @@ async def test_client_timeout_and_connect_timeout_reach_the_transport() -> None:
     }
 
 
+BAD_SECONDS: list[tuple[object, type[Exception]]] = [
+    (float("nan"), ValueError),
+    (float("inf"), ValueError),
+    (0, ValueError),
+    (-1.0, ValueError),
+    ("30", TypeError),
+    (True, TypeError),
+]
+
+
+@pytest.mark.parametrize(("value", "error"), BAD_SECONDS, ids=repr)
+@pytest.mark.parametrize(
+    ("argument", "name"),
+    [
+        ("timeout", "timeout"),
+        ("connect_timeout", "connect_timeout"),
+        ("read part", "timeout.read"),
+    ],
+)
+def test_a_timeout_that_is_not_a_finite_number_of_seconds_is_refused_naming_it(
+    value: object, error: type[Exception], argument: str, name: str
+) -> None:
+    """NaN, 0 or a negative timeout fails at once; infinity would never time out."""
+    kwargs: dict[str, Any] = (
+        {"timeout": httpx.Timeout(10.0, read=value)}  # type: ignore[arg-type]
+        if argument == "read part"
+        else {argument: value}
+    )
+    with pytest.raises(error, match=f"^{re.escape(name)} must"):
+        MusicAPI("k", **kwargs)
+    if argument != "connect_timeout":  # not an argument of with_options
+        with pytest.raises(error, match=f"^{re.escape(name)} must"):
+            MusicAPI("k").with_options(**kwargs)
+
+
+def test_no_timeout_at_all_is_still_allowed() -> None:
+    client = MusicAPI("k", timeout=None, connect_timeout=None)
+    assert client.timeout == httpx.Timeout(None)
+    assert client.with_options(timeout=httpx.Timeout(None)).timeout == httpx.Timeout(None)
+
+
+@pytest.mark.parametrize("key", [b"sk-abc", 12345, ["sk-abc"]], ids=repr)
+def test_an_api_key_that_is_not_a_str_is_refused_with_a_type_error(key: object) -> None:
+    with pytest.raises(TypeError, match="api_key must be a str") as caught:
+        MusicAPI(key)  # type: ignore[arg-type]
+    assert "sk-abc" not in str(caught.value)
+    assert "12345" not in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["sk-abc\r", "sk-abc\n", "sk abc"], ids=repr)
+def test_a_bad_key_from_musicapi_key_names_the_variable_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("MUSICAPI_KEY", key)
+    with pytest.raises(ValueError, match="MUSICAPI_KEY environment variable") as caught:
+        MusicAPI()
+    assert "abc" not in str(caught.value)
+    with pytest.raises(ValueError, match="api_key=") as given:
+        MusicAPI(key)
+    assert "MUSICAPI_KEY" not in str(given.value)
+
+
 # --- follow-ups: header merging and an empty base URL ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Type", "content-length", "HOST", "Transfer-Encoding", b"content-type"]
+)
+def test_default_headers_may_not_set_what_each_request_sets_itself(name: str | bytes) -> None:
+    """A default Content-Type was sent beside the JSON one; a Content-Length replaced the
+    body's own: broken requests, refused at once."""
+    with pytest.raises(ValueError, match="the SDK sets it on each request"):
+        MusicAPI("test-key", default_headers={name: "x"})  # type: ignore[dict-item]
 
 
 def test_default_headers_may_not_set_authorization_in_any_case() -> None:
@@ -550,6 +622,31 @@ def test_task_ref_list_from_json_reads_refs_of_every_family() -> None:
 def test_a_refused_base_url_is_shown_without_its_credentials(url: str) -> None:
     with pytest.raises(ValueError, match="base_url") as caught:
         MusicAPI("k", base_url=url)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter2@api.musicapi.ai/api/v1",
+        "https://hunter2@api.musicapi.ai/api/v1",
+        "http://user:hunter2@localhost:8000/api/v1",
+    ],
+)
+def test_a_base_url_with_a_user_or_password_is_refused_without_echoing_them(url: str) -> None:
+    """httpx would send them as Basic auth, silently in place of the Bearer key."""
+    with pytest.raises(ValueError, match="user name or password") as caught:
+        MusicAPI("k", base_url=url)
+    assert "hunter2" not in str(caught.value)
+    assert "api_key=" in str(caught.value)
+
+
+def test_credentials_in_musicapi_base_url_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MUSICAPI_BASE_URL", "https://u:hunter2@proxy.example.com/api/v1")
+    with pytest.raises(ValueError, match="MUSICAPI_BASE_URL") as caught:
+        MusicAPI("k")
     assert "hunter2" not in str(caught.value)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from musicapi_async import (
     ClipState,
     GoneError,
     InsufficientCreditsError,
+    MusicAPI,
     MusicAPIError,
     NotFoundError,
     PermissionDeniedError,
@@ -269,6 +271,26 @@ async def test_a_redirect_is_an_error_that_names_where_and_says_nothing_was_done
     assert not fake.tasks
 
 
+@pytest.mark.parametrize("status", [302, 307, 308])
+async def test_a_redirect_is_not_followed_even_by_an_injected_client_that_follows_them(
+    status: int,
+) -> None:
+    """An app-wide ``httpx.AsyncClient(follow_redirects=True)`` given as ``http_client``: a
+    307 must not re-send a paid create (past the rate limiter) to where it points."""
+    transport = ScriptedTransport(
+        text_response(status, headers={"location": "/api/v1/sonic/create/"})
+    )  # a second request would fail the test: the script has one step
+    http = httpx.AsyncClient(transport=transport, follow_redirects=True)
+    async with MusicAPI(
+        "test-key", base_url="http://localhost/api/v1", http_client=http, limiter=None
+    ) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    assert caught.value.status_code == status
+    assert not caught.value.task_may_exist
+    assert len(transport.sent) == 1
+
+
 # --- envelopes -----------------------------------------------------------------------------
 
 ENVELOPES: list[tuple[str, httpx.Response, str, str | None, object]] = [
@@ -468,6 +490,46 @@ async def test_a_2xx_that_is_not_json_raises_response_validation_error_once() ->
     assert "maintenance" in str(error)
 
 
+async def test_an_unreadable_2xx_to_a_create_carries_its_status_request_id_and_headers() -> None:
+    """``task_may_exist``: the request id is what support needs to find the task."""
+    answer = text_response(200, "<html>cf</html>", headers={"X-Request-Id": "req-42"})
+    transport = ScriptedTransport(answer)
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    error = caught.value
+    assert error.task_may_exist
+    assert (error.status_code, error.request_id) == (200, "req-42")
+    assert error.headers is not None
+    assert error.headers["x-request-id"] == "req-42"
+    assert str(error).endswith(" [request id req-42]")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.status_code, copy.request_id, copy.headers) == (200, "req-42", error.headers)
+
+
+@pytest.mark.parametrize(
+    "body", [{"message": "success"}, {"task_id": 12345678901234567890123}], ids=str
+)
+async def test_a_2xx_body_without_the_expected_fields_carries_the_answers_request_id(
+    body: object,
+) -> None:
+    transport = ScriptedTransport(json_response(202, body, headers={"x-vercel-id": "v-1"}))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+    error = caught.value
+    assert error.task_may_exist
+    assert (error.status_code, error.request_id) == (202, "v-1")
+    assert error.headers is not None
+    assert error.headers["X-Vercel-Id"] == "v-1"
+    assert "[request id v-1]" in str(error)
+
+
+def test_a_validation_error_made_without_an_answer_has_none_of_its_fields() -> None:
+    error = ResponseValidationError("bad", field_path="$.x")
+    assert (error.status_code, error.request_id, error.headers) == (None, None, None)
+
+
 async def test_a_submit_answer_without_task_id_raises_with_the_field_path() -> None:
     transport = ScriptedTransport(json_response(200, {"message": "success"}))
     async with scripted_client(transport) as client:
@@ -547,6 +609,48 @@ async def test_a_submit_whose_failed_step_says_no_task_started_is_not_flagged() 
     assert "no task was started" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("answer", "call", "added"),
+    [
+        (json_response(500, {"error": "boom"}), "create", "may already have started"),
+        (json_response(200, {"message": "success"}), "create", "may already have started"),
+        (
+            json_response(429, {"error": "slow"}, headers={"Retry-After": "3600"}),
+            "credits",
+            "max_retry_after",
+        ),
+    ],
+    ids=["paid 5xx", "unreadable paid 2xx", "retry-after too long"],
+)
+async def test_what_is_added_to_a_message_reaches_repr_args_and_tracebacks(
+    answer: httpx.Response, call: str, added: str
+) -> None:
+    """``repr()``, ``%r`` logging and a traceback's last line read ``args``, not ``message``:
+    the advice appended after the error was made must be in both."""
+    transport = ScriptedTransport(answer)  # none of them is retried
+    async with scripted_client(transport) as client:
+        send: Callable[[], Awaitable[object]] = (
+            (lambda: client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi"))
+            if call == "create"
+            else client.credits.get
+        )
+        with pytest.raises(MusicAPIError) as caught:
+            await send()
+    error = caught.value
+    assert added in str(error)
+    assert error.args == (error.message,)
+    assert added in repr(error)
+    assert added in traceback.format_exception_only(error)[-1]
+
+
+def test_setting_a_message_keeps_args_in_step() -> None:
+    error = ServerError("POST /sonic/create -> 500: boom", status_code=500)
+    error.message += " Check the task history."
+    assert error.args == ("POST /sonic/create -> 500: boom Check the task history.",)
+    assert repr(error) == f"ServerError({error.message!r})"
+    assert str(pickle.loads(pickle.dumps(error))) == error.message
+
+
 # --- pickling (Celery, multiprocessing) -----------------------------------------------------
 
 FAILED_TASK = Task(
@@ -592,6 +696,9 @@ EVERY_ERROR: list[MusicAPIError] = [
         method="POST",
         path="/sonic/create",
         task_may_exist=True,
+        status_code=200,
+        request_id="r-1",
+        headers={"X-Request-Id": "r-1"},
     ),
     ResultNotReadyError("still building", method="POST", path="/sonic/midi"),
     TaskFailedError("sonic task t-1 failed", task=FAILED_TASK),

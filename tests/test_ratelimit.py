@@ -33,6 +33,7 @@ from musicapi_async import (
 )
 from musicapi_async._ratelimit import limiter_interval
 from musicapi_async.testing import FakeMusicAPI, RequestRecord
+from tests._virtual_time import VirtualTimeEventLoop
 
 pytestmark = pytest.mark.anyio
 
@@ -996,3 +997,62 @@ def test_statistics_work_outside_an_event_loop_between_runs() -> None:
     stats = bucket.statistics()
     assert stats.granted == 1
     assert 0.0 <= stats.tokens < 1.0  # the token just spent is not back yet
+
+
+def abandon_a_queued_request(bucket: TokenBucket) -> None:
+    """Take the bucket's token and queue a second request behind it in an asyncio loop that
+    is then closed without cancelling it (a sync wrapper giving up: ``run_until_complete``
+    on a short wait, then ``loop.close()``): the queued waiter's cleanup never runs."""
+    loop = VirtualTimeEventLoop()
+
+    async def two_requests() -> None:
+        await bucket.acquire()
+        await bucket.acquire()
+
+    loop.create_task(two_requests())
+    loop.run_until_complete(anyio.wait_all_tasks_blocked())
+    loop.close()
+    assert bucket.statistics().waiting_user == 1
+
+
+def run_in_virtual_time(backend: str, job: Any) -> Any:
+    options: dict[str, Any] = (
+        {"loop_factory": VirtualTimeEventLoop}
+        if backend == "asyncio"
+        else {"clock": MockClock(autojump_threshold=0)}
+    )
+    return anyio.run(job, backend=backend, backend_options=options)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_request_left_queued_by_a_closed_event_loop_holds_no_later_loop_back(
+    backend: str,
+) -> None:
+    """Once deadlocked for ever: every later acquire queued behind the dead loop's waiter."""
+    bucket = TokenBucket()
+    abandon_a_queued_request(bucket)
+
+    async def one_request() -> float:
+        started = anyio.current_time()
+        with anyio.fail_after(60):
+            await bucket.acquire()
+        return anyio.current_time() - started
+
+    assert run_in_virtual_time(backend, one_request) <= bucket.interval  # spaced, not stuck
+    assert bucket.statistics().waiting_user == 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_429_in_a_later_event_loop_does_not_wake_a_closed_loops_waiter(backend: str) -> None:
+    """Waking the dead waiter would touch its closed loop (RuntimeError)."""
+    bucket = TokenBucket()
+    abandon_a_queued_request(bucket)
+
+    async def rate_limited_then_one_request() -> None:
+        bucket.on_rate_limited(1.0)
+        with anyio.fail_after(60):
+            await bucket.acquire()
+
+    run_in_virtual_time(backend, rate_limited_then_one_request)
+    assert bucket.statistics().waiting_user == 0
+    assert bucket.statistics().granted == 2

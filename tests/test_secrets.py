@@ -6,7 +6,9 @@ Every secret here is a canary string; each test greps what the user could see fo
 from __future__ import annotations
 
 import json
+import logging
 import pickle
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -17,6 +19,9 @@ from musicapi_async import (
     APIStatusError,
     BatchInputError,
     MusicAPI,
+    MusicAPIError,
+    RetryEvent,
+    RetryPolicy,
     TaskFamily,
     TaskRef,
     read_batch_jobs,
@@ -24,7 +29,13 @@ from musicapi_async import (
 from musicapi_async._cli import Settings
 from musicapi_async._serde import parse_download_links, parse_midi, parse_task, parse_wav
 from musicapi_async.testing import FakeMusicAPI
-from tests._scripted import ScriptedTransport, json_response, scripted_client, text_response
+from tests._scripted import (
+    CREDITS_BODY,
+    ScriptedTransport,
+    json_response,
+    scripted_client,
+    text_response,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +74,68 @@ async def test_urls_in_a_servers_error_text_lose_their_credentials_and_token(
     assert "login.example.com/cb" in str(error)  # still says where
     assert_clean(str(error), repr(error), error.message)
     assert_clean(pickle.loads(pickle.dumps(error)))
+
+
+@pytest.mark.parametrize(
+    ("answer", "call"),
+    [
+        (json_response(401, {"message": f"Invalid API key: {KEY}"}), "get"),
+        (json_response(403, {"error": {"detail": [f"key {KEY} has no plan"]}}), "create"),
+        (text_response(400, f"<p>bad Authorization: Bearer {KEY}</p>"), "create"),
+        (
+            json_response(502, {"message": "bad gateway"}, headers={"x-echo": f"Bearer {KEY}"}),
+            "create",
+        ),
+        (text_response(200, f"<p>welcome {KEY}</p>"), "create"),
+        (json_response(200, {"message": f"hello {KEY}"}), "create"),
+    ],
+    ids=["401 json", "403 nested", "400 text", "502 header", "2xx text", "2xx json"],
+)
+async def test_a_server_echoing_the_api_key_puts_it_in_no_error(
+    answer: httpx.Response, call: str
+) -> None:
+    """ "Invalid API key: sk-...": the message, repr, body, headers and pickle of the error
+    show ``***`` instead (logs and journals store them)."""
+    transport = ScriptedTransport(answer)
+    async with scripted_client(transport, api_key=KEY, max_retries=0) as client:
+        send: Callable[[], Awaitable[object]] = (
+            client.credits.get
+            if call == "get"
+            else (lambda: client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi"))
+        )
+        with pytest.raises(MusicAPIError) as caught:
+            await send()
+    error = caught.value
+    assert transport.sent[0].request.headers["authorization"] == f"Bearer {KEY}"
+    assert "***" in str(error) or "***" in repr(vars(error))
+    assert_clean(error, repr(error), repr(vars(error)), pickle.loads(pickle.dumps(error)))
+    assert_clean(repr(pickle.loads(pickle.dumps(error)).__dict__))
+
+
+async def test_the_retry_log_and_events_never_show_an_echoed_api_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="musicapi_async")
+    echo = json_response(503, {"message": f"upstream said: bad token Bearer {KEY}"})
+    transport = ScriptedTransport(echo, echo, json_response(200, CREDITS_BODY))
+    events: list[RetryEvent] = []
+    async with scripted_client(
+        transport, api_key=KEY, retry=RetryPolicy(jitter=0.0), on_retry=events.append
+    ) as client:
+        await client.credits.get()
+    retries = [r for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert len(retries) == len(events) == 2
+    assert "bad token Bearer ***" in retries[0].getMessage()
+    assert_clean(*(r.getMessage() for r in caplog.records), *events)
+
+
+async def test_a_short_key_is_hidden_after_bearer_without_mangling_the_words() -> None:
+    """A key of a few letters would match ordinary words: only ``Bearer <key>`` is hidden."""
+    transport = ScriptedTransport(json_response(401, {"message": "Bearer k1 is not a key"}))
+    async with scripted_client(transport, api_key="k1", max_retries=0) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.credits.get()
+    assert "401: Bearer *** is not a key" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -134,11 +207,18 @@ async def test_a_download_url_is_never_quoted_with_its_token(tmp_path: Path) -> 
     assert_clean(invalid.value, unreachable.value, repr(unreachable.value))
 
 
-def test_reprs_hide_the_key_and_the_base_urls_credentials() -> None:
-    client = MusicAPI(KEY, base_url=f"https://api-user:{PASSWORD}@api.example.com/api/v1?t={TOKEN}")
+def test_reprs_hide_the_key_and_the_base_urls_token() -> None:
+    client = MusicAPI(KEY, base_url=f"https://api.example.com/api/v1?t={TOKEN}")
     settings = Settings(sandbox=False, api_key=KEY, json=False)
     assert_clean(repr(client), repr(client.sonic), repr(client._core), repr(settings))
     assert "api.example.com" in repr(client)
+
+
+def test_a_base_url_with_credentials_is_refused_without_echoing_them() -> None:
+    """Refused (httpx would send them as Basic auth instead of the key), and not quoted."""
+    with pytest.raises(ValueError, match="base_url") as caught:
+        MusicAPI(KEY, base_url=f"https://api-user:{PASSWORD}@api.example.com/api/v1?t={TOKEN}")
+    assert_clean(caught.value, repr(caught.value))
 
 
 def test_result_reprs_hide_the_tokens_of_signed_links() -> None:
