@@ -149,10 +149,9 @@ class SonicCreate:
         return body
 
 
-#: Text limits every source agrees on (CONTRACT §4): a sure, if free, 400 otherwise.
+#: A persona's longest name: [spec] "max 79", the older docs "under 80" (CONTRACT §4). Limits
+#: from one source only are left to the server: a free 400 if it holds, and no block if not.
 PERSONA_NAME_MAX: Final = 79
-LYRICS_DESCRIPTION_MAX: Final = 119
-INFILL_LYRICS_MAX: Final = 3000
 
 #: Fields each task_type requires (CONTRACT §3.2); the SDK requires and sends them.
 _REQUIRED: Mapping[str, tuple[str, ...]] = {
@@ -857,7 +856,7 @@ class Sonic(TaskResource):
         check_number(infill_start_s, "infill_start_s", low=0)
         check_number(infill_end_s, "infill_end_s", low=0)
         check_span(infill_start_s, infill_end_s, "infill_start_s", "infill_end_s")
-        check_text(infill_lyrics, "infill_lyrics", most=INFILL_LYRICS_MAX)
+        check_str(infill_lyrics, "infill_lyrics")
         _check_generation(
             title=title,
             style_weight=style_weight,
@@ -994,7 +993,7 @@ class Sonic(TaskResource):
 
     async def lyrics(self, description: str) -> tuple[GeneratedLyrics, ...]:
         """Two candidate songs (title and lyrics) written from ``description``."""
-        check_text(description, "description", most=LYRICS_DESCRIPTION_MAX)
+        check_str(description, "description")
         require(description, "description", "for lyrics")
         return await self._call(
             "POST", "/sonic/lyrics", parse_lyrics, body={"description": description}

@@ -1846,7 +1846,6 @@ async def test_auto_lyrics_alone_makes_a_shortcut_custom_mode() -> None:
     "call",
     [
         pytest.param(lambda c: c.sonic.create_persona(CLIP, name="n" * 79), id="persona name 79"),
-        pytest.param(lambda c: c.sonic.lyrics("d" * 119), id="lyrics 119"),
     ],
 )
 async def test_a_text_at_its_limit_is_sent(call: Callable[[MusicAPI], Awaitable[object]]) -> None:
@@ -1976,14 +1975,6 @@ async def test_a_text_field_of_another_type_is_refused_before_sending(
         ),
         pytest.param(
             lambda c: c.sonic.create_persona(CLIP, name="n" * 80), "name", id="persona name 80"
-        ),
-        pytest.param(lambda c: c.sonic.lyrics("d" * 120), "description", id="lyrics 120"),
-        pytest.param(
-            lambda c: c.sonic.replace_section(
-                CLIP, mv="v", infill_start_s=1, infill_end_s=2, infill_lyrics="x" * 3001
-            ),
-            "infill_lyrics",
-            id="infill_lyrics 3001",
         ),
         pytest.param(lambda c: c.producer.upload("x.mp3"), "audio_url", id="producer upload"),
         pytest.param(lambda c: c.producer.download(""), "clip_id", id="producer download"),

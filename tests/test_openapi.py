@@ -779,9 +779,9 @@ FULL_PRODUCER: dict[str, Any] = {
 MINIMAL_PRODUCER: Mapping[str, dict[str, Any]] = {
     "create_music": {"sound": "warm analog synthwave"},
     "extend_music": {"clip_id": CLIP_ID, "starts_at": 10.0},
-    "extend_upload_music": {"clip_id": CLIP_ID},
+    "extend_upload_music": {"clip_id": CLIP_ID, "starts_at": 10.0},
     "replace_music": {"clip_id": CLIP_ID, "starts_at": 10.0, "ends_at": 20.0},
-    "replace_upload_music": {"clip_id": CLIP_ID},
+    "replace_upload_music": {"clip_id": CLIP_ID, "starts_at": 10.0, "ends_at": 20.0},
 }
 
 
