@@ -160,11 +160,7 @@ _SLOTS: LoopLocal[httpx.AsyncClient, anyio.CapacityLimiter] = LoopLocal(
 
 
 def _slots(http_client: httpx.AsyncClient) -> anyio.CapacityLimiter:
-    limiter = _SLOTS.get(http_client)
-    if limiter is None:
-        limiter = anyio.CapacityLimiter(MAX_CONCURRENT_DOWNLOADS)
-        _SLOTS.set(http_client, limiter)
-    return limiter
+    return _SLOTS.setdefault(http_client, lambda: anyio.CapacityLimiter(MAX_CONCURRENT_DOWNLOADS))
 
 
 def safe_filename(title: str | None, clip_id: str | None = None, extension: str = "") -> str:

@@ -9,6 +9,7 @@ from the owner to its value, so an entry goes with its owner or with its loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar, final
 from weakref import WeakKeyDictionary
 
@@ -39,6 +40,14 @@ class LoopLocal(Generic[_K, _V]):
     def get(self, owner: _K) -> _V | None:
         """``owner``'s value in the running loop, None if it has none there."""
         return self._values().get(owner)
+
+    def setdefault(self, owner: _K, make: Callable[[], _V]) -> _V:
+        """``owner``'s value in the running loop, made by ``make()`` the first time."""
+        values = self._values()
+        value = values.get(owner)
+        if value is None:
+            value = values[owner] = make()
+        return value
 
     def set(self, owner: _K, value: _V) -> None:
         self._values()[owner] = value

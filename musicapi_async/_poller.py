@@ -715,11 +715,7 @@ class Scheduler:
 
     def _epoch(self) -> object:
         """A token of the running event loop (made the first time the scheduler runs in it)."""
-        epoch = _EPOCHS.get(self)
-        if epoch is None:
-            epoch = object()
-            _EPOCHS.set(self, epoch)
-        return epoch
+        return _EPOCHS.setdefault(self, object)
 
     def _poke(self) -> None:
         """Wake the loop: something changed (an Event of this event loop, not a past one)."""

@@ -332,11 +332,7 @@ class TokenBucket:
 
     def _run(self) -> object:
         """A token of the running event loop, the same for every call in it."""
-        run = _RUNS.get(self)
-        if run is None:
-            run = object()
-            _RUNS.set(self, run)
-        return run
+        return _RUNS.setdefault(self, object)
 
     def _forget_other_loops(self) -> object:
         """Drop the waiters of event loops other than the running one; return its token.
