@@ -325,6 +325,8 @@ class HTTPCore:
         ``priority``, except the first when the caller already holds one (``token_held``).
         """
         content = None if json_body is None else _encode(json_body)
+        # What an answer might echo and must not show: the key, and the webhook secrets sent.
+        secrets = (self._api_key, *_webhook_secrets(json_body))
         headers = dict(self._headers)
         if content is not None:
             headers["Content-Type"] = "application/json"
@@ -336,7 +338,7 @@ class HTTPCore:
                     await acquire_slot(self.limiter, priority)
                 token_held = False
                 return await self._attempt(
-                    method, path, content, headers, params, options.timeout, paid
+                    method, path, content, headers, params, options.timeout, paid, secrets
                 )
             except _Retryable as retryable:
                 error = retryable.error
@@ -384,6 +386,7 @@ class HTTPCore:
         params: Mapping[str, str] | None,
         http_timeout: httpx.Timeout,
         paid: bool,
+        secrets: tuple[str, ...],
     ) -> Answer:
         http = self.http()
         request = http.build_request(
@@ -422,7 +425,6 @@ class HTTPCore:
             ) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
-        secrets = (self._api_key,)
         if response.status_code >= 300:  # a redirect too: not followed, not a success
             _raise_status_error(status_error(response, method, path, secrets=secrets), paid)
         body = _decode(response, method, path, paid, secrets)
@@ -573,6 +575,17 @@ def _decode(
             request_id=request_id,
             headers=_hidden_headers(response.headers, secrets),
         ) from exc
+
+
+def _webhook_secrets(body: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The ``webhook_secret`` values of a request body: its own and its batch items'."""
+    if body is None:
+        return ()
+    found = [body.get("webhook_secret")]
+    items = body.get("items")
+    if isinstance(items, list):
+        found += [item.get("webhook_secret") for item in items if isinstance(item, Mapping)]
+    return tuple(secret for secret in found if isinstance(secret, str) and secret)
 
 
 def request_id_of(headers: httpx.Headers) -> str | None:

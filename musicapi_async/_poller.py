@@ -77,6 +77,9 @@ _Key = tuple[TaskFamily, str]
 #: task expected in half a second must not wait a whole second for its first look).
 _IDLE_LOOK = 1.0
 _IDLE_LOOK_SHARE = 1 / 120
+#: ...but never more often than this: a task running far past a short expected duration
+#: would be looked at every few milliseconds for its whole life.
+_IDLE_LOOK_MIN = 0.05
 #: EM rounds of the duration estimator per new observation.
 _EM_ROUNDS = 10
 #: Where a task still running is assumed to end at the latest, in expected durations past
@@ -1026,7 +1029,7 @@ class Scheduler:
         soonest = now + _IDLE_LOOK
         for tracked in self._tracked.values():
             expected = self._learner.expected(tracked.ref.family)
-            soonest = min(soonest, now + max(expected * _IDLE_LOOK_SHARE, 1e-3))
+            soonest = min(soonest, now + max(expected * _IDLE_LOOK_SHARE, _IDLE_LOOK_MIN))
             for at in (
                 tracked.last_poll + self.min_poll_gap,
                 tracked.retry_at,

@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from typing import Protocol, TypeGuard, cast, final, runtime_checkable
 
 import anyio
+from anyio.lowlevel import EventLoopToken, current_token
 from attrs import frozen
 
 from ._clock import LoopClock
@@ -34,7 +35,6 @@ from ._constants import (
     RATE_LIMITED_REPORT_TIMEOUT,
 )
 from ._exceptions import LimiterError
-from ._loops import LoopLocal
 from ._redact import scrub_urls
 
 __all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket", "check_limiter"]
@@ -190,12 +190,12 @@ _ROUNDING = 1e-6
 
 
 class _Waiter:
-    __slots__ = ("event", "priority", "run")
+    __slots__ = ("event", "loop", "priority")
 
-    def __init__(self, priority: Priority, run: object) -> None:
+    def __init__(self, priority: Priority) -> None:
         self.priority = priority
-        #: The bucket's token of the event loop the waiter waits in (see TokenBucket._run).
-        self.run = run
+        #: The event loop the waiter waits in.
+        self.loop = current_token()
         self.event = anyio.Event()
 
     def wake(self) -> None:
@@ -278,8 +278,8 @@ class TokenBucket:
         self._updated: float | None = None  # the time of the last refill; None: not yet
         self._paused_until = -math.inf
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
-        #: The token of the event loop that used the bucket last (see _run).
-        self._last_run: object | None = None
+        #: The event loop that used the bucket last (see _forget_closed_loops).
+        self._last_loop: EventLoopToken | None = None
         self._granted = 0
         self._rate_limited = 0
         self._throttled_time = 0.0
@@ -330,25 +330,20 @@ class TokenBucket:
 
     # --- the queue ---------------------------------------------------------------------------
 
-    def _run(self) -> object:
-        """A token of the running event loop, the same for every call in it."""
-        return _RUNS.setdefault(self, object)
+    def _forget_closed_loops(self) -> None:
+        """Drop the waiters of event loops that have ended, when another loop comes.
 
-    def _forget_other_loops(self) -> object:
-        """Drop the waiters of event loops other than the running one; return its token.
-
-        A loop closed (or left) while a request was queued here never ran its waiter's
-        cleanup: left in the queue, that waiter would hold back every later loop's requests
-        for ever, and waking it would touch a closed loop. The bucket serves one loop at a
-        time, so once another one uses it, the last one's waiters are gone.
+        A loop closed while a request was queued here never ran its waiter's cleanup: left
+        in the queue, that waiter would hold back every later loop's requests for ever, and
+        waking it would touch a closed loop. A waiter of a loop still running is kept.
         """
-        run = self._run()
-        if run is not self._last_run:
-            self._last_run = run
-            for queue in self._queues.values():
-                for waiter in [w for w in queue if w.run is not run]:
-                    queue.remove(waiter)
-        return run
+        loop = current_token()
+        if loop == self._last_loop:
+            return
+        self._last_loop = loop
+        for queue in self._queues.values():
+            for waiter in [w for w in queue if w.loop != loop and _has_ended(w.loop)]:
+                queue.remove(waiter)
 
     def _head(self) -> _Waiter | None:
         for priority in Priority:
@@ -380,7 +375,7 @@ class TokenBucket:
         else:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return
-        waiter = _Waiter(priority, self._run())
+        waiter = _Waiter(priority)
         self._queues[priority].append(waiter)
         try:
             while True:
@@ -407,7 +402,7 @@ class TokenBucket:
     def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
         """Take a token now, or raise ``anyio.WouldBlock`` (nothing is taken then)."""
         priority = Priority(priority)
-        self._forget_other_loops()
+        self._forget_closed_loops()
         if self._ahead_of(priority) or self._wait_time(self._now()) > 0.0:
             raise anyio.WouldBlock
         self._take()
@@ -422,7 +417,7 @@ class TokenBucket:
         ``recover_after`` clean grants pass.
         """
         now = self._now()
-        self._forget_other_loops()  # before waking the head: it may be a dead loop's
+        self._forget_closed_loops()  # before waking the head: it may be a dead loop's
         self._rate_limited += 1
         self._extra_margin = min(
             self._extra_margin + self.margin_step, self.max_margin - self.margin
@@ -464,5 +459,16 @@ class TokenBucket:
         )
 
 
-#: Each bucket's token of each event loop that used it (:meth:`TokenBucket._run`).
-_RUNS: LoopLocal[TokenBucket, object] = LoopLocal("musicapi_async bucket runs")
+def _has_ended(loop: EventLoopToken) -> bool:
+    """Whether an event loop has ended: an asyncio loop closed, a trio run finished."""
+    native = loop.native_token
+    is_closed = getattr(native, "is_closed", None)
+    if callable(is_closed):
+        return bool(is_closed())
+    run_sync_soon = getattr(native, "run_sync_soon", None)
+    if callable(run_sync_soon):
+        try:
+            run_sync_soon(lambda: None)  # thread-safe; raises once the run has finished
+        except Exception:
+            return True
+    return False

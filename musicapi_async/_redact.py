@@ -21,9 +21,12 @@ __all__ = [
     "url_repr",
 ]
 
-#: Characters a secret needs before it is looked for in free text on its own: a shorter one
-#: (a test's key "k") would also match ordinary words; ``Bearer <secret>`` is hidden anyway.
+#: Characters a secret needs to be hidden wherever it appears in free text. A shorter one of
+#: at least ``_SHORTEST_WORD_SECRET`` is hidden where it stands alone (not inside a longer
+#: word); a shorter one still (a test's key "k") would match ordinary words, and is hidden
+#: only as ``Bearer <secret>``.
 _SHORTEST_SECRET = 8
+_SHORTEST_WORD_SECRET = 4
 #: Levels of a decoded body :func:`hide_secrets` looks into.
 _DEEPEST = 100
 
@@ -110,9 +113,13 @@ def hide_secrets(value: Any, secrets: Iterable[str]) -> Any:
 def _hide(value: Any, secrets: list[str], depth: int) -> Any:
     if isinstance(value, str):
         for secret in secrets:
-            value = value.replace(f"Bearer {secret}", "Bearer ***")
+            # Not inside a longer token ("Bearer abcdef" is not the key "abc" echoed).
+            value = re.sub(rf"Bearer {re.escape(secret)}(?![\w-])", "Bearer ***", value)
             if len(secret) >= _SHORTEST_SECRET:
                 value = value.replace(secret, "***")
+            elif len(secret) >= _SHORTEST_WORD_SECRET:
+                # Short: only where it stands alone, so that words containing it survive.
+                value = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", value)
         return value
     if depth >= _DEEPEST:
         return value  # no error body nests this deep; a RecursionError would hide the error

@@ -602,6 +602,7 @@ class Sonic(TaskResource):
         **fields: Any,
     ) -> TaskRef:
         """A named shortcut of :meth:`create`, checked under the caller's argument names."""
+        check_str(source, argument)
         require(source, argument, f"for {task_type}")
         require(fields.get("mv", "-"), "mv", f"for {task_type}")
         if task_type in _MODE_TASK_TYPES:
@@ -777,6 +778,7 @@ class Sonic(TaskResource):
             raise ValueError("give exactly one of url= or sample_clip_id= as the sample source")
         if url is not None:
             check_url(url, "url")
+        check_str(sample_clip_id, "sample_clip_id")
         check_number(chop_sample_start_s, "chop_sample_start_s", low=0)
         check_number(chop_sample_end_s, "chop_sample_end_s", low=0)
         check_span(
@@ -914,6 +916,7 @@ class Sonic(TaskResource):
     async def _clip_task(
         self, path: str, clip_id: str, webhook_url: str | None, webhook_secret: str | None
     ) -> TaskRef:
+        check_str(clip_id, "clip_id")
         require(clip_id, "clip_id", f"for {path}")
         check_webhook(webhook_url)
         body = compact(clip_id=clip_id, webhook_url=webhook_url, webhook_secret=webhook_secret)
@@ -959,6 +962,7 @@ class Sonic(TaskResource):
 
     async def midi(self, clip_id: str, *, wait_timeout: float = NOT_READY_TIMEOUT) -> Midi:
         """A MIDI transcription; repeats while not ready, up to ``wait_timeout`` seconds."""
+        check_str(clip_id, "clip_id")
         require(clip_id, "clip_id", "for midi")
         return await self._call_until_ready(
             "/sonic/midi", {"clip_id": clip_id}, parse_midi, wait_timeout
@@ -976,6 +980,7 @@ class Sonic(TaskResource):
         self, clip_id: str, *, vocal_start_s: float | None = None, vocal_end_s: float | None = None
     ) -> Vox:
         """Isolate a vocal segment (for :meth:`create_persona`)."""
+        check_str(clip_id, "clip_id")
         require(clip_id, "clip_id", "for vox")
         check_number(vocal_start_s, "vocal_start_s", low=0)
         check_number(vocal_end_s, "vocal_end_s", low=0)
@@ -1011,6 +1016,7 @@ class Sonic(TaskResource):
         ``formats``: any of ``"mp3"``, ``"m4a"``, ``"wav"`` (``DOWNLOAD_FORMATS``); a new
         format is sent as given.
         """
+        check_str(clip_id, "clip_id")
         require(clip_id, "clip_id", "for download")
         if isinstance(formats, str) or not formats:
             raise ValueError("formats must be a non-empty sequence such as ('mp3', 'wav')")
@@ -1020,6 +1026,7 @@ class Sonic(TaskResource):
         )
 
     async def _clip_call(self, path: str, clip_id: str, parse: Callable[[Any], T]) -> T:
+        check_str(clip_id, "clip_id")
         require(clip_id, "clip_id", f"for {path}")
         return await self._call("POST", path, parse, body={"clip_id": clip_id})
 

@@ -805,7 +805,8 @@ class WebhookReceiver:
                 if self._pending_tags.get(self._tag_in(query) or "") is pending:
                     # Still unanswered: a 400 would be final to the sender, and the result
                     # would wait for a fallback poll. A 503 makes it deliver again later.
-                    self._deferred += 1
+                    with self._lock:
+                        self._deferred += 1
                     logger.info(
                         "a webhook delivery names no task and the create call its URL tag "
                         "names is still unanswered after %g s: answered 503, to retry",
@@ -814,7 +815,8 @@ class WebhookReceiver:
                     return _TASK_PENDING
                 event = self.verify(body, lowered, query=query)
         except WebhookVerificationError as exc:
-            self._rejected[exc.reason] += 1
+            with self._lock:
+                self._rejected[exc.reason] += 1
             logger.warning("%s", exc.message)
             return _REJECTED[exc.reason]
         keys = _dedup_keys(event, body, lowered)

@@ -1893,6 +1893,19 @@ async def test_a_text_at_its_limit_is_sent(call: Callable[[MusicAPI], Awaitable[
         ),
         pytest.param(lambda c: c.sonic.create_persona(CLIP, name=123), "name", id="persona name"),
         pytest.param(lambda c: c.sonic.lyrics(["d"]), "description", id="lyrics description"),
+        pytest.param(lambda c: c.sonic.wav(123), "clip_id", id="wav"),
+        pytest.param(lambda c: c.sonic.midi(123), "clip_id", id="midi"),
+        pytest.param(lambda c: c.sonic.vox(123), "clip_id", id="vox"),
+        pytest.param(lambda c: c.sonic.download(123), "clip_id", id="download"),
+        pytest.param(lambda c: c.sonic.stems_basic(123), "clip_id", id="stems"),
+        pytest.param(lambda c: c.sonic.extend(123, continue_at=1, mv="v"), "clip_id", id="extend"),
+        pytest.param(
+            lambda c: c.sonic.sample(
+                chop_sample_start_s=0, chop_sample_end_s=5, mv="v", sample_clip_id=5
+            ),
+            "sample_clip_id",
+            id="sample_clip_id",
+        ),
     ],
 )
 async def test_a_text_field_of_another_type_is_refused_before_sending(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -1040,6 +1041,46 @@ def test_a_request_left_queued_by_a_closed_event_loop_holds_no_later_loop_back(
 
     assert run_in_virtual_time(backend, one_request) <= bucket.interval  # spaced, not stuck
     assert bucket.statistics().waiting_user == 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_request_queued_by_a_loop_still_running_is_kept_when_another_loop_comes(
+    backend: str,
+) -> None:
+    """Only an ended loop's waiters are dropped: a live one's, in another thread, would
+    otherwise never be woken (one loop at a time is the rule, but breaking it must not hang
+    a request for ever)."""
+    bucket = TokenBucket(rate=1, per=0.2, margin=0.0)
+    queued, looked = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    async def first_loop() -> None:
+        await bucket.acquire()  # the token: the next request queues for 0.2 s
+
+        async def second_request() -> None:
+            with anyio.move_on_after(5) as scope:
+                await bucket.acquire()
+            outcome["granted"] = not scope.cancelled_caught
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(second_request)
+            await anyio.wait_all_tasks_blocked()
+            queued.set()
+            await anyio.to_thread.run_sync(looked.wait)
+
+    async def other_loop() -> None:
+        with pytest.raises(anyio.WouldBlock):
+            bucket.acquire_nowait()  # another loop touches the bucket...
+        outcome["still queued"] = bucket.statistics().waiting_user
+        looked.set()
+
+    thread = threading.Thread(target=anyio.run, args=(first_loop,), kwargs={"backend": backend})
+    thread.start()
+    assert queued.wait(5)
+    anyio.run(other_loop, backend=backend)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert outcome == {"still queued": 1, "granted": True}  # ...and the first is still served
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

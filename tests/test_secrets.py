@@ -131,11 +131,41 @@ async def test_the_retry_log_and_events_never_show_an_echoed_api_key(
 
 async def test_a_short_key_is_hidden_after_bearer_without_mangling_the_words() -> None:
     """A key of a few letters would match ordinary words: only ``Bearer <key>`` is hidden."""
-    transport = ScriptedTransport(json_response(401, {"message": "Bearer k1 is not a key"}))
+    transport = ScriptedTransport(
+        json_response(401, {"message": "Bearer k1 is not a key (nor Bearer k1x-other)"})
+    )
     async with scripted_client(transport, api_key="k1", max_retries=0) as client:
         with pytest.raises(APIStatusError) as caught:
             await client.credits.get()
-    assert "401: Bearer *** is not a key" in str(caught.value)
+    assert "401: Bearer *** is not a key (nor Bearer k1x-other)" in str(caught.value)
+
+
+async def test_a_key_of_four_to_seven_characters_is_hidden_where_it_stands_alone() -> None:
+    transport = ScriptedTransport(
+        json_response(401, {"message": "Invalid API key abc1234 (not abc12345 or xabc1234)"})
+    )
+    async with scripted_client(transport, api_key="abc1234", max_retries=0) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.credits.get()
+    assert "Invalid API key *** (not abc12345 or xabc1234)" in str(caught.value)
+
+
+@pytest.mark.parametrize("where", ["client", "call"])
+async def test_a_server_echoing_the_webhook_secret_sent_puts_it_in_no_error(where: str) -> None:
+    """The SDK sends webhook_secret in each create body; a 400 quoting the body back must not
+    carry it into the error's text, body or a log line."""
+    secret = "whsec-canary-0123456789"
+    body = {"message": "Invalid body", "echo": {"webhook_secret": secret, "mv": "sonic-v5"}}
+    transport = ScriptedTransport(json_response(400, body))
+    client_hook = {"webhook_url": "https://hooks.example.com/h", "webhook_secret": secret}
+    call_hook = {} if where == "client" else client_hook
+    options = client_hook if where == "client" else {}
+    async with scripted_client(transport, max_retries=0, **options) as client:
+        with pytest.raises(APIStatusError) as caught:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x", **call_hook)
+    error = caught.value
+    for text in (str(error), repr(error), repr(error.body), repr(pickle.dumps(error))):
+        assert secret not in text
 
 
 @pytest.mark.parametrize(
