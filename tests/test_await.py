@@ -1162,3 +1162,29 @@ async def test_a_coroutine_callback_hears_a_task_that_finished_before_anyone_wai
         task = await client.await_task(ref, on_progress=on_progress)
     assert task.succeeded
     assert heard == ["succeeded"]
+
+
+async def test_a_slow_poll_is_never_overlapped_by_another_poll_of_the_same_task() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0, latency={"/sonic/task/*": 10.0})
+    async with fake.client() as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await client.await_task(ref, timeout=600)
+    times = [r.time for r in fake.requests_to(f"/sonic/task/{ref.task_id}")]
+    assert len(times) >= 2
+    assert min(gaps(times)) >= 10.0
+
+
+async def test_a_task_failing_for_good_carries_the_results_already_yielded() -> None:
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    async with fake.client() as client:
+        good = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await anyio.sleep(200)
+        fake.inject("/sonic/task/no-such-task", status=503)  # fails for good at its 2nd poll
+        got = []
+        async with client.as_completed([good, TaskRef("no-such-task")], timeout=600) as stream:
+            got.append(await stream.__anext__())
+            with pytest.raises(NotFoundError) as caught:
+                await stream.__anext__()
+    assert [t.ref for t in got] == [good]
+    assert caught.value.completed == tuple(got)
+    assert caught.value.pending == ()

@@ -1772,3 +1772,46 @@ async def test_an_adopt_naming_one_task_twice_or_an_unknown_task_changes_nothing
         (S.DOWNLOADED, task_b),
     ]
     assert len(fake.requests_to("/sonic/create")) == 2
+
+
+def two_jobs(b_prompt: str = "b", b_id: str = "b") -> list[BatchJob]:
+    return [
+        BatchJob("a", SonicCreate(mv="sonic-v5", gpt_description_prompt="a")),
+        BatchJob(b_id, SonicCreate(mv="sonic-v5", gpt_description_prompt=b_prompt)),
+    ]
+
+
+async def leave_b_sending(fake: FakeMusicAPI, out: Path) -> None:
+    dying = CrashingTransport(
+        fake, method="POST", path_part="/sonic/create", nth=2, after_server=True
+    )
+    await crash_run(fake, two_jobs(), out, dying)
+    assert journal_states(out)["b"] == "sending"
+
+
+async def test_a_state_unknown_to_this_version_is_read_as_uncertain(tmp_path: Path) -> None:
+    fake = make_fake()
+    await leave_b_sending(fake, tmp_path)
+    with contextlib.closing(sqlite3.connect(tmp_path / BATCH_JOURNAL)) as db, db:
+        db.execute("UPDATE jobs SET state = 'handed-off' WHERE id = 'b'")
+    report = await run(fake, two_jobs(), tmp_path)
+    assert [j.state for j in report.by_state(BatchJobState.UNCERTAIN)] == [BatchJobState.UNCERTAIN]
+    assert creates_by_prompt(fake)["b"] == 1
+
+
+async def test_a_job_left_sending_may_not_change_its_content(tmp_path: Path) -> None:
+    fake = make_fake()
+    await leave_b_sending(fake, tmp_path)
+    sent = len(fake.requests)
+    with pytest.raises(BatchConflictError, match="other content"):
+        await run(fake, two_jobs(b_prompt="b, edited"), tmp_path)
+    assert len(fake.requests) == sent
+
+
+async def test_a_job_left_sending_may_not_be_created_under_a_new_id(tmp_path: Path) -> None:
+    fake = make_fake()
+    await leave_b_sending(fake, tmp_path)
+    sent = len(fake.requests)
+    with pytest.raises(BatchConflictError, match="would be created again under a new id"):
+        await run(fake, two_jobs(b_id="b-renamed"), tmp_path)
+    assert len(fake.requests) == sent

@@ -1097,3 +1097,30 @@ def test_a_429_in_a_later_event_loop_does_not_wake_a_closed_loops_waiter(backend
     run_in_virtual_time(backend, rate_limited_then_one_request)
     assert bucket.statistics().waiting_user == 0
     assert bucket.statistics().granted == 2
+
+
+async def test_an_acquire_cancelled_as_its_token_is_taken_returns_or_takes_nothing() -> None:
+    bucket = TokenBucket()
+    granted: list[bool] = []
+    scope = anyio.CancelScope()
+
+    async def take() -> None:
+        with scope:
+            await bucket.acquire()
+            granted.append(True)
+
+    async def cancel() -> None:
+        scope.cancel()  # runs while take() is at acquire's last checkpoint
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        tg.start_soon(cancel)
+    assert bucket.statistics().granted == len(granted)  # raised => no token taken
+
+
+async def test_a_429_empties_a_full_burst_bucket() -> None:
+    bucket = TokenBucket(rate=1, per=3.0, burst=3, margin=0.0)
+    start = anyio.current_time()
+    bucket.on_rate_limited(0.0)  # the server says: not even one slot was free
+    await bucket.acquire()
+    assert anyio.current_time() - start >= 3.0 - 1e-6  # a whole interval: no burst left

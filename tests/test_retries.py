@@ -31,6 +31,7 @@ from musicapi_async import (
     ServerError,
     UpstreamTimeoutError,
 )
+from musicapi_async.testing import FakeMusicAPI
 from tests._scripted import (
     CREDITS_BODY,
     SONIC_TASK_BODY,
@@ -632,3 +633,14 @@ async def test_too_many_redirects_on_a_get_is_raised_at_once_as_a_connection_err
     assert len(transport.sent) == 1
     assert caught.value.task_may_exist is False
     assert isinstance(caught.value.__cause__, httpx.TooManyRedirects)
+
+
+async def test_a_retry_after_just_over_max_retry_after_is_raised_not_slept() -> None:
+    fake = FakeMusicAPI(sonic_duration=5.0)
+    async with fake.client(retry=RetryPolicy(max_retry_after=10.0), limiter=None) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        fake.inject(f"/sonic/task/{ref.task_id}", status=429, headers={"Retry-After": "15"})
+        start = anyio.current_time()
+        with pytest.raises(RateLimitError, match="max_retry_after"):
+            await client.sonic.get_task(ref)
+        assert anyio.current_time() - start < 1.0
