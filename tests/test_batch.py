@@ -1799,19 +1799,21 @@ async def test_a_state_unknown_to_this_version_is_read_as_uncertain(tmp_path: Pa
     assert creates_by_prompt(fake)["b"] == 1
 
 
-async def test_a_job_left_sending_may_not_change_its_content(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("jobs", "refusal"),
+    [
+        pytest.param(two_jobs(b_prompt="b, edited"), "other content", id="edited"),
+        pytest.param(
+            two_jobs(b_id="b-renamed"), "would be created again under a new id", id="renamed"
+        ),
+    ],
+)
+async def test_a_job_left_sending_may_be_neither_edited_nor_renamed(
+    tmp_path: Path, jobs: list[BatchJob], refusal: str
+) -> None:
     fake = make_fake()
     await leave_b_sending(fake, tmp_path)
     sent = len(fake.requests)
-    with pytest.raises(BatchConflictError, match="other content"):
-        await run(fake, two_jobs(b_prompt="b, edited"), tmp_path)
-    assert len(fake.requests) == sent
-
-
-async def test_a_job_left_sending_may_not_be_created_under_a_new_id(tmp_path: Path) -> None:
-    fake = make_fake()
-    await leave_b_sending(fake, tmp_path)
-    sent = len(fake.requests)
-    with pytest.raises(BatchConflictError, match="would be created again under a new id"):
-        await run(fake, two_jobs(b_id="b-renamed"), tmp_path)
+    with pytest.raises(BatchConflictError, match=refusal):
+        await run(fake, jobs, tmp_path)
     assert len(fake.requests) == sent
