@@ -225,7 +225,9 @@ def _batch(n: int, seed: int) -> list[float]:
 
 
 def stream_arrivals(per_minute: float, seed: int) -> list[float]:
-    rng = random.Random(seed)
+    # A stream of its own: drawn from the durations' generator (make_fake), each task's
+    # duration was a function of the gap before its arrival (short tasks came in bursts).
+    rng = random.Random(f"arrivals-{seed}")
     arrivals: list[float] = []
     t = 0.0
     while True:
