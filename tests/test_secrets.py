@@ -164,12 +164,17 @@ async def test_a_server_echoing_the_webhook_secret_sent_puts_it_in_no_error(wher
     secret = "whsec-canary-0123456789"
     body = {"message": "Invalid body", "echo": {"webhook_secret": secret, "mv": "sonic-v5"}}
     transport = ScriptedTransport(json_response(400, body))
-    client_hook = {"webhook_url": "https://hooks.example.com/h", "webhook_secret": secret}
-    call_hook = {} if where == "client" else client_hook
-    options = client_hook if where == "client" else {}
+    url = "https://hooks.example.com/h"
+    options = {"webhook_url": url, "webhook_secret": secret} if where == "client" else {}
+    call_url, call_secret = (None, None) if where == "client" else (url, secret)
     async with scripted_client(transport, max_retries=0, **options) as client:
         with pytest.raises(APIStatusError) as caught:
-            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x", **call_hook)
+            await client.sonic.create(
+                mv="sonic-v5",
+                gpt_description_prompt="x",
+                webhook_url=call_url,
+                webhook_secret=call_secret,
+            )
     error = caught.value
     for text in (str(error), repr(error), repr(error.body), repr(pickle.dumps(error))):
         assert secret not in text
