@@ -158,6 +158,13 @@ def require(value: object, field: str, context: str) -> None:
         raise ValueError(f"{field} is required {context}")
 
 
+def require_text(value: object, field: str, context: str, *, most: int | None = None) -> None:
+    """A required text field: a string (``TypeError`` otherwise), not blank, of at most
+    ``most`` characters."""
+    check_text(value, field, most=most)
+    require(value, field, context)
+
+
 def check_str(value: object, field: str) -> None:
     """A text field: a string or None. The value is not shown (it may be a secret)."""
     if value is not None and not isinstance(value, str):

@@ -32,12 +32,12 @@ from ._resource import (
     check_number,
     check_span,
     check_str,
-    check_text,
     check_title,
     check_url,
     check_webhook,
     compact,
     require,
+    require_text,
 )
 from ._serde import (
     parse_aligned_lyrics,
@@ -602,8 +602,7 @@ class Sonic(TaskResource):
         **fields: Any,
     ) -> TaskRef:
         """A named shortcut of :meth:`create`, checked under the caller's argument names."""
-        check_str(source, argument)
-        require(source, argument, f"for {task_type}")
+        require_text(source, argument, f"for {task_type}")
         require(fields.get("mv", "-"), "mv", f"for {task_type}")
         if task_type in _MODE_TASK_TYPES:
             auto_lyrics = fields.get("auto_lyrics")
@@ -818,8 +817,7 @@ class Sonic(TaskResource):
         if isinstance(clip_ids, str) or len(clip_ids) != 2:
             raise ValueError("clip_ids must hold exactly 2 clip ids")
         for clip_id in clip_ids:
-            check_str(clip_id, "each of clip_ids")
-            require(clip_id, "each of clip_ids", "for a mashup")
+            require_text(clip_id, "each of clip_ids", "for a mashup")
         custom_mode = _shortcut_mode(custom_mode, prompt, gpt_description_prompt, auto_lyrics)
         _check_generation(custom_mode=custom_mode, auto_lyrics=auto_lyrics, **_checked(options))
         body = compact(
@@ -916,8 +914,7 @@ class Sonic(TaskResource):
     async def _clip_task(
         self, path: str, clip_id: str, webhook_url: str | None, webhook_secret: str | None
     ) -> TaskRef:
-        check_str(clip_id, "clip_id")
-        require(clip_id, "clip_id", f"for {path}")
+        require_text(clip_id, "clip_id", f"for {path}")
         check_webhook(webhook_url)
         body = compact(clip_id=clip_id, webhook_url=webhook_url, webhook_secret=webhook_secret)
         return await self._submit(path, body)
@@ -936,12 +933,14 @@ class Sonic(TaskResource):
         vocal_end_s: float | None = None,
     ) -> Persona:
         """Make a reusable persona from a clip's voice (optionally a :meth:`vox` segment)."""
-        texts = {"clip_id": clip_id, "describe": describe, "styles": styles}
-        for text_field, text in (*texts.items(), ("vox_audio_id", vox_audio_id)):
+        for text_field, text in (
+            ("describe", describe),
+            ("styles", styles),
+            ("vox_audio_id", vox_audio_id),
+        ):
             check_str(text, text_field)
-        check_text(name, "name", most=PERSONA_NAME_MAX)
-        require(clip_id, "clip_id", "for create_persona")
-        require(name, "name", "for create_persona")
+        require_text(clip_id, "clip_id", "for create_persona")
+        require_text(name, "name", "for create_persona", most=PERSONA_NAME_MAX)
         check_number(vocal_start_s, "vocal_start_s", low=0)
         check_number(vocal_end_s, "vocal_end_s", low=0)
         check_span(vocal_start_s, vocal_end_s, "vocal_start_s", "vocal_end_s")
@@ -962,8 +961,7 @@ class Sonic(TaskResource):
 
     async def midi(self, clip_id: str, *, wait_timeout: float = NOT_READY_TIMEOUT) -> Midi:
         """A MIDI transcription; repeats while not ready, up to ``wait_timeout`` seconds."""
-        check_str(clip_id, "clip_id")
-        require(clip_id, "clip_id", "for midi")
+        require_text(clip_id, "clip_id", "for midi")
         return await self._call_until_ready(
             "/sonic/midi", {"clip_id": clip_id}, parse_midi, wait_timeout
         )
@@ -980,8 +978,7 @@ class Sonic(TaskResource):
         self, clip_id: str, *, vocal_start_s: float | None = None, vocal_end_s: float | None = None
     ) -> Vox:
         """Isolate a vocal segment (for :meth:`create_persona`)."""
-        check_str(clip_id, "clip_id")
-        require(clip_id, "clip_id", "for vox")
+        require_text(clip_id, "clip_id", "for vox")
         check_number(vocal_start_s, "vocal_start_s", low=0)
         check_number(vocal_end_s, "vocal_end_s", low=0)
         check_span(vocal_start_s, vocal_end_s, "vocal_start_s", "vocal_end_s")
@@ -990,16 +987,14 @@ class Sonic(TaskResource):
 
     async def upsample_tags(self, tags: str) -> UpsampledTags:
         """Expand short style tags into a richer description."""
-        check_str(tags, "tags")
-        require(tags, "tags", "for upsample_tags")
+        require_text(tags, "tags", "for upsample_tags")
         return await self._call(
             "POST", "/sonic/upsample-tags", parse_upsampled_tags, body={"tags": tags}
         )
 
     async def lyrics(self, description: str) -> tuple[GeneratedLyrics, ...]:
         """Two candidate songs (title and lyrics) written from ``description``."""
-        check_str(description, "description")
-        require(description, "description", "for lyrics")
+        require_text(description, "description", "for lyrics")
         return await self._call(
             "POST", "/sonic/lyrics", parse_lyrics, body={"description": description}
         )
@@ -1016,8 +1011,7 @@ class Sonic(TaskResource):
         ``formats``: any of ``"mp3"``, ``"m4a"``, ``"wav"`` (``DOWNLOAD_FORMATS``); a new
         format is sent as given.
         """
-        check_str(clip_id, "clip_id")
-        require(clip_id, "clip_id", "for download")
+        require_text(clip_id, "clip_id", "for download")
         if isinstance(formats, str) or not formats:
             raise ValueError("formats must be a non-empty sequence such as ('mp3', 'wav')")
         body = {"clip_id": clip_id, "formats": list(formats)}
@@ -1026,8 +1020,7 @@ class Sonic(TaskResource):
         )
 
     async def _clip_call(self, path: str, clip_id: str, parse: Callable[[Any], T]) -> T:
-        check_str(clip_id, "clip_id")
-        require(clip_id, "clip_id", f"for {path}")
+        require_text(clip_id, "clip_id", f"for {path}")
         return await self._call("POST", path, parse, body={"clip_id": clip_id})
 
 

@@ -564,9 +564,9 @@ def _dedup_keys(event: WebhookEvent, body: bytes, headers: Mapping[str, str]) ->
     return (signed,) if event.id is None else (signed, "id:" + event.id)
 
 
-def _answer(status: int, payload: Mapping[str, str]) -> WebhookResponse:
+def _answer(status: int, payload: Mapping[str, str], **headers: str) -> WebhookResponse:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    return WebhookResponse(status, body, {"content-type": "application/json"})
+    return WebhookResponse(status, body, {"content-type": "application/json", **headers})
 
 
 #: Seconds between two looks at a delivery handled in another event loop.
@@ -604,10 +604,8 @@ _ACCEPTED: Final = _answer(200, {"status": "accepted"})
 _DUPLICATE: Final = _answer(200, {"status": "duplicate"})
 _CALLBACK_FAILED: Final = _answer(500, {"error": "callback_failed"})
 #: The create call a delivery's tag names is still unanswered: the sender is to try again.
-_TASK_PENDING: Final = WebhookResponse(
-    503,
-    b'{"error":"task_pending"}',
-    {"content-type": "application/json", "retry-after": f"{WEBHOOK_TAG_WAIT:.0f}"},
+_TASK_PENDING: Final = _answer(
+    503, {"error": "task_pending"}, **{"retry-after": f"{WEBHOOK_TAG_WAIT:.0f}"}
 )
 _REJECTED: Final[Mapping[str, WebhookResponse]] = {
     reason: _answer(400 if reason == "bad_body" else 401, {"error": reason})
