@@ -204,13 +204,15 @@ class Figures:
 
 
 def stream(seed: int, per_minute: float) -> tuple[list[float], list[float]]:
-    """Poisson arrivals for HOURS, and each task's duration."""
-    rng = random.Random(seed)
+    """Poisson arrivals for HOURS, and each task's duration: the workload of
+    ``benchmarks/scheduler.py`` (arrivals and durations from two generators; from one, each
+    duration was a function of the gap before its task)."""
+    arrivals_rng, durations_rng = random.Random(f"arrivals-{seed}"), random.Random(seed)
     arrivals: list[float] = []
     t = 0.0
-    while (t := t + rng.expovariate(per_minute / 60.0)) <= HOURS * 3600:
+    while (t := t + arrivals_rng.expovariate(per_minute / 60.0)) <= HOURS * 3600:
         arrivals.append(t)
-    return arrivals, [rng.uniform(LOW, HIGH) for _ in arrivals]
+    return arrivals, [durations_rng.uniform(LOW, HIGH) for _ in arrivals]
 
 
 def batch(seed: int, size: int) -> tuple[list[float], list[float]]:

@@ -22,8 +22,13 @@ hours). Figures per run: requests per task, mean and p95 detection lag (result s
 task finished), mean wait of a create (sent minus asked), mean end-to-end overhead (result
 seen minus arrival minus generation time), makespan, and 429s seen.
 
+The fake answers at once unless ``--latency`` says otherwise; an answer quicker than the
+bucket's 0.1 s safety margin gives the margin back (the server saw the request by then), so
+requests go 3.0 s apart here, and 3.1 s apart with ``--latency 0.2``.
+
     python benchmarks/scheduler.py                  # the README table (both not-ready styles)
     python benchmarks/scheduler.py --style 202 --scenario stream --rate 5 --seeds 5
+    python benchmarks/scheduler.py --scenario stream --rate 5 --latency 0.2   # a slow network
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import trio.testing
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from musicapi_async import MusicAPI, Priority, Task, TaskRef, TokenBucket
+from musicapi_async._ratelimit import acquire_slot
 from musicapi_async.testing import FakeMusicAPI, FakeTask, NotReadyStyle
 
 MIN_DURATION, MAX_DURATION = 60.0, 180.0
@@ -104,9 +110,11 @@ class Run:
         }
 
 
-def make_fake(style: NotReadyStyle, seed: int) -> FakeMusicAPI:
+def make_fake(style: NotReadyStyle, seed: int, latency: float = 0.0) -> FakeMusicAPI:
     rng = random.Random(seed)
     return FakeMusicAPI(
+        # Each answer this long after the request was processed (a network's round trip).
+        latency={"*": latency},
         # Strict: any two requests of the key less than 3 s apart draw a 429.
         rate_limit_rule="strict",
         not_ready_style=style,
@@ -160,9 +168,9 @@ async def clairvoyant_strategy(client: MusicAPI, fake: FakeMusicAPI, job: Job, i
     await anyio.sleep(max(0.0, fake.tasks[ref.task_id].done_at - anyio.current_time()))
     while True:
         assert client.limiter is not None
-        await client.limiter.acquire(Priority.BACKGROUND)
-        # A private hook of the SDK: a poll that already holds its background token.
-        task = await client.sonic._poll(ref, background=True)
+        # Private hooks of the SDK: a poll that already holds its background slot.
+        slot = await acquire_slot(client.limiter, Priority.BACKGROUND)
+        task = await client.sonic._poll(ref, held=slot)
         if task.is_terminal:
             job.seen = anyio.current_time()
             return
@@ -186,8 +194,9 @@ async def run_workload(
     style: NotReadyStyle,
     seed: int,
     margin: float | None = None,
+    latency: float = 0.0,
 ) -> Run:
-    fake = make_fake(style, seed)
+    fake = make_fake(style, seed, latency)
     run = Run(jobs=[Job(arrival) for arrival in arrivals])
     start = anyio.current_time()
     bucket = TokenBucket() if margin is None else TokenBucket(margin=margin)
@@ -243,9 +252,10 @@ def simulate(
     style: NotReadyStyle,
     seed: int,
     margin: float | None = None,
+    latency: float = 0.0,
 ) -> Run:
     async def main() -> Run:
-        return await run_workload(strategy, arrivals, style, seed, margin)
+        return await run_workload(strategy, arrivals, style, seed, margin, latency)
 
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
@@ -259,8 +269,9 @@ def figures_of(
     style: NotReadyStyle,
     seed: int,
     margin: float | None,
+    latency: float,
 ) -> dict[str, float]:
-    return simulate(strategy, workload(seed), style, seed, margin).figures()
+    return simulate(strategy, workload(seed), style, seed, margin, latency).figures()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="average over this many seeds")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--margin", type=float, help="the bucket's safety margin, seconds")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds each answer takes (a round trip; the bucket gives its margin back only "
+        "for answers quicker than it)",
+    )
     args = parser.parse_args(argv)
     styles: list[NotReadyStyle] = ["202", "200"] if args.style == "both" else [args.style]
     strategies = STRATEGIES if args.strategy == "all" else (args.strategy,)
@@ -297,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = {
             (style, name, strategy, seed): pool.submit(
-                figures_of, strategy, workload, style, seed, args.margin
+                figures_of, strategy, workload, style, seed, args.margin, args.latency
             )
             for style, name, workload, strategy in cases
             for seed in seeds

@@ -40,7 +40,7 @@ from ._exceptions import (
     UpstreamTimeoutError,
 )
 from ._loops import LoopLocal
-from ._ratelimit import Limiter, Priority, acquire_slot, report_rate_limited
+from ._ratelimit import Limiter, Priority, Slot, acquire_slot, report_rate_limited
 from ._redact import hide_secrets, scrub_urls, shown_location, shown_url
 from ._retry import NOT_SENT_ERRORS, RetryEvent, RetryPolicy, parse_retry_after
 from ._serde import body_code, dumps, error_text, error_type
@@ -316,13 +316,13 @@ class HTTPCore:
         params: Mapping[str, str] | None = None,
         paid: bool,
         priority: Priority = Priority.USER,
-        token_held: bool = False,
+        held: Slot | None = None,
     ) -> Answer:
         """Send one call, retrying per ``options.retry``; raise a :class:`MusicAPIError`.
 
         ``paid`` marks a call that may spend credits: it is repeated only when the server
         certainly did not act on it. Every attempt first takes a slot from the limiter at
-        ``priority``, except the first when the caller already holds one (``token_held``).
+        ``priority``, except the first when the caller already holds one (``held``).
         """
         content = None if json_body is None else _encode(json_body)
         # What an answer might echo and must not show: the key, and the webhook secrets sent.
@@ -334,11 +334,11 @@ class HTTPCore:
         retry_index = 0
         while True:
             try:
-                if self.limiter is not None and not token_held:
-                    await acquire_slot(self.limiter, priority)
-                token_held = False
+                slot, held = held, None
+                if self.limiter is not None and slot is None:
+                    slot = await acquire_slot(self.limiter, priority)
                 return await self._attempt(
-                    method, path, content, headers, params, options.timeout, paid, secrets
+                    method, path, content, headers, params, options.timeout, paid, secrets, slot
                 )
             except _Retryable as retryable:
                 error = retryable.error
@@ -387,6 +387,7 @@ class HTTPCore:
         http_timeout: httpx.Timeout,
         paid: bool,
         secrets: tuple[str, ...],
+        slot: Slot | None,
     ) -> Answer:
         http = self.http()
         request = http.build_request(
@@ -408,6 +409,8 @@ class HTTPCore:
             # An injected client may follow redirects; the SDK never does: a 307 would
             # re-send a paid create past the limiter (README: a 3xx is never followed).
             response = await http.send(request, follow_redirects=False)
+            if slot is not None and response.status_code != 429:
+                slot.answered()  # the server has seen it (a 429 is reported as such)
             try:
                 await response.aread()
             finally:

@@ -61,7 +61,7 @@ from ._exceptions import (
 )
 from ._loops import LoopLocal
 from ._models import ClipState, StrEnum, Task, TaskFamily, TaskRef, TaskStatus
-from ._ratelimit import Limiter, Priority, TokenBucket, acquire_slot
+from ._ratelimit import Limiter, Priority, Slot, TokenBucket, acquire_slot
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -1074,17 +1074,18 @@ class Scheduler:
         # One background request queued at most; user calls overtake it.
         with anyio.CancelScope() as acquiring:
             self._acquiring = acquiring
+            slot: Slot | None = None
+            failed: Exception | None = None
             try:
-                await acquire_slot(self.limiter, Priority.BACKGROUND)
+                slot = await acquire_slot(self.limiter, Priority.BACKGROUND)
             except Exception as exc:
-                failed: Exception | None = exc
-            else:
-                failed = None
+                failed = exc
             finally:
                 self._acquiring = None
         if acquiring.cancelled_caught:
             return  # nothing left to poll: the limiter kept its slot
-        if failed is not None:
+        if slot is None:
+            assert failed is not None  # the acquire either returned or raised
             await self._limiter_failed(failed)
             return
         self._limiter_down_since = None
@@ -1093,7 +1094,7 @@ class Scheduler:
             return  # a candidate left as the slot came: that slot goes unused
         tracked.in_flight = True
         self._in_flight += 1
-        polls.start_soon(self._poll, tracked)
+        polls.start_soon(self._poll, tracked, slot)
 
     async def _limiter_failed(self, exc: Exception) -> None:
         """A background acquire raised (a shared limiter's backend down, say): the tasks'
@@ -1126,7 +1127,7 @@ class Scheduler:
             await self._wake_event().wait()
         self._changed = anyio.Event()
 
-    async def _poll(self, tracked: _Tracked) -> None:
+    async def _poll(self, tracked: _Tracked, slot: Slot) -> None:
         ref = tracked.ref
         key = (ref.family, ref.task_id)
         started = anyio.current_time()
@@ -1134,7 +1135,7 @@ class Scheduler:
         # The scheduler retries by polling again later; the request path must not also retry.
         options = attrs.evolve(self._client._options, retry=RetryPolicy(max_retries=0))
         try:
-            task = await resource._poll(ref, options=options, background=True)
+            task = await resource._poll(ref, options=options, held=slot)
         except (APIConnectionError, ServerError, RateLimitError, ResponseValidationError) as exc:
             tracked.last_error = exc
             if isinstance(exc, ResponseValidationError):

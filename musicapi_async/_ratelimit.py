@@ -37,7 +37,7 @@ from ._constants import (
 from ._exceptions import LimiterError
 from ._redact import scrub_urls
 
-__all__ = ["BucketStatistics", "Limiter", "Priority", "TokenBucket", "check_limiter"]
+__all__ = ["BucketStatistics", "Limiter", "Priority", "Slot", "TokenBucket", "check_limiter"]
 
 logger = logging.getLogger("musicapi_async")
 
@@ -80,16 +80,21 @@ class Limiter(Protocol):
       when their trips differ (network jitter; for a shared backend also the store's round
       trip and each host's path), so keep a safety margin as :class:`TokenBucket` does.
 
-    Optional: an ``interval`` attribute (seconds between two of this client's requests,
-    a positive number) sizes the deadlines of ``run_batch`` waits (3.0 s when absent), and
-    ``statistics()`` is for you: the SDK calls neither ``statistics`` nor
-    ``acquire_nowait``. An error raised by :meth:`acquire` reaches a direct call as
-    :class:`~musicapi_async.LimiterError` (nothing was sent); ``await_task`` retries it for
-    a while first (see the README).
+    Optional: ``on_answered(ticket)``, a plain method that must not block. Whatever
+    :meth:`acquire` returned is the ticket; the SDK hands it back once the request sent with
+    that slot has an answer (any status but 429), so the limiter knows the server saw the
+    request by then (:class:`TokenBucket` then gives back the part of its margin that the
+    answer proves unneeded). Its errors are logged, never raised. An ``interval`` attribute
+    (seconds between two of this client's requests, a positive number) sizes the deadlines
+    of ``run_batch`` waits (3.0 s when absent), and ``statistics()`` is for you: the SDK
+    calls neither ``statistics`` nor ``acquire_nowait``. An error raised by :meth:`acquire`
+    reaches a direct call as :class:`~musicapi_async.LimiterError` (nothing was sent);
+    ``await_task`` retries it for a while first (see the README).
     """
 
-    async def acquire(self, priority: Priority = Priority.USER) -> None:
-        """Wait for a request slot and take it."""
+    async def acquire(self, priority: Priority = Priority.USER) -> object:
+        """Wait for a request slot and take it; return a ticket for ``on_answered`` (or
+        None)."""
         ...
 
     def on_rate_limited(self, retry_after: float | None) -> Awaitable[None] | None:
@@ -125,17 +130,45 @@ def limiter_interval(limiter: Limiter) -> float:
     return DEFAULT_RATE_PER
 
 
-async def acquire_slot(limiter: Limiter, priority: Priority) -> None:
+@final
+class Slot:
+    """A request slot taken from a limiter, held until its request is answered."""
+
+    __slots__ = ("limiter", "ticket")
+
+    def __init__(self, limiter: Limiter, ticket: object) -> None:
+        self.limiter = limiter
+        #: What ``limiter.acquire`` returned.
+        self.ticket = ticket
+
+    def answered(self) -> None:
+        """The request sent with this slot has an answer: tell the limiter if it asks
+        (``on_answered``, optional); its errors are logged, never raised."""
+        report = getattr(self.limiter, "on_answered", None)
+        if not callable(report):
+            return
+        try:
+            report(self.ticket)
+        except Exception as exc:
+            logger.warning(
+                "the rate limiter could not record an answer (%s: %s)",
+                type(exc).__name__,
+                scrub_urls(str(exc))[:500],
+            )
+
+
+async def acquire_slot(limiter: Limiter, priority: Priority) -> Slot:
     """``limiter.acquire(priority)``, its errors (cancellation aside) raised as
     :class:`LimiterError`: nothing was sent, and the caller can tell so."""
     try:
-        await limiter.acquire(priority)
+        ticket = await limiter.acquire(priority)
     except Exception as exc:
         raise LimiterError(
             f"the rate limiter failed ({type(exc).__name__}: {scrub_urls(str(exc))[:500]}); "
             "the request was not sent, so nothing was created or charged: try again once "
             "the limiter's backend is back"
         ) from exc
+    return Slot(limiter, ticket)
 
 
 async def report_rate_limited(limiter: Limiter, retry_after: float | None) -> None:
@@ -179,6 +212,8 @@ class BucketStatistics:
     throttled_time: float
     #: Seconds added to every token interval for safety now (the margin, grown by 429s).
     margin: float
+    #: Grants whose answer came back within the margin, which gave the rest of it back.
+    quick_answers: int
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -187,6 +222,17 @@ def _is_number(value: object) -> TypeGuard[float]:
 
 #: Seconds of a wait too short to be one (floating-point rounding of the clock's offset).
 _ROUNDING = 1e-6
+
+
+@final
+class _Grant:
+    """A slot the bucket granted (the ticket :meth:`TokenBucket.acquire` returns)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        #: When, on the bucket's clock.
+        self.at = at
 
 
 class _Waiter:
@@ -216,7 +262,10 @@ class TokenBucket:
     before background polls. A waiter cancelled while queued takes no token and delays no
     one. Arrival times jitter on a real network, so a bucket spacing requests exactly
     ``per / rate`` apart would still draw 429s from a strict server: every interval is
-    lengthened by ``margin`` seconds (0.1 s by default). Each 429 reported through
+    lengthened by ``margin`` seconds (0.1 s by default), unless the request's answer proves
+    it unneeded: the server saw a request before answering it, so when the answer comes
+    back sooner than the margin (:meth:`on_answered`; ``burst=1`` only), the next token
+    comes ``per / rate`` after that answer. Each 429 reported through
     :meth:`on_rate_limited` pauses the bucket for every user (for ``Retry-After``, or one
     interval, at most ``max_pause`` seconds) and widens the margin by ``margin_step``, up to
     ``max_margin``; the extra margin shrinks back after ``recover_after`` grants without a
@@ -281,6 +330,12 @@ class TokenBucket:
         #: The event loop that used the bucket last (see _forget_closed_loops).
         self._last_loop: EventLoopToken | None = None
         self._granted = 0
+        #: The latest grant, until its answer is reported (see on_answered).
+        self._last_grant: _Grant | None = None
+        #: When the next token would have come but for the margin the latest answer gave
+        #: back, until that token is taken (see _forget_closed_loops).
+        self._full_without_answer: float | None = None
+        self._quick_answers = 0
         self._rate_limited = 0
         self._throttled_time = 0.0
 
@@ -320,13 +375,16 @@ class TokenBucket:
         # error would be a deadline the loop's clock cannot tell from now, and spin for ever.
         return 0.0 if wait < _ROUNDING else wait
 
-    def _take(self) -> None:
+    def _take(self, now: float) -> _Grant:
         self._tokens -= 1.0
         self._granted += 1
+        self._last_grant = grant = _Grant(now)
+        self._full_without_answer = None
         self._clean_grants += 1
         if self._extra_margin and self._clean_grants >= self.recover_after:
             self._extra_margin = max(0.0, self._extra_margin - self.margin_step)
             self._clean_grants = 0
+        return grant
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -336,6 +394,9 @@ class TokenBucket:
         A loop closed while a request was queued here never ran its waiter's cleanup: left
         in the queue, that waiter would hold back every later loop's requests for ever, and
         waking it would touch a closed loop. A waiter of a loop still running is kept.
+
+        A margin an answer gave back (see on_answered) is taken back too: the time between
+        two loops is read on another clock, so the answer's proof holds only within one.
         """
         loop = current_token()
         if loop == self._last_loop:
@@ -344,6 +405,12 @@ class TokenBucket:
         for queue in self._queues.values():
             for waiter in [w for w in queue if w.loop != loop and _has_ended(w.loop)]:
                 queue.remove(waiter)
+        if self._full_without_answer is not None:
+            now = self._now()
+            self._refill(now)
+            missing = (self._full_without_answer - now) / self.interval
+            self._tokens = min(self._tokens, 1.0 - missing)
+            self._full_without_answer = None
 
     def _head(self) -> _Waiter | None:
         for priority in Priority:
@@ -361,31 +428,33 @@ class TokenBucket:
         if head is not None:
             head.wake()
 
-    async def acquire(self, priority: Priority = Priority.USER) -> None:
+    async def acquire(self, priority: Priority = Priority.USER) -> object:
         """Wait until a request may be sent, and take its token.
 
-        Cancelling the wait takes nothing from the bucket and delays no other waiter.
+        Cancelling the wait takes nothing from the bucket and delays no other waiter. The
+        value returned is a ticket for :meth:`on_answered`.
         """
         priority = Priority(priority)
         await anyio.lowlevel.checkpoint_if_cancelled()
         try:
-            self.acquire_nowait(priority)
+            grant = self.acquire_nowait(priority)
         except anyio.WouldBlock:
             pass
         else:
             await anyio.lowlevel.cancel_shielded_checkpoint()
-            return
+            return grant
         waiter = _Waiter(priority)
         self._queues[priority].append(waiter)
         try:
             while True:
                 if self._head() is waiter:
-                    delay = self._wait_time(self._now())
+                    now = self._now()
+                    delay = self._wait_time(now)
                     if delay == 0.0:
                         self._queues[priority].popleft()
-                        self._take()
+                        grant = self._take(now)
                         self._wake_head()
-                        return
+                        return grant
                     with anyio.move_on_after(delay):
                         await waiter.event.wait()
                 else:
@@ -399,14 +468,42 @@ class TokenBucket:
                     self._wake_head()
             raise
 
-    def acquire_nowait(self, priority: Priority = Priority.USER) -> None:
-        """Take a token now, or raise ``anyio.WouldBlock`` (nothing is taken then)."""
+    def acquire_nowait(self, priority: Priority = Priority.USER) -> object:
+        """Take a token now, or raise ``anyio.WouldBlock`` (nothing is taken then). The
+        value returned is a ticket for :meth:`on_answered`."""
         priority = Priority(priority)
         self._forget_closed_loops()
-        if self._ahead_of(priority) or self._wait_time(self._now()) > 0.0:
+        now = self._now()
+        if self._ahead_of(priority) or self._wait_time(now) > 0.0:
             raise anyio.WouldBlock
-        self._take()
+        grant = self._take(now)
         # The next waiter (e.g. a background poll we overtook) must re-time its sleep.
+        self._wake_head()
+        return grant
+
+    def on_answered(self, ticket: object) -> None:
+        """The request sent with the slot :meth:`acquire` returned as ``ticket`` has an
+        answer (the SDK calls this for every answer but a 429).
+
+        The server saw that request before it answered it, so the margin, which is there
+        for requests that reach the server later than sent, is unneeded past the answer:
+        when it came within the margin, the next token comes ``per / rate`` (plus any
+        margin added for 429s) after the answer. Only the latest grant counts, once; during
+        a 429 pause nothing changes. Nor with a ``burst`` above 1: tokens saved up are not
+        spaced one by one, so one answer does not bound the next grant.
+        """
+        if self.burst != 1 or not isinstance(ticket, _Grant) or ticket is not self._last_grant:
+            return
+        self._last_grant = None
+        now = self._now()
+        unneeded = self.margin - (now - ticket.at)
+        if unneeded < _ROUNDING or now < self._paused_until:
+            return
+        self._forget_closed_loops()  # before waking the head: it may be a dead loop's
+        self._refill(now)
+        self._full_without_answer = now + (1.0 - self._tokens) * self.interval
+        self._tokens = min(float(self.burst), self._tokens + unneeded / self.interval)
+        self._quick_answers += 1
         self._wake_head()
 
     def on_rate_limited(self, retry_after: float | None) -> None:
@@ -456,6 +553,7 @@ class TokenBucket:
             rate_limited=self._rate_limited,
             throttled_time=self._throttled_time,
             margin=self.margin + self._extra_margin,
+            quick_answers=self._quick_answers,
         )
 
 

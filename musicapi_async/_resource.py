@@ -14,7 +14,7 @@ from ._constants import LOOPBACK_HOSTS, NOT_READY_DELAY, TITLE_MAX, WEBHOOK_URL_
 from ._exceptions import ResultNotReadyError
 from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
-from ._ratelimit import Priority
+from ._ratelimit import Priority, Slot
 from ._redact import shown_url
 from ._serde import NOT_READY_TYPE, parse_submit, parse_task
 
@@ -107,17 +107,17 @@ class TaskResource(Resource):
         return await self._poll(self._ref(task))
 
     async def _poll(
-        self, ref: TaskRef, *, options: CallOptions | None = None, background: bool = False
+        self, ref: TaskRef, *, options: CallOptions | None = None, held: Slot | None = None
     ) -> Task:
-        """GET the task once. The scheduler polls in the background with a token in hand."""
+        """GET the task once. The scheduler polls in the background with a slot in hand."""
         path = f"/{ref.family.value}/task/{_quote(ref.task_id)}"
         answer = await self._client._core.request(
             "GET",
             path,
             options=options or self._client._options,
             paid=False,
-            priority=Priority.BACKGROUND if background else Priority.USER,
-            token_held=background,
+            priority=Priority.USER if held is None else Priority.BACKGROUND,
+            held=held,
         )
         return self._client._read(
             lambda raw: parse_task(ref, answer.status_code, raw), answer, "GET", path

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from musicapi_async import (
+    APIConnectionError,
     BucketStatistics,
     Limiter,
     LimiterError,
@@ -114,6 +115,7 @@ async def test_the_default_bucket_is_one_request_per_3_s_burst_1_plus_a_small_ma
         rate_limited=0,
         throttled_time=0.0,
         margin=MARGIN,
+        quick_answers=0,
     )
     assert repr(bucket) == f"TokenBucket(rate=1, per=3, burst=1, margin={MARGIN:g})"
 
@@ -560,7 +562,8 @@ async def test_a_429_on_one_client_holds_back_the_other_client_sharing_the_bucke
     # b asked at 0.5 s but waited for the pause like a did: no herd at t=10.
     assert [r.status for r in rest] == [200, 200]
     assert rest[0].time == pytest.approx(10.0 + MARGIN)
-    assert rest[1].time == pytest.approx(10.0 + MARGIN + WIDE)
+    # Answered at once: 3 s later, plus the step the 429 added (the base margin given back).
+    assert rest[1].time == pytest.approx(10.0 + MARGIN + 3.0 + STEP)
     assert fake.rate_limited() == 0
     stats = bucket.statistics()
     assert (stats.rate_limited, stats.granted) == (1, 3)
@@ -690,7 +693,8 @@ async def test_every_retry_attempt_passes_through_the_bucket() -> None:
     async with fake.client(limiter=bucket, retry=RetryPolicy(jitter=0.0)) as client:
         await client.credits.get()
     assert bucket.statistics().granted == 3
-    assert min(gaps(request_times(fake.requests))) >= INTERVAL - 1e-9
+    # 3 s apart, not less: each answer came at once (and gave the margin back).
+    assert min(gaps(request_times(fake.requests))) >= 3.0 - 1e-9
 
 
 # --- the Limiter protocol, as a second backend sees it --------------------------------------
@@ -913,6 +917,208 @@ def test_the_bucket_never_grants_more_than_burst_plus_rate_times_elapsed(
         assert served == sorted(served)
 
 
+# --- answers give back the margin -------------------------------------------------------------
+
+
+async def test_an_answer_within_the_margin_lets_the_next_grant_come_per_after_it() -> None:
+    """The server saw the request before answering it: the jitter the margin is for is
+    ruled out, and the next token comes 3 s after the answer, not 3 s plus margin after the
+    grant."""
+    bucket = TokenBucket()
+    ticket = await bucket.acquire()
+    await anyio.sleep(0.04)
+    bucket.on_answered(ticket)
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(3.04)
+    assert bucket.statistics().quick_answers == 1
+    assert bucket.statistics().margin == MARGIN  # the setting is unchanged
+
+
+async def test_an_answer_slower_than_the_margin_leaves_the_interval_whole() -> None:
+    bucket = TokenBucket()
+    ticket = await bucket.acquire()
+    await anyio.sleep(MARGIN + 0.3)
+    bucket.on_answered(ticket)
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(INTERVAL)
+    assert bucket.statistics().quick_answers == 0
+
+
+async def test_only_the_latest_grant_s_answer_counts_and_only_once() -> None:
+    bucket = TokenBucket()
+    first = await bucket.acquire()  # t=0, its answer late
+    second = await bucket.acquire()  # t=INTERVAL, its answer late too
+    bucket.on_answered(first)  # an older request's answer says nothing of the latest one
+    third = await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(2 * INTERVAL)
+    bucket.on_answered(second)  # nor does this one now: the third is the latest
+    assert bucket.statistics().quick_answers == 0
+    bucket.on_answered(third)
+    bucket.on_answered(third)  # twice: the margin is given back once
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(2 * INTERVAL + 3.0)
+    assert bucket.statistics().quick_answers == 1
+
+
+async def test_an_answer_during_a_429_pause_changes_nothing_and_a_429s_margin_stays() -> None:
+    bucket = TokenBucket()
+    first = await bucket.acquire()
+    bucket.on_rate_limited(10.0)  # paused until 10 s plus margin; the margin one step wider
+    bucket.on_answered(first)
+    second = await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(10.0 + MARGIN)
+    assert bucket.statistics().quick_answers == 0
+    # Answered at once, the next grant gives back the base margin only: the step the 429
+    # added stays until recover_after clean grants.
+    bucket.on_answered(second)
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(10.0 + MARGIN + 3.0 + STEP)
+    assert bucket.statistics().quick_answers == 1
+
+
+@pytest.mark.parametrize("ticket", [None, object(), "grant", "another bucket's"])
+async def test_a_ticket_the_bucket_did_not_give_is_ignored(ticket: object) -> None:
+    if ticket == "another bucket's":
+        ticket = TokenBucket().acquire_nowait()
+    bucket = TokenBucket()
+    await bucket.acquire()
+    bucket.on_answered(ticket)
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(INTERVAL)
+    assert bucket.statistics().quick_answers == 0
+
+
+class AnsweredLimiter:
+    """A two-method limiter that also asks for answers, and records what it is told."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.inner = TokenBucket()
+        self.fail = fail
+        self.granted: list[object] = []
+        self.answered: list[tuple[object, float]] = []
+
+    async def acquire(self, priority: Priority = Priority.USER) -> object:
+        ticket = await self.inner.acquire(priority)
+        self.granted.append(ticket)
+        return ticket
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        self.inner.on_rate_limited(retry_after)
+
+    def on_answered(self, ticket: object) -> None:
+        self.answered.append((ticket, anyio.current_time()))
+        if self.fail:
+            raise ConnectionError("store down at redis://:hunter2@db")
+        self.inner.on_answered(ticket)
+
+
+async def test_the_sdk_hands_each_answered_slot_back_after_its_answer_but_not_a_429s() -> None:
+    fake = FakeMusicAPI(latency={"/get-credits": 0.05})
+    fake.inject("/get-credits", status=429, headers={"Retry-After": "5"})
+    limiter = AnsweredLimiter()
+    async with fake.client(limiter=limiter) as client:
+        await client.credits.get()  # a 429 (not handed back), then the retry's answer
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await client.await_task(ref)  # background polls hand theirs back too
+    assert len(limiter.granted) == len(fake.requests) >= 4
+    answered = [ticket for ticket, _ in limiter.answered]
+    assert answered == limiter.granted[1:]  # every one but the 429's, in order
+    # Each after its answer: the credits retry was answered 0.05 s after it was sent.
+    retry = fake.requests[1]
+    assert limiter.answered[0][1] == pytest.approx(retry.time + 0.05)
+    # The create went 3 s after that answer (plus the step the 429 added to the margin),
+    # not a whole interval after the retry left.
+    assert fake.requests[2].time == pytest.approx(retry.time + 0.05 + 3.0 + STEP)
+    assert fake.rate_limited() == 0
+
+
+async def test_a_limiter_whose_on_answered_fails_is_logged_and_the_call_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeMusicAPI()
+    limiter = AnsweredLimiter(fail=True)
+    async with fake.client(limiter=limiter) as client:
+        assert (await client.credits.get()).credits >= 0
+    assert len(limiter.answered) == 1
+    assert "could not record an answer" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+async def test_a_request_that_gets_no_answer_hands_nothing_back() -> None:
+    fake = FakeMusicAPI()
+    fake.inject("/get-credits", fault="connect_error")
+    limiter = AnsweredLimiter()
+    async with fake.client(limiter=limiter, max_retries=0) as client:
+        with pytest.raises(APIConnectionError):
+            await client.credits.get()
+    assert len(limiter.granted) == 1
+    assert limiter.answered == []
+
+
+async def test_quick_answers_space_a_clients_requests_per_apart_and_slow_ones_keep_margin() -> None:
+    fast = FakeMusicAPI(latency={"*": 0.02})
+    slow = FakeMusicAPI(latency={"*": 0.5})
+    for fake, gap in ((fast, 3.0 + 0.02), (slow, INTERVAL)):
+        bucket = TokenBucket()
+        async with fake.client(limiter=bucket) as client:
+            for _ in range(4):
+                await client.credits.get()
+        times = [r.time for r in fake.requests]
+        assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([gap] * 3)
+        assert fake.rate_limited() == 0
+
+
+Answered = tuple[float, float, Priority, float]  # (delay, patience, priority, answer latency)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    burst=st.integers(1, 4),
+    margin=st.floats(0.0, 0.5),
+    requests=st.lists(
+        st.tuples(
+            st.floats(0.0, 30.0),
+            st.floats(0.0, 10.0),
+            st.sampled_from(list(Priority)),
+            st.floats(0.0, 1.0) | st.just(math.inf),
+        ),
+        max_size=25,
+    ),
+)
+def test_answers_never_let_a_grant_come_sooner_than_per_after_the_answer_before_it(
+    burst: int, margin: float, requests: list[Answered]
+) -> None:
+    """Whatever the answers' timing: the rate bound holds, and with burst 1 each grant comes
+    either a whole interval after the one before, or at least ``per`` after its answer (the
+    server saw it by then): never closer to the server than its rule allows."""
+    bucket = TokenBucket(rate=1, per=3.0, burst=burst, margin=margin)
+    grants: list[tuple[float, float]] = []  # (granted, answered: inf if never)
+
+    async def request(delay: float, patience: float, priority: Priority, latency: float) -> None:
+        await trio.sleep(delay)
+        with trio.move_on_after(patience):
+            ticket = await bucket.acquire(priority)
+            granted = trio.current_time()
+            grants.append((granted, granted + latency))
+            if latency < math.inf:
+                await trio.sleep(latency)
+                bucket.on_answered(ticket)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for item in requests:
+                nursery.start_soon(request, *item)
+
+    trio.run(main, clock=MockClock(autojump_threshold=0))
+    grants.sort()
+    times = [g for g, _ in grants]
+    for i, j in itertools.combinations_with_replacement(range(len(times)), 2):
+        assert j - i + 1 <= burst + (times[j] - times[i]) / 3.0 + 1e-9
+    if burst == 1:
+        for (before, answered), (after, _) in itertools.pairwise(grants):
+            assert after - before >= 3.0 + margin - 1e-6 or after - answered >= 3.0 - 1e-6
+
+
 def test_a_boolean_rate_or_per_is_refused() -> None:
     """True is an int to Python, not a number of requests to a user."""
     with pytest.raises(ValueError, match="rate"):
@@ -946,6 +1152,31 @@ def test_the_spacing_holds_from_one_event_loop_to_the_next(offset: float) -> Non
     assert run_on_clock(50_000.0, one_request) == 0.0
     waited = run_on_clock(offset, one_request)  # (virtually) at once after the first
     assert bucket.interval - 2.0 <= waited <= bucket.interval  # less the real time between
+
+
+@pytest.mark.parametrize("answers", [1, 2], ids=["answered", "answered, then a new grant"])
+def test_a_margin_an_answer_gave_back_is_taken_back_in_the_next_event_loop(
+    answers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time between two loops is read on another clock: an answer's proof, given in
+    one loop, does not shorten the wait in the next. (Real time is frozen between the runs
+    here, so the waits are exact.)"""
+    monkeypatch.setattr("musicapi_async._clock.time.monotonic", lambda: 1000.0)
+    bucket = TokenBucket()
+
+    async def answered_at_once() -> None:
+        for _ in range(answers):
+            bucket.on_answered(await bucket.acquire())
+
+    async def one_request() -> float:
+        started = trio.current_time()
+        await bucket.acquire()
+        return trio.current_time() - started
+
+    run_on_clock(50_000.0, answered_at_once)
+    # The last answer had given the margin back; the next loop waits a whole interval.
+    assert run_on_clock(100_000.0, one_request) == pytest.approx(INTERVAL)
+    assert bucket.statistics().quick_answers == answers
 
 
 def test_a_429_pause_holds_in_the_next_event_loop() -> None:
