@@ -409,8 +409,6 @@ class HTTPCore:
             # An injected client may follow redirects; the SDK never does: a 307 would
             # re-send a paid create past the limiter (README: a 3xx is never followed).
             response = await http.send(request, follow_redirects=False)
-            if slot is not None and response.status_code != 429:
-                slot.answered()  # the server has seen it (a 429 is reported as such)
             try:
                 await response.aread()
             finally:
@@ -428,16 +426,25 @@ class HTTPCore:
             ) from exc
         elapsed = anyio.current_time() - started
         logger.debug("%s %s -> %d in %.3f s", method, path, response.status_code, elapsed)
-        if response.status_code >= 300:  # a redirect too: not followed, not a success
-            _raise_status_error(status_error(response, method, path, secrets=secrets), paid)
-        body = _decode(response, method, path, paid, secrets)
-        in_body = body_status(body) if response.status_code != 202 else None
-        if in_body is not None:
-            # An error envelope sent with a 2xx ({"code": 403, "message": "The remaining
-            # credits are not enough"}): the error its code names, as if it were the status.
-            error = status_error(response, method, path, in_body=in_body, secrets=secrets)
-            _raise_status_error(error, paid)
-        return Answer(response.status_code, body, response.headers)
+        # The server has seen the request: the limiter hears of it (a refusal for the rate,
+        # as the status or in the body, is reported as a 429 instead, by request()).
+        rate_limited = response.status_code == 429
+        try:
+            if response.status_code >= 300:  # a redirect too: not followed, not a success
+                _raise_status_error(status_error(response, method, path, secrets=secrets), paid)
+            body = _decode(response, method, path, paid, secrets)
+            in_body = body_status(body) if response.status_code != 202 else None
+            if in_body is not None:
+                # An error envelope sent with a 2xx ({"code": 403, "message": "The remaining
+                # credits are not enough"}): the error its code names, as if it were the
+                # status.
+                rate_limited = in_body == 429
+                error = status_error(response, method, path, in_body=in_body, secrets=secrets)
+                _raise_status_error(error, paid)
+            return Answer(response.status_code, body, response.headers)
+        finally:
+            if slot is not None and not rate_limited:
+                slot.answered()
 
     def _transport_error(
         self, exc: httpx.RequestError, method: str, path: str, paid: bool

@@ -15,6 +15,7 @@ import enum
 import inspect
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Awaitable
 from typing import Protocol, TypeGuard, cast, final, runtime_checkable
@@ -82,9 +83,11 @@ class Limiter(Protocol):
 
     Optional: ``on_answered(ticket)``, a plain method that must not block. Whatever
     :meth:`acquire` returned is the ticket; the SDK hands it back once the request sent with
-    that slot has an answer (any status but 429), so the limiter knows the server saw the
-    request by then (:class:`TokenBucket` then gives back the part of its margin that the
-    answer proves unneeded). Its errors are logged, never raised. An ``interval`` attribute
+    that slot has been answered, unless the answer is a 429 (as the status, or in a 2xx
+    body), which goes to :meth:`on_rate_limited` instead: the server saw the request by
+    then (:class:`TokenBucket` then gives back the part of its margin that the answer
+    proves unneeded). Its errors are logged, never raised; a coroutine it returns is closed
+    unawaited. An ``interval`` attribute
     (seconds between two of this client's requests, a positive number) sizes the deadlines
     of ``run_batch`` waits (3.0 s when absent), and ``statistics()`` is for you: the SDK
     calls neither ``statistics`` nor ``acquire_nowait``. An error raised by :meth:`acquire`
@@ -130,6 +133,10 @@ def limiter_interval(limiter: Limiter) -> float:
     return DEFAULT_RATE_PER
 
 
+#: Limiter types already told that their ``on_answered`` is not awaited.
+_ASYNC_ANSWER_WARNED: weakref.WeakSet[type] = weakref.WeakSet()
+
+
 @final
 class Slot:
     """A request slot taken from a limiter, held until its request is answered."""
@@ -144,17 +151,32 @@ class Slot:
     def answered(self) -> None:
         """The request sent with this slot has an answer: tell the limiter if it asks
         (``on_answered``, optional); its errors are logged, never raised."""
-        report = getattr(self.limiter, "on_answered", None)
-        if not callable(report):
-            return
         try:
-            report(self.ticket)
+            report = getattr(self.limiter, "on_answered", None)
+            if not callable(report):
+                return
+            outcome = report(self.ticket)
         except Exception as exc:
             logger.warning(
                 "the rate limiter could not record an answer (%s: %s)",
                 type(exc).__name__,
                 scrub_urls(str(exc))[:500],
             )
+            return
+        if inspect.isawaitable(outcome):
+            # A coroutine function (an AsyncMock, say): nothing awaits it here, in the
+            # middle of a request. Closed, it warns of nothing; the limiter is told once.
+            close = getattr(outcome, "close", None)
+            if callable(close):
+                close()
+            kind = type(self.limiter)
+            if kind not in _ASYNC_ANSWER_WARNED:
+                _ASYNC_ANSWER_WARNED.add(kind)
+                logger.warning(
+                    "%s.on_answered is a coroutine function; the SDK calls it without "
+                    "awaiting it, so it did nothing: make it a plain method",
+                    kind.__name__,
+                )
 
 
 async def acquire_slot(limiter: Limiter, priority: Priority) -> Slot:
@@ -213,7 +235,7 @@ class BucketStatistics:
     #: Seconds added to every token interval for safety now (the margin, grown by 429s).
     margin: float
     #: Grants whose answer came back within the margin, which gave the rest of it back.
-    quick_answers: int
+    quick_answers: int = 0
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -228,11 +250,12 @@ _ROUNDING = 1e-6
 class _Grant:
     """A slot the bucket granted (the ticket :meth:`TokenBucket.acquire` returns)."""
 
-    __slots__ = ("at",)
+    __slots__ = ("at", "loop")
 
     def __init__(self, at: float) -> None:
-        #: When, on the bucket's clock.
+        #: When, on the bucket's clock, and in which event loop.
         self.at = at
+        self.loop = current_token()
 
 
 class _Waiter:
@@ -488,12 +511,16 @@ class TokenBucket:
         The server saw that request before it answered it, so the margin, which is there
         for requests that reach the server later than sent, is unneeded past the answer:
         when it came within the margin, the next token comes ``per / rate`` (plus any
-        margin added for 429s) after the answer. Only the latest grant counts, once; during
-        a 429 pause nothing changes. Nor with a ``burst`` above 1: tokens saved up are not
-        spaced one by one, so one answer does not bound the next grant.
+        margin added for 429s) after the answer. That bounds the answered request and the
+        next one; a request still in flight from before is left to the margin, as ever.
+        Only the latest grant counts, once, reported in the event loop it was granted in;
+        during a 429 pause nothing changes. Nor with a ``burst`` above 1: tokens saved up
+        are not spaced one by one, so one answer does not bound the next grant.
         """
         if self.burst != 1 or not isinstance(ticket, _Grant) or ticket is not self._last_grant:
             return
+        if ticket.loop != current_token():
+            return  # granted in another loop: its time there is an estimate from here
         self._last_grant = None
         now = self._now()
         unneeded = self.margin - (now - ticket.at)

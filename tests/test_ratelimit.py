@@ -9,9 +9,11 @@ rule is one request per 3 s per key) saw.
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import math
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -988,6 +990,42 @@ async def test_a_ticket_the_bucket_did_not_give_is_ignored(ticket: object) -> No
     assert bucket.statistics().quick_answers == 0
 
 
+async def test_with_a_burst_above_1_an_answer_gives_nothing_back() -> None:
+    """Tokens saved up are not spaced one by one: one answer bounds no later grant."""
+    bucket = TokenBucket(burst=2)
+    for _ in range(2):
+        bucket.on_answered(await bucket.acquire())  # the saved-up pair, answered at once
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(INTERVAL)
+    assert bucket.statistics().quick_answers == 0
+
+
+async def test_a_429_after_an_answer_takes_the_margin_it_gave_back() -> None:
+    bucket = TokenBucket()
+    bucket.on_answered(await bucket.acquire())  # the next token would come at 3.0 s
+    bucket.on_rate_limited(None)  # another request's 429: one (wider) interval, plus margin
+    await bucket.acquire()
+    assert anyio.current_time() == pytest.approx(INTERVAL + STEP + MARGIN)
+
+
+def test_an_answer_reported_in_another_event_loop_than_its_grant_gives_nothing_back() -> None:
+    bucket = TokenBucket()
+    tickets: list[object] = []
+
+    async def grant() -> None:
+        tickets.append(await bucket.acquire())
+
+    async def answer_then_request() -> float:
+        bucket.on_answered(tickets[0])  # its time in the other loop is an estimate here
+        started = trio.current_time()
+        await bucket.acquire()
+        return trio.current_time() - started
+
+    run_on_clock(50_000.0, grant)
+    assert bucket.interval - 2.0 <= run_on_clock(100_000.0, answer_then_request)
+    assert bucket.statistics().quick_answers == 0
+
+
 class AnsweredLimiter:
     """A two-method limiter that also asks for answers, and records what it is told."""
 
@@ -1030,6 +1068,47 @@ async def test_the_sdk_hands_each_answered_slot_back_after_its_answer_but_not_a_
     # not a whole interval after the retry left.
     assert fake.requests[2].time == pytest.approx(retry.time + 0.05 + 3.0 + STEP)
     assert fake.rate_limited() == 0
+
+
+async def test_a_429_in_a_2xx_body_is_reported_as_a_429_not_as_an_answer() -> None:
+    fake = FakeMusicAPI()
+    fake.inject("/get-credits", status=200, body={"code": 429, "message": "Too many requests"})
+    limiter = AnsweredLimiter()
+    async with fake.client(limiter=limiter) as client:
+        await client.credits.get()  # refused in the body, then retried
+    assert [r.status for r in fake.requests] == [200, 200]
+    assert limiter.inner.statistics().rate_limited == 1
+    assert [ticket for ticket, _ in limiter.answered] == limiter.granted[1:]
+
+
+class CoroutineAnsweredLimiter(AnsweredLimiter):
+    async def on_answered(self, ticket: object) -> None:  # type: ignore[override]
+        raise AssertionError("never awaited")
+
+
+async def test_a_coroutine_on_answered_is_closed_unawaited_and_named_once(
+    caplog: pytest.LogCaptureFixture,
+    recwarn: pytest.WarningsRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("musicapi_async._ratelimit._ASYNC_ANSWER_WARNED", weakref.WeakSet())
+    fake = FakeMusicAPI()
+    async with fake.client(limiter=CoroutineAnsweredLimiter()) as client:
+        for _ in range(2):
+            assert (await client.credits.get()).credits >= 0
+    gc.collect()  # a coroutine dropped unawaited warns when it is collected
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert caplog.text.count("CoroutineAnsweredLimiter.on_answered is a coroutine") == 1
+
+
+async def test_without_a_client_limiter_the_polls_private_bucket_hears_the_answers() -> None:
+    fake = FakeMusicAPI(sonic_duration=20.0)
+    async with fake.client(limiter=None) as client:
+        ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
+        await client.await_task(ref)
+        polls = client._scheduler.limiter
+    assert isinstance(polls, TokenBucket)
+    assert polls.statistics().quick_answers == polls.statistics().granted >= 2
 
 
 async def test_a_limiter_whose_on_answered_fails_is_logged_and_the_call_succeeds(
@@ -1092,17 +1171,18 @@ def test_answers_never_let_a_grant_come_sooner_than_per_after_the_answer_before_
     either a whole interval after the one before, or at least ``per`` after its answer (the
     server saw it by then): never closer to the server than its rule allows."""
     bucket = TokenBucket(rate=1, per=3.0, burst=burst, margin=margin)
-    grants: list[tuple[float, float]] = []  # (granted, answered: inf if never)
+    grants: list[list[float]] = []  # [granted, answer reported: inf until then]
 
     async def request(delay: float, patience: float, priority: Priority, latency: float) -> None:
         await trio.sleep(delay)
         with trio.move_on_after(patience):
             ticket = await bucket.acquire(priority)
-            granted = trio.current_time()
-            grants.append((granted, granted + latency))
+            grant = [trio.current_time(), math.inf]
+            grants.append(grant)
             if latency < math.inf:
                 await trio.sleep(latency)
                 bucket.on_answered(ticket)
+                grant[1] = trio.current_time()
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -1111,7 +1191,7 @@ def test_answers_never_let_a_grant_come_sooner_than_per_after_the_answer_before_
 
     trio.run(main, clock=MockClock(autojump_threshold=0))
     grants.sort()
-    times = [g for g, _ in grants]
+    times = [grant[0] for grant in grants]
     for i, j in itertools.combinations_with_replacement(range(len(times)), 2):
         assert j - i + 1 <= burst + (times[j] - times[i]) / 3.0 + 1e-9
     if burst == 1:
