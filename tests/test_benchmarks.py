@@ -1,4 +1,5 @@
-"""The benchmark scripts still run (a tiny workload); their figures are not asserted here."""
+"""The benchmark scripts still run (a tiny workload); their figures are not asserted here,
+but for the spacing of requests, which the figures rest on."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ def test_the_scheduler_benchmark_prints_its_table(capsys: pytest.CaptureFixture[
     assert all(row.rstrip(" |").endswith(" 0") for row in rows), "no 429s"
 
 
+@pytest.mark.parametrize(("latency", "spacing"), [(0.0, 3.0), (0.2, 3.1)])
+def test_creates_go_3_s_apart_when_answers_are_quick_and_with_the_margin_when_slow(
+    latency: float, spacing: float
+) -> None:
+    """Ten creates at once: the k-th waits k spacings. The fake answering at once, each
+    answer gives the bucket's 0.1 s margin back; answers 0.2 s late leave it in place."""
+    run = scheduler_benchmark.simulate(
+        "clairvoyant", scheduler_benchmark.batch_arrivals(10), "202", 7, latency=latency
+    )
+    assert run.figures()["create wait"] == pytest.approx(4.5 * spacing)
+    assert run.rate_limited == 0
+
+
 def test_the_ideal_polling_simulation_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
     import ideal_polling
 
@@ -41,7 +55,10 @@ def test_the_ideal_batch_says_how_often_each_index_meets_the_batch_target(
     assert ideal_polling.main(["--batch", "10", "--seeds", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     shares = [line for line in lines if "of the clairvoyant bound on" in line]
-    assert [line.split(" at ")[0] for line in shares] == list(ideal_polling.INDEXES)
+    # Every index, at 3 s apart (the fake answering at once) and at 3.1 s (the margin kept).
+    assert [line.split(" s:")[0] for line in shares] == [
+        f"{name} at {interval}" for interval in ("3", "3.1") for name in ideal_polling.INDEXES
+    ]
     for line in shares:
         within = int(line.rsplit(" on ", 1)[1].split(" of ")[0])
         assert 0 <= within <= 3
