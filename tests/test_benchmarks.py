@@ -1,5 +1,5 @@
-"""The benchmark scripts still run (a tiny workload); their figures are not asserted here,
-but for the spacing of requests, which the figures rest on."""
+"""The benchmark scripts still run (a tiny workload), requests are spaced as their figures
+assume, and a few rows of the README's table are what the benchmark measures now."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from musicapi_async.testing import NotReadyStyle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -158,3 +160,53 @@ def test_reading_stages_leaves_whittle_out_and_helps_the_ideal_pollers(
         greedy, arrivals=arrivals, durations=durations, interval=3.0, stages=True
     )
     assert seeing.lag < blind.lag
+
+
+# --- the README's table is what the benchmark prints -------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+COLUMNS = ("req/task", "lag mean", "lag p95", "create wait", "overhead", "makespan")
+
+
+def readme_row(scenario: str, label: str) -> dict[str, list[float]]:
+    """A row of the README's benchmark table: column -> the figures quoted (one per style
+    when the label says "(202 / 200)")."""
+    prefix = f"| {scenario} | {label} |"
+    [line] = [line for line in README.read_text().splitlines() if line.startswith(prefix)]
+    cells = [cell.strip() for cell in line[len(prefix) :].strip(" |").split("|")]
+    return {
+        column: [float(value) for value in cell.split(" / ")]
+        for column, cell in zip(COLUMNS, cells, strict=False)
+        if cell
+    }
+
+
+@pytest.mark.parametrize(
+    ("scenario", "label", "strategy", "arrivals"),
+    [
+        ("stream 5/min", "scheduler (202 / 200)", "scheduler", "stream 5"),
+        ("batch 50", "scheduler", "scheduler", "batch 50"),
+        ("batch 50", "clairvoyant", "clairvoyant", "batch 50"),
+    ],
+)
+def test_the_readme_quotes_what_the_benchmark_measures_now(
+    scenario: str, label: str, strategy: str, arrivals: str
+) -> None:
+    """A change that moves the scheduler's figures must come with the README's table
+    measured again (`python benchmarks/scheduler.py`, seed 7). The runs are deterministic in
+    virtual time; the tolerance only covers the table's rounding and a library's scheduling
+    order changing the odd tie."""
+    kind, amount = arrivals.split()
+    if kind == "stream":
+        workload = scheduler_benchmark.stream_arrivals(float(amount), 7)
+    else:
+        workload = scheduler_benchmark.batch_arrivals(int(amount))
+    quoted = readme_row(scenario, label)
+    styles: tuple[NotReadyStyle, ...] = ("202", "200") if "(202 / 200)" in label else ("202",)
+    for index, style in enumerate(styles):
+        figures = scheduler_benchmark.simulate(strategy, workload, style, 7).figures()
+        assert figures["429s"] == 0
+        for column, values in quoted.items():
+            value = values[min(index, len(values) - 1)]
+            tolerance = 0.005 * value if column == "makespan" else 0.3
+            assert figures[column] == pytest.approx(value, abs=tolerance), (style, column)
