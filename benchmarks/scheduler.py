@@ -284,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="first seed")
     parser.add_argument("--seeds", type=int, default=1, help="average over this many seeds")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
-    parser.add_argument("--margin", type=float, help="the bucket's safety margin, seconds")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        help="the bucket's safety margin, seconds (given back after each answer quicker than "
+        "it: with --latency 0 it changes nothing)",
+    )
     parser.add_argument(
         "--latency",
         type=float,

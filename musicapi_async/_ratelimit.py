@@ -18,7 +18,7 @@ import math
 import weakref
 from collections import deque
 from collections.abc import Awaitable
-from typing import Protocol, TypeGuard, cast, final, runtime_checkable
+from typing import Any, Protocol, TypeGuard, cast, final, runtime_checkable
 
 import anyio
 from anyio.lowlevel import EventLoopToken, current_token
@@ -87,12 +87,13 @@ class Limiter(Protocol):
     body), which goes to :meth:`on_rate_limited` instead: the server saw the request by
     then (:class:`TokenBucket` then gives back the part of its margin that the answer
     proves unneeded). Its errors are logged, never raised; a coroutine it returns is closed
-    unawaited. An ``interval`` attribute
-    (seconds between two of this client's requests, a positive number) sizes the deadlines
-    of ``run_batch`` waits (3.0 s when absent), and ``statistics()`` is for you: the SDK
-    calls neither ``statistics`` nor ``acquire_nowait``. An error raised by :meth:`acquire`
-    reaches a direct call as :class:`~musicapi_async.LimiterError` (nothing was sent);
-    ``await_task`` retries it for a while first (see the README).
+    unawaited, and an ``async def on_answered`` is refused when the client is made. An
+    ``interval`` attribute (seconds between two of this client's requests, a positive
+    number) sizes the deadlines of ``run_batch`` waits (3.0 s when absent), and
+    ``statistics()`` is for you: the SDK calls neither ``statistics`` nor
+    ``acquire_nowait``. An error raised by :meth:`acquire` reaches a direct call as
+    :class:`~musicapi_async.LimiterError` (nothing was sent); ``await_task`` retries it for
+    a while first (see the README).
     """
 
     async def acquire(self, priority: Priority = Priority.USER) -> object:
@@ -121,7 +122,22 @@ def check_limiter(limiter: object) -> Limiter:
             f"{type(limiter).__name__}.acquire is not, and awaiting its result would fail at "
             "the first request"
         )
+    answered = _declared_on_answered(limiter)
+    if answered is not None and inspect.iscoroutinefunction(answered):
+        raise TypeError(
+            f"limiter.on_answered must be a plain method (`def on_answered(ticket)`): the SDK "
+            f"calls it as each answer comes, without awaiting, and "
+            f"{type(limiter).__name__}.on_answered is a coroutine function"
+        )
     return cast(Limiter, limiter)
+
+
+def _declared_on_answered(limiter: object) -> Any:
+    """The limiter's ``on_answered`` method if its class declares one, else None: a mock's
+    made-up attribute (``AsyncMock()`` answers every name) is not a declaration."""
+    if getattr(type(limiter), "on_answered", None) is None:
+        return None
+    return getattr(limiter, "on_answered", None)
 
 
 def limiter_interval(limiter: Limiter) -> float:
@@ -152,7 +168,7 @@ class Slot:
         """The request sent with this slot has an answer: tell the limiter if it asks
         (``on_answered``, optional); its errors are logged, never raised."""
         try:
-            report = getattr(self.limiter, "on_answered", None)
+            report = _declared_on_answered(self.limiter)
             if not callable(report):
                 return
             outcome = report(self.ticket)
@@ -163,18 +179,16 @@ class Slot:
                 scrub_urls(str(exc))[:500],
             )
             return
-        if inspect.isawaitable(outcome):
-            # A coroutine function (an AsyncMock, say): nothing awaits it here, in the
-            # middle of a request. Closed, it warns of nothing; the limiter is told once.
-            close = getattr(outcome, "close", None)
-            if callable(close):
-                close()
+        if inspect.iscoroutine(outcome):
+            # Nothing awaits it here, in the middle of a request: closed, it warns of
+            # nothing when collected, and the limiter's author is told once.
+            outcome.close()
             kind = type(self.limiter)
             if kind not in _ASYNC_ANSWER_WARNED:
                 _ASYNC_ANSWER_WARNED.add(kind)
                 logger.warning(
-                    "%s.on_answered is a coroutine function; the SDK calls it without "
-                    "awaiting it, so it did nothing: make it a plain method",
+                    "%s.on_answered returned a coroutine, which was closed unawaited: the "
+                    "SDK calls it without awaiting, so it must do its work before returning",
                     kind.__name__,
                 )
 

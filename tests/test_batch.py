@@ -653,7 +653,7 @@ async def test_a_task_still_running_at_the_wait_timeout_is_left_for_the_next_run
 async def test_a_batch_longer_than_its_wait_counts_each_wait_from_the_last_create(
     tmp_path: Path,
 ) -> None:
-    """30 creates take 93 s at 1 request / 3.1 s, ahead of any poll: a 60-s wait counted
+    """30 creates take 90 s at 1 request / 3 s, ahead of any poll: a 60-s wait counted
     from each task's own create would time out the first ones before anyone could look."""
     fake = make_fake()
     jobs = jobs_of(*(f"song {k}" for k in range(30)))
@@ -701,7 +701,7 @@ async def test_a_create_waiting_for_the_rate_limiter_when_cancelled_is_dropped(
 ) -> None:
     fake = make_fake()
     jobs = jobs_of("a", "b")
-    with anyio.move_on_after(1.0):  # "a" went at 0 s; "b" waits for the token at ~3.1 s
+    with anyio.move_on_after(1.0):  # "a" went at 0 s; "b" waits for the token at 3 s
         await run(fake, jobs, tmp_path)
     assert journal_states(tmp_path)[derived_id(jobs, 1)] == "planned"
     assert creates_by_prompt(fake) == {"a": 1}

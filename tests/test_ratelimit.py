@@ -15,9 +15,12 @@ import math
 import threading
 import weakref
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import AsyncMock
 
 import anyio
+import anyio.lowlevel
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
@@ -1008,7 +1011,11 @@ async def test_a_429_after_an_answer_takes_the_margin_it_gave_back() -> None:
     assert anyio.current_time() == pytest.approx(INTERVAL + STEP + MARGIN)
 
 
-def test_an_answer_reported_in_another_event_loop_than_its_grant_gives_nothing_back() -> None:
+def test_an_answer_reported_in_another_event_loop_than_its_grant_gives_nothing_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No real time passes between the runs, so the wait is exact.
+    monkeypatch.setattr("musicapi_async._clock.time", SimpleNamespace(monotonic=lambda: 1e3))
     bucket = TokenBucket()
     tickets: list[object] = []
 
@@ -1022,7 +1029,7 @@ def test_an_answer_reported_in_another_event_loop_than_its_grant_gives_nothing_b
         return trio.current_time() - started
 
     run_on_clock(50_000.0, grant)
-    assert bucket.interval - 2.0 <= run_on_clock(100_000.0, answer_then_request)
+    assert run_on_clock(100_000.0, answer_then_request) == pytest.approx(INTERVAL)
     assert bucket.statistics().quick_answers == 0
 
 
@@ -1086,19 +1093,45 @@ class CoroutineAnsweredLimiter(AnsweredLimiter):
         raise AssertionError("never awaited")
 
 
-async def test_a_coroutine_on_answered_is_closed_unawaited_and_named_once(
+def test_an_async_on_answered_is_refused_when_the_client_is_made() -> None:
+    with pytest.raises(TypeError, match=r"on_answered must be a plain method"):
+        MusicAPI("key", limiter=CoroutineAnsweredLimiter())
+
+
+class CoroutineReturningLimiter(AnsweredLimiter):
+    def on_answered(self, ticket: object) -> Any:
+        super().on_answered(ticket)
+        return anyio.lowlevel.checkpoint()  # a coroutine nobody awaits
+
+
+async def test_a_coroutine_returned_by_on_answered_is_closed_unawaited_and_named_once(
     caplog: pytest.LogCaptureFixture,
     recwarn: pytest.WarningsRecorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("musicapi_async._ratelimit._ASYNC_ANSWER_WARNED", weakref.WeakSet())
     fake = FakeMusicAPI()
-    async with fake.client(limiter=CoroutineAnsweredLimiter()) as client:
+    limiter = CoroutineReturningLimiter()
+    async with fake.client(limiter=limiter) as client:
         for _ in range(2):
             assert (await client.credits.get()).credits >= 0
     gc.collect()  # a coroutine dropped unawaited warns when it is collected
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
-    assert caplog.text.count("CoroutineAnsweredLimiter.on_answered is a coroutine") == 1
+    assert caplog.text.count("CoroutineReturningLimiter.on_answered returned a coroutine") == 1
+    assert len(limiter.answered) == 2  # its work was done all the same
+
+
+async def test_a_mock_limiter_is_not_told_of_answers_it_never_declared(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``AsyncMock()`` answers every attribute name: its made-up ``on_answered`` is not
+    called (its ``mock_calls`` stay what a test of an app expects), and nothing is logged."""
+    limiter = AsyncMock()
+    fake = FakeMusicAPI()
+    async with fake.client(limiter=limiter) as client:
+        await client.credits.get()
+    assert [call[0] for call in limiter.mock_calls] == ["acquire"]
+    assert "on_answered" not in caplog.text
 
 
 async def test_without_a_client_limiter_the_polls_private_bucket_hears_the_answers() -> None:
@@ -1241,7 +1274,7 @@ def test_a_margin_an_answer_gave_back_is_taken_back_in_the_next_event_loop(
     """The time between two loops is read on another clock: an answer's proof, given in
     one loop, does not shorten the wait in the next. (Real time is frozen between the runs
     here, so the waits are exact.)"""
-    monkeypatch.setattr("musicapi_async._clock.time.monotonic", lambda: 1000.0)
+    monkeypatch.setattr("musicapi_async._clock.time", SimpleNamespace(monotonic=lambda: 1e3))
     bucket = TokenBucket()
 
     async def answered_at_once() -> None:
