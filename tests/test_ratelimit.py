@@ -1024,9 +1024,7 @@ def test_an_answer_reported_in_another_event_loop_than_its_grant_gives_nothing_b
 
     async def answer_then_request() -> float:
         bucket.on_answered(tickets[0])  # its time in the other loop is an estimate here
-        started = trio.current_time()
-        await bucket.acquire()
-        return trio.current_time() - started
+        return await seconds_to_a_slot(bucket)
 
     run_on_clock(50_000.0, grant)
     assert run_on_clock(100_000.0, answer_then_request) == pytest.approx(INTERVAL)
@@ -1243,6 +1241,13 @@ def test_a_boolean_rate_or_per_is_refused() -> None:
 # --- one bucket, several event loops ---------------------------------------------------------
 
 
+async def seconds_to_a_slot(bucket: TokenBucket) -> float:
+    """How long one request waits for its slot."""
+    started = anyio.current_time()
+    await bucket.acquire()
+    return anyio.current_time() - started
+
+
 def run_on_clock(offset: float, job: Any) -> Any:
     """``job()`` in a new trio run whose clock reads ``offset`` at its start (trio starts
     each run's clock at a random offset), in virtual time."""
@@ -1257,11 +1262,7 @@ def test_the_spacing_holds_from_one_event_loop_to_the_next(offset: float) -> Non
     nothing to do with the last one's, and the next request must still wait its turn."""
     bucket = TokenBucket()
 
-    async def one_request() -> float:
-        started = trio.current_time()
-        await bucket.acquire()
-        return trio.current_time() - started
-
+    one_request = functools.partial(seconds_to_a_slot, bucket)
     assert run_on_clock(50_000.0, one_request) == 0.0
     waited = run_on_clock(offset, one_request)  # (virtually) at once after the first
     assert bucket.interval - 2.0 <= waited <= bucket.interval  # less the real time between
@@ -1281,14 +1282,10 @@ def test_a_margin_an_answer_gave_back_is_taken_back_in_the_next_event_loop(
         for _ in range(answers):
             bucket.on_answered(await bucket.acquire())
 
-    async def one_request() -> float:
-        started = trio.current_time()
-        await bucket.acquire()
-        return trio.current_time() - started
-
     run_on_clock(50_000.0, answered_at_once)
     # The last answer had given the margin back; the next loop waits a whole interval.
-    assert run_on_clock(100_000.0, one_request) == pytest.approx(INTERVAL)
+    waited = run_on_clock(100_000.0, functools.partial(seconds_to_a_slot, bucket))
+    assert waited == pytest.approx(INTERVAL)
     assert bucket.statistics().quick_answers == answers
 
 
@@ -1299,13 +1296,9 @@ def test_a_429_pause_holds_in_the_next_event_loop() -> None:
         await bucket.acquire()
         bucket.on_rate_limited(60.0)
 
-    async def one_request() -> float:
-        started = trio.current_time()
-        await bucket.acquire()
-        return trio.current_time() - started
-
     run_on_clock(50_000.0, rate_limited)
-    assert 58.0 <= run_on_clock(100_000.0, one_request) <= 60.0 + bucket.margin
+    waited = run_on_clock(100_000.0, functools.partial(seconds_to_a_slot, bucket))
+    assert 58.0 <= waited <= 60.0 + bucket.margin
 
 
 def test_waits_across_event_loops_end_whatever_the_rounding_of_the_clock_offset() -> None:
@@ -1318,15 +1311,10 @@ def test_waits_across_event_loops_end_whatever_the_rounding_of_the_clock_offset(
         await bucket.acquire()
         bucket.on_rate_limited(60.0)
 
-    async def one_request(bucket: TokenBucket) -> float:
-        started = trio.current_time()
-        await bucket.acquire()
-        return trio.current_time() - started
-
     for _ in range(20):
         bucket = TokenBucket()
         run_on_clock(50_000.0, functools.partial(rate_limited, bucket))
-        waited = run_on_clock(100_000.0, functools.partial(one_request, bucket))
+        waited = run_on_clock(100_000.0, functools.partial(seconds_to_a_slot, bucket))
         assert 58.0 <= waited <= 60.0 + bucket.margin
 
 
