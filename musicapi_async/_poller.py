@@ -550,7 +550,6 @@ class _Watch:
         #: out once they have returned, so the callback of its last state has run by then.
         self.callbacks: dict[_Key, list[anyio.Event]] = {}
         self._callback_scopes: set[anyio.CancelScope] = set()
-        self._deferred: deque[tuple[Any, anyio.Event]] = deque()
         #: The waiter is gone (unwatched): no callback of it may run any more.
         self.left = False
 
@@ -573,35 +572,11 @@ class _Watch:
         or the waiter leaves (:meth:`leave`)."""
         task_group.start_soon(self._run_callback, awaitable, self._held_back_by(key))
 
-    def defer_callback(self, key: _Key, awaitable: Any) -> None:
-        """A coroutine callback about task ``key`` for the waiter to run itself (the
-        scheduler is not running yet: a result found finished at once, say)."""
-        self._deferred.append((awaitable, self._held_back_by(key)))
-
     def _held_back_by(self, key: _Key) -> anyio.Event:
         """A new callback about task ``key``: its result waits for the event it sets."""
         done = anyio.Event()
         self.callbacks[key] = [e for e in self.callbacks.get(key, ()) if not e.is_set()] + [done]
         return done
-
-    async def run_deferred(self) -> None:
-        """Run the deferred callbacks, in the waiter's own task."""
-        try:
-            while self._deferred:
-                awaitable, done = self._deferred.popleft()
-                await self._run_callback(awaitable, done)
-        finally:
-            if self.left:  # cancelled meanwhile: the others will never run
-                self._drop_deferred()
-
-    def _drop_deferred(self) -> None:
-        """Close the deferred callbacks that will never run (the waiter left first), so
-        that none is left "never awaited"."""
-        while self._deferred:
-            awaitable, done = self._deferred.popleft()
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()
-            done.set()
 
     async def _run_callback(self, awaitable: Any, done: anyio.Event) -> None:
         try:
@@ -622,12 +597,11 @@ class _Watch:
             self.event.set()  # a result it held back may be handed out now
 
     def leave(self) -> None:
-        """The waiter is gone: its callbacks still running are cancelled, and those it
-        was to run itself are dropped."""
+        """The waiter is gone: its callbacks still running are cancelled (and those not
+        started yet close their coroutine unawaited when their turn comes)."""
         self.left = True
         for scope in list(self._callback_scopes):
             scope.cancel()
-        self._drop_deferred()
 
     def take_ready(self, now: float) -> tuple[_Key, Task | BaseException] | None:
         """The earliest result whose callbacks have all returned, removed; None if none is.
@@ -1258,10 +1232,17 @@ class Scheduler:
             return
         if not inspect.isawaitable(outcome):
             return
-        if self._polls is None:  # the scheduler is not running yet: the waiter runs it
-            watch.defer_callback((ref.family, ref.task_id), outcome)
+        # In the background, so that it holds back its own task's result only, and only
+        # until just before the waiter's deadline: in the scheduler's task group, or in the
+        # client's before the scheduler has started (the first wait of an `async with`
+        # block, on a task that had finished). Run by the waiter itself, one that hung
+        # held back every result past the deadline.
+        group = self._polls if self._polls is not None else self._task_group
+        if group is None:  # the client is closed: nowhere to run it
+            if inspect.iscoroutine(outcome):
+                outcome.close()
             return
-        watch.start_callback((ref.family, ref.task_id), outcome, self._polls)
+        watch.start_callback((ref.family, ref.task_id), outcome, group)
 
 
 #: The order of the states a task goes through; a report never goes back in it.
@@ -1367,14 +1348,29 @@ class AsCompleted:
             raise
         if isinstance(item, BaseException):
             self._failed[key] = item
+            self._wake_if_exhausted(watch)
             raise self._with_context(key, item)  # the others go on: iterate again for them
         self._completed[key] = item
+        self._wake_if_exhausted(watch)
         return item
+
+    def _exhausted(self) -> bool:
+        """Every task given has been handed out (finished, or its poll failed for good)."""
+        return len(self._completed) + len(self._failed) >= len(self._refs)
+
+    def _wake_if_exhausted(self, watch: _Watch) -> None:
+        """The last result went to one consumer: wake the others iterating the same stream
+        (several workers draining one), so they end instead of waiting for ever."""
+        if self._exhausted():
+            watch.event.set()
 
     async def _next_result(self, watch: _Watch) -> tuple[_Key, Task | BaseException]:
         """The next result to hand out: the earliest whose own callbacks have returned."""
         while True:
-            await watch.run_deferred()
+            if self._closed or self._exhausted():
+                # Closed from another task (a cancel button, a shutdown hook), or another
+                # consumer of this stream took the last result: iterating ends.
+                raise StopAsyncIteration
             if self._follow_scopes and watch.see_scopes(anyio.current_effective_deadline()):
                 self._scheduler._poke()  # a deadline to look before
             now = anyio.current_time()
@@ -1388,9 +1384,14 @@ class AsCompleted:
                 if now >= self._deadline:
                     raise self._timeout_error()
                 limit = min(limit, self._deadline - now)
+            # Several consumers may wait on one stream: each waits on the event of the time,
+            # and only the one that finds it set replaces it. Replacing it blindly after a
+            # wait left a consumer waiting on an event nobody would set again.
+            event = watch.event
             with anyio.move_on_after(limit):
-                await watch.event.wait()
-            watch.event = anyio.Event()
+                await event.wait()
+            if watch.event is event and event.is_set():
+                watch.event = anyio.Event()
 
     def _with_context(self, key: _Key, error: BaseException) -> BaseException:
         """The error of one task's poll, carrying what the wait had (the others' results)."""
@@ -1434,6 +1435,11 @@ class AsCompleted:
         self._closed = True
         if self._finalizer is not None:
             self._finalizer()
+        if self._watch is not None:
+            # A consumer waiting in another task wakes and ends. After its event loop ended
+            # there is nobody to wake (anyio's "no event loop" RuntimeError).
+            with contextlib.suppress(RuntimeError):
+                self._watch.event.set()
 
     async def aclose(self) -> None:
         """Stop waiting, as :meth:`close` does (for ``contextlib.aclosing`` and friends)."""

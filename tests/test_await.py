@@ -809,6 +809,27 @@ async def test_a_hanging_progress_callback_delays_a_result_only_to_the_deadline(
         assert anyio.current_time() - start == pytest.approx(300, abs=1)
 
 
+async def test_a_hanging_callback_of_a_result_found_at_once_still_yields_to_the_deadline() -> None:
+    """The first wait of a new ``async with`` block, on a task that finished in an earlier
+    one: its callback starts before the scheduler does, and still holds the result back
+    only until just before the deadline (it once ran in the waiter, past any deadline)."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+
+    async def on_progress(event: TaskProgress) -> None:
+        await anyio.sleep_forever()
+
+    client = fake.client()
+    async with client:
+        (ref,) = await create(client)
+        await client.await_task(ref)
+    async with client:
+        start = anyio.current_time()
+        with anyio.fail_after(3600):
+            task = await client.await_task(ref, timeout=30, on_progress=on_progress)
+        assert task.succeeded
+        assert 29 < anyio.current_time() - start < 30
+
+
 async def test_a_hanging_callback_yields_to_a_cancel_scope_deadline_with_the_result() -> None:
     """``timeout=None`` inside ``anyio.fail_after``: the finished task is handed out just
     before the scope's deadline, not lost to a TimeoutError."""
@@ -1061,6 +1082,68 @@ async def test_a_closed_stream_ends_instead_of_waiting() -> None:
         stream.close()
         with anyio.fail_after(1):
             assert [task async for task in stream] == []
+
+
+async def test_closing_a_stream_from_another_task_ends_the_consumer_waiting_on_it() -> None:
+    """A cancel button or a shutdown hook closes the stream while a consumer waits in
+    ``async for``: the consumer ends at once, and no task is polled after."""
+    fake = FakeMusicAPI(sonic_duration=120.0)
+    async with fake.client() as client:
+        refs = await create(client, 2)
+        stream = client.as_completed(refs, timeout=None)
+        ended: list[float] = []
+
+        async def consume() -> None:
+            async for _ in stream:
+                pass
+            ended.append(anyio.current_time())
+
+        with anyio.fail_after(3600):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await anyio.sleep(10)
+                closed_at = anyio.current_time()
+                stream.close()
+        assert ended == [closed_at]
+        await anyio.sleep(600)
+    assert [polls(fake, ref) for ref in refs] == [[], []]
+
+
+@pytest.mark.parametrize("handling", [0.0, 10.0])
+@pytest.mark.parametrize("timeout", [None, 300.0])
+async def test_several_consumers_of_one_stream_all_end_when_it_runs_out(
+    timeout: float | None, handling: float
+) -> None:
+    """Workers draining one stream: each result goes to one of them, and once the last is
+    handed out every worker ends (none waits for ever on an event nobody sets again, nor
+    times out with nothing pending)."""
+    fake = FakeMusicAPI(sonic_duration=60.0)  # created, so finished, 3 s apart
+    async with fake.client() as client:
+        refs = await create(client, 4)
+        got: dict[str, list[TaskRef]] = {"a": [], "b": []}
+        ended: dict[str, float] = {}
+        async with client.as_completed(refs, timeout=timeout) as stream:
+
+            async def worker(name: str) -> None:
+                async for task in stream:
+                    got[name].append(task.ref)
+                    # Handling it (a download, say): 10 s is longer than the next result
+                    # takes to come, so the other worker gets that one.
+                    await anyio.sleep(handling)
+                ended[name] = anyio.current_time()
+
+            with anyio.fail_after(3600):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(worker, "a")
+                    tg.start_soon(worker, "b")
+    assert sorted(got["a"] + got["b"], key=refs.index) == refs
+    if handling:
+        assert got["a"]
+        assert got["b"]
+    last_seen = max(polls(fake, ref)[-1] for ref in refs)
+    assert sorted(ended) == ["a", "b"]
+    # Each ends once done with its last result: at most two handlings after the last poll.
+    assert all(at <= last_seen + 2 * handling for at in ended.values())
 
 
 async def test_a_waiters_coroutine_callbacks_are_cancelled_when_it_leaves() -> None:

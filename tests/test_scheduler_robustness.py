@@ -244,10 +244,11 @@ async def test_a_clip_finished_before_the_others_teaches_how_soon_the_task_ends(
     assert learned.get("sonic:None:partly done") == 1
 
 
-async def test_coroutine_callbacks_a_leaving_waiter_was_to_run_itself_are_closed() -> None:
-    """Results found at once (the scheduler not started yet) leave their coroutine
-    callbacks to the waiter: one that leaves, or a stream closed unread, must close them
-    rather than leave them "never awaited"."""
+async def test_callbacks_of_results_found_at_once_run_together_and_stop_with_the_waiter() -> None:
+    """Results found at once (the scheduler of a new ``async with`` block not started yet)
+    start their coroutine callbacks in the background, together: none holds back another
+    task's result. A waiter that leaves cancels them, and a stream closed unread never
+    starts its own but closes them rather than leave them "never awaited"."""
     fake = FakeMusicAPI(sonic_duration=5.0)
     client = fake.client()
     async with client:
@@ -255,17 +256,24 @@ async def test_coroutine_callbacks_a_leaving_waiter_was_to_run_itself_are_closed
         await client.await_task(refs)  # finished: kept for re-reading
 
     started: list[str] = []
+    ended: list[str] = []
 
     async def progress(event: TaskProgress) -> None:
         started.append(event.ref.task_id)
-        await anyio.sleep(10)
+        try:
+            await anyio.sleep(10)
+        finally:
+            ended.append("cancelled" if anyio.current_time() - left < 5 else "returned")
 
     async with client:  # a new block: its scheduler has not started yet
-        with anyio.move_on_after(1):  # leaves while the first callback runs
+        left = anyio.current_time() + 1
+        with anyio.move_on_after(1):  # leaves while the callbacks run
             await client.await_task(refs, on_progress=progress)
         client.as_completed(refs, on_progress=progress).close()  # made and closed unread
+        await anyio.sleep(20)
     gc.collect()  # a coroutine never awaited would warn here (an error in this suite)
-    assert len(started) == 1
+    assert sorted(started) == sorted(ref.task_id for ref in refs)
+    assert ended == ["cancelled"] * 3
 
 
 async def test_a_limiter_outage_logs_no_password_from_the_backends_error(
