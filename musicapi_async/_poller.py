@@ -1283,6 +1283,21 @@ def default_timeout(refs: Iterable[TaskRef]) -> float:
     return max((DEFAULT_WAIT_TIMEOUT[ref.family.value] for ref in refs), default=0.0)
 
 
+class _ProgressForward:
+    """A stream's ``on_progress``, reached through a weak reference to the stream."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: AsCompleted) -> None:
+        self._stream = weakref.ref(stream)
+
+    def __call__(self, event: TaskProgress) -> object:
+        stream = self._stream()
+        if stream is None or stream._on_progress is None:
+            return None  # the stream is gone: nobody to tell
+        return stream._on_progress(event)
+
+
 @final
 class AsCompleted:
     """An async iterator over awaited tasks, yielding each terminal :class:`Task` as it ends.
@@ -1317,7 +1332,13 @@ class AsCompleted:
         #: Tasks whose poll failed for good (raised once each).
         self._failed: dict[_Key, BaseException] = {}
         self._closed = False
-        self._watch: _Watch | None = scheduler.watch(refs, on_progress, deadline) if refs else None
+        self._on_progress = on_progress
+        # The scheduler holds the watch, and the finalizer below holds it too: through a
+        # weak reference to this stream only, so that a callback holding the stream (a
+        # method of the object that owns it) does not keep the stream, and its polling,
+        # alive for ever once that object is dropped.
+        forward = None if on_progress is None else _ProgressForward(self)
+        self._watch: _Watch | None = scheduler.watch(refs, forward, deadline) if refs else None
         self._finalizer = (
             weakref.finalize(self, scheduler.unwatch, self._watch) if self._watch else None
         )

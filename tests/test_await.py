@@ -7,6 +7,7 @@ log: ``fake.requests_to("/sonic/task/<id>")`` are the polls of one task.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
@@ -505,6 +506,40 @@ async def test_breaking_out_of_as_completed_stops_polling_the_rest() -> None:
     for ref in slow:
         assert polls(fake, ref), "polled while awaited"
         assert [t for t in polls(fake, ref) if t > left_at] == []
+
+
+async def test_a_dropped_stream_whose_callback_is_its_owners_method_stops_polling() -> None:
+    """An object keeps a stream and reports progress through one of its own methods (a
+    cycle: stream, callback, object, stream). Dropped, the object and its stream are
+    collected and the polling stops, as for any dropped stream: the scheduler does not
+    hold the callback strongly."""
+
+    class Job:
+        def __init__(self, client: MusicAPI, refs: list[TaskRef]) -> None:
+            self.heard: list[ProgressState] = []
+            self.stream = client.as_completed(refs, timeout=None, on_progress=self.report)
+
+        def report(self, event: TaskProgress) -> None:
+            self.heard.append(event.state)
+
+    fake = FakeMusicAPI(sonic_duration=600.0, not_ready_style="200")
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
+        refs = await create(client)
+        job = Job(client, refs)
+        with anyio.move_on_after(200):  # looks for a while, then gives up
+            async for _ in job.stream:
+                pass
+        assert job.heard  # the callback was heard while the stream lived
+        # A checkpoint first: trio keeps the step's Cancelled (and so its frames, which
+        # hold the stream) until the task next wakes.
+        await anyio.sleep(1)
+        del job
+        gc.collect()
+        dropped_at = anyio.current_time()
+        await anyio.sleep(600)
+        assert client._scheduler.statistics()["tracked"] == 0
+    assert polls(fake, refs[0])
+    assert [t for t in polls(fake, refs[0]) if t > dropped_at] == []
 
 
 async def test_leaving_an_as_completed_block_early_stops_polling_the_rest() -> None:
