@@ -98,6 +98,11 @@ _CALLBACK_SLACK = 0.1
 _SCOPE_LOOK = DEADLINE_LEAD / 2
 #: Terminal results kept, so a new waiter on a finished task needs no request.
 _RESULT_CACHE = 1024
+#: Seconds the polling history of a task nobody awaits any more is kept (the default wait of
+#: a Sonic task), at most _RESULT_CACHE of them: awaited again (a wait retried after a
+#: timeout, a heartbeat loop of short waits), it is polled on from where it was, its minimum
+#: gap and what its polls showed kept, not looked at again at once as a stranger.
+_LEFT_KEEP = 600.0
 #: Tasks submitted through this client remembered (their time, model, webhook), and so the
 #: most delivered results of its own tasks kept until a waiter claims them.
 _SUBMITTED_MAX = 10_000
@@ -675,6 +680,8 @@ class Scheduler:
         #: Webhook deliveries for other tasks nobody awaited yet, by task id.
         self._early: _Kept[str] = _Kept(WEBHOOK_EARLY_MAX, WEBHOOK_EARLY_KEEP)
         self._tracked: dict[_Key, _Tracked] = {}
+        #: Tasks nobody awaits any more, with their polling history: (epoch, when, tracked).
+        self._left: OrderedDict[_Key, tuple[object, float, _Tracked]] = OrderedDict()
         self._in_flight = 0
         self._changed = anyio.Event()
         self._changed_epoch: object | None = None
@@ -734,6 +741,7 @@ class Scheduler:
             for watch in list(tracked.watchers):
                 watch.deliver((tracked.ref.family, tracked.ref.task_id), error)
         self._tracked.clear()
+        self._left.clear()
 
     def _ensure_running(self) -> None:
         if self._closed_reason is not None:
@@ -862,7 +870,7 @@ class Scheduler:
                 self._report_to(watch, ref, _as_family(done, ref.family), elapsed)
                 watch.deliver(key, done)
                 continue
-            tracked = self._tracked.get(key)
+            tracked = self._tracked.get(key) or self._take_left(key, now)
             if tracked is None:
                 submitted = self._submitted.get(key) or (now, None, None, False)
                 created, epoch, model, webhook = submitted
@@ -871,7 +879,8 @@ class Scheduler:
                 tracked = _Tracked(ref, created if known else now, known, model, webhook)
                 self._tracked[key] = tracked
             elif tracked.last_reported is not None:
-                # Joining a wait under way: told where the task stands now (streaming, say).
+                # Joining a wait under way (or taking one up again): told where the task
+                # stands now (streaming, say).
                 start = tracked.created if tracked.known_age else now
                 self._report_to(watch, ref, tracked.last_reported, now - start)
             tracked.watchers.add(watch)
@@ -889,8 +898,32 @@ class Scheduler:
             tracked.watchers.discard(watch)
             # A poll in flight keeps its entry: a waiter arriving meanwhile reuses it.
             if not tracked.watchers and not tracked.in_flight:
-                del self._tracked[key]
+                self._leave(key, tracked)
         self._poke()
+
+    def _leave(self, key: _Key, tracked: _Tracked) -> None:
+        """Stop polling a task nobody awaits any more, keeping its polling history for a
+        while (see ``_LEFT_KEEP``)."""
+        del self._tracked[key]
+        now = anyio.current_time()
+        self._left[key] = (self._epoch(), now, tracked)
+        self._left.move_to_end(key)
+        while self._left and (
+            len(self._left) > _RESULT_CACHE or now - next(iter(self._left.values()))[1] > _LEFT_KEEP
+        ):
+            self._left.popitem(last=False)
+
+    def _take_left(self, key: _Key, now: float) -> _Tracked | None:
+        """The polling history of a task awaited again, made tracked again; None if there
+        is none of this event loop's, or it is older than ``_LEFT_KEEP``."""
+        kept = self._left.pop(key, None)
+        if kept is None:
+            return None
+        epoch, left, tracked = kept
+        if epoch is not self._epoch() or now - left > _LEFT_KEEP:
+            return None
+        self._tracked[key] = tracked
+        return tracked
 
     # --- choosing -----------------------------------------------------------------------------
 
@@ -1146,7 +1179,7 @@ class Scheduler:
             self._in_flight -= 1
             self._poke()
             if not tracked.watchers and self._tracked.get(key) is tracked:
-                del self._tracked[key]  # everyone left while it was in flight
+                self._leave(key, tracked)  # everyone left while it was in flight
         tracked.failures = tracked.unreadable = 0
         tracked.last_error = None
         try:

@@ -277,6 +277,21 @@ async def test_polls_of_one_task_are_never_closer_than_min_poll_gap() -> None:
         assert min(gaps(polls(fake, ref))) >= 20.0
 
 
+async def test_a_task_awaited_again_keeps_its_polling_history() -> None:
+    """Short waits one after the other (a heartbeat loop, a wait retried after its timeout):
+    the task is polled on from where it was, never twice within min_poll_gap, and, seen
+    running, not looked at again at once as if new."""
+    fake = FakeMusicAPI(sonic_duration=200.0)
+    async with fake.client(min_poll_gap=20.0, expected_durations=REAL_PRIOR) as client:
+        (ref,) = await create(client)
+        while True:
+            with anyio.move_on_after(4):  # a keep-alive to send every 4 s, say
+                task = await client.await_task(ref)
+                break
+        assert task.succeeded
+    assert min(gaps(polls(fake, ref))) >= 20.0
+
+
 async def test_a_task_expected_in_half_a_second_is_not_first_looked_at_a_second_late() -> None:
     """With no candidate yet, the scheduler looks again after a share of the shortest expected
     duration, not after a fixed second: a fast fake's task (the CLI's sandbox) is polled as
