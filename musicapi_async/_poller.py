@@ -61,7 +61,7 @@ from ._exceptions import (
 )
 from ._loops import LoopLocal
 from ._models import ClipState, StrEnum, Task, TaskFamily, TaskRef, TaskStatus
-from ._ratelimit import Limiter, Priority, Slot, TokenBucket, acquire_slot
+from ._ratelimit import Limiter, Priority, Slot, TokenBucket, acquire_slot, limiter_interval
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -87,6 +87,9 @@ _EM_ROUNDS = 10
 _CENSORED_TAIL = 0.25
 #: A backlog: at least this many tasks each more likely finished than not (see _pick).
 _BACKLOG = 4
+#: Seconds before ``DEADLINE_LEAD`` at most that tasks sharing a waiter's deadline are
+#: looked at, one request interval apart (see Scheduler._last_looks).
+_LAST_LOOK_SPREAD = 60.0
 #: Longest wait before re-polling a task whose poll failed transiently.
 _MAX_POLL_BACKOFF = 60.0
 #: A result held back by its task's hanging on_progress callback is handed out this many
@@ -964,16 +967,21 @@ class Scheduler:
         Polled first, the fresh ones would all be polled at their youngest, each the least
         likely finished it will ever be.
         """
-        candidates: list[tuple[_Tracked, float, float]] = []
-        for tracked in self._tracked.values():
+        # (task, chance, priority, tie-break: the earlier first)
+        candidates: list[tuple[_Tracked, float, float, float]] = []
+        looks = self._last_looks()
+        for key, tracked in self._tracked.items():
             if tracked.in_flight or now < tracked.retry_at:
                 continue
             if now - tracked.last_poll < self.min_poll_gap:
                 continue
-            if now >= self._last_chance(tracked):
-                # A waiter gives up soon and nobody looked since: look now, first.
-                chance, priority = 1.0, math.inf
-            elif tracked.webhook:
+            look = looks.get(key, math.inf)
+            if now >= look:
+                # A waiter gives up soon and nobody looked since: look now, first, the
+                # earliest due first.
+                candidates.append((tracked, 1.0, math.inf, look))
+                continue
+            if tracked.webhook:
                 # Due by webhook: a poll only once the delivery is overdue (a safety net).
                 due = self._fallback_due(tracked)
                 if now < due:
@@ -983,17 +991,17 @@ class Scheduler:
                 chance, priority = self._score(tracked, now)
             if chance < self.poll_threshold or chance <= 0.0:
                 continue
-            candidates.append((tracked, chance, priority))
-        backlog = sum(chance >= 0.5 for _, chance, _ in candidates) >= _BACKLOG
+            candidates.append((tracked, chance, priority, tracked.created))
+        backlog = sum(chance >= 0.5 for _, chance, _, _ in candidates) >= _BACKLOG
         best: _Tracked | None = None
         best_key = (-math.inf, -math.inf, -math.inf)
-        for tracked, chance, priority in candidates:
+        for tracked, chance, priority, earlier in candidates:
             # With a backlog the chance first, then the usual priority among equally sure
             # tasks; ties go to the oldest task: it has waited longest.
             major = chance if backlog and priority != math.inf else priority
-            key = (major, priority, -tracked.created)
-            if key > best_key:
-                best, best_key = tracked, key
+            rank = (major, priority, -earlier)
+            if rank > best_key:
+                best, best_key = tracked, rank
         return best
 
     def _fallback_due(self, tracked: _Tracked) -> float:
@@ -1003,7 +1011,7 @@ class Scheduler:
         the 95th percentile of the durations seen plus a grace for the delivery, once enough
         tasks finished (twice the expected duration until then); then at doubling intervals.
         Like any task, it is also looked at a little before its waiters' earliest deadline
-        (``_last_chance``).
+        (``_last_looks``).
         """
         if tracked.fallback_polls:
             due = tracked.fallback_at
@@ -1017,31 +1025,53 @@ class Scheduler:
                 due = tracked.created + WEBHOOK_FALLBACK_FACTOR * self._learner.expected(family)
         return due
 
-    def _last_chance(self, tracked: _Tracked) -> float:
-        """When to look at a task whatever its schedule says: DEADLINE_LEAD seconds before
-        its waiters' earliest deadline, unless it was polled since (``inf``: no such look).
+    def _last_looks(self) -> dict[_Key, float]:
+        """When to look at each task whatever its schedule says, before its waiters'
+        earliest deadline: the tasks without a look due are left out.
 
         A duration model that says "not yet" (a fast task type it has not seen, a short
         timeout) or a lost webhook delivery must not turn a finished task into a timeout.
+        The task with the latest deadline is looked at ``DEADLINE_LEAD`` seconds before it,
+        each one before a request interval earlier than the next one's look (or
+        ``DEADLINE_LEAD`` before its own deadline if sooner), so that several tasks sharing
+        a deadline all fit, at one request per interval: with a fixed lead, eight tasks
+        left unseen until their waiter's last 10 s timed out with four of them never
+        looked at. At most ``_LAST_LOOK_SPREAD`` seconds earlier than the lead: a look
+        long before the deadline says little about the task at the deadline. A task
+        polled since its look's time needs none, and leaves that slot to the others.
         """
-        deadlines = [w.deadline for w in tracked.watchers if w.deadline is not None]
-        if not deadlines:
-            return math.inf
-        last_chance = min(deadlines) - DEADLINE_LEAD
-        return last_chance if tracked.last_poll < last_chance else math.inf
+        dated: list[tuple[float, float, _Key]] = []
+        for key, tracked in self._tracked.items():
+            deadlines = [w.deadline for w in tracked.watchers if w.deadline is not None]
+            if deadlines:
+                dated.append((min(deadlines), tracked.created, key))
+        if not dated:
+            return {}
+        dated.sort(reverse=True)  # the latest deadline first
+        spacing = limiter_interval(self.limiter)
+        looks: dict[_Key, float] = {}
+        following = math.inf  # the look of the task with the next later deadline
+        for deadline, _, key in dated:
+            own = deadline - DEADLINE_LEAD
+            at = max(min(own, following - spacing), own - _LAST_LOOK_SPREAD)
+            if self._tracked[key].last_poll >= at:
+                continue
+            looks[key] = following = at
+        return looks
 
     def _next_look(self, now: float) -> float:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s
         and at most ``_IDLE_LOOK_SHARE`` of the shortest expected duration followed."""
         soonest = now + _IDLE_LOOK
-        for tracked in self._tracked.values():
+        looks = self._last_looks()
+        for key, tracked in self._tracked.items():
             expected = self._learner.expected(tracked.ref.family)
             soonest = min(soonest, now + max(expected * _IDLE_LOOK_SHARE, _IDLE_LOOK_MIN))
             for at in (
                 tracked.last_poll + self.min_poll_gap,
                 tracked.retry_at,
                 self._fallback_due(tracked) if tracked.webhook else math.inf,
-                self._last_chance(tracked),
+                looks.get(key, math.inf),
             ):
                 if now < at < soonest:
                     soonest = at

@@ -1001,6 +1001,38 @@ async def test_a_task_still_running_is_polled_once_before_the_deadline(
     assert ages(fake, ref)[0] < 40
 
 
+async def test_tasks_sharing_a_deadline_all_get_their_last_look_before_it() -> None:
+    """Eight fast tasks of a type the client has not seen (its guess: 2 minutes) and a 60 s
+    wait: nothing says "poll" until the deadline nears, and 10 s before it leaves room for
+    three polls. The last looks start early enough for all eight, one request interval
+    apart, the latest 10 s before the deadline."""
+    fake = FakeMusicAPI(sonic_duration=20.0)
+    async with fake.client(expected_durations=REAL_PRIOR) as client:
+        refs = await create(client, 8)
+        start = anyio.current_time()
+        tasks = await client.await_task(refs, timeout=60)
+    assert all(task.succeeded for task in tasks)
+    looks = sorted(t for ref in refs for t in polls(fake, ref))
+    assert len(looks) == 8  # one each: finished when looked at
+    assert looks[-1] <= start + 60 - 10
+    assert looks[0] >= start + 60 - 10 - 8 * INTERVAL  # not earlier than needed
+
+
+async def test_last_looks_start_at_most_a_minute_early_however_many_share_the_deadline() -> None:
+    """Looks long before the deadline say little about the tasks at it: with more tasks
+    than fit, the first looks come at most a minute before the lead, not at once."""
+    fake = FakeMusicAPI(sonic_duration=1000.0)
+    # Expected to take hours: only the last looks poll them.
+    async with fake.client(expected_durations={"sonic": 10_000.0}) as client:
+        refs = await create(client, 40)
+        start = anyio.current_time()
+        with pytest.raises(WaitTimeoutError):
+            await client.await_task(refs, timeout=500)
+    looks = sorted(t for ref in refs for t in polls(fake, ref))
+    assert looks[0] >= start + 500 - 10 - 60 - 1e-9
+    assert len(looks) > 20  # the minute was spent looking
+
+
 @pytest.mark.parametrize("armed_at", [5.0, 40.0])
 async def test_a_scope_deadline_set_late_in_the_wait_still_gets_its_last_look(
     armed_at: float,
