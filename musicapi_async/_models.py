@@ -441,4 +441,8 @@ class Batch:
 
     batch_id: str | None
     tasks: tuple[TaskRef, ...]
+    #: Items that started no task, as reported (the shape is undocumented): as in
+    #: :attr:`BatchSubmission.errors`, so a batch read back later still says why it has
+    #: fewer tasks than were submitted.
+    errors: tuple[Any, ...] = field(default=(), hash=False)
     raw: Mapping[str, Any] = field(default=_NO_RAW, eq=False, repr=False)

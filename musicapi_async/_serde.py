@@ -51,8 +51,8 @@ T = TypeVar("T")
 #: Task ``type`` values that mean "still running"; any other ``type`` without ``data`` is a
 #: failure, unless a Producer or Nuro answer carries a string ``status`` (which decides).
 NOT_READY_TYPE = "not_ready"
-#: The documented ``type`` of a failed task (CONTRACT §9.1).
-FAILURE_TYPES = frozenset({"failed", "timeout", "forbidden", "api_error"})
+#: The documented ``type`` of a failed task (CONTRACT §9.1; ``bad_request``: Nuro's, §10).
+FAILURE_TYPES = frozenset({"failed", "timeout", "forbidden", "api_error", "bad_request"})
 
 #: The longest server value a message quotes, and the longest server error text it shows.
 _VALUE_MAX = 200
@@ -449,7 +449,7 @@ def _unless_success(text: str | None) -> str | None:
 def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
     """``{"message": "success", "task_id": ...}`` (plus ``steps``, ``warning``...) -> TaskRef."""
     obj = _object(body, "a task submission")
-    if reports_no_task(obj):
+    if obj.get("failed_step"):
         step = obj.get("failed_step")
         shown = _quoted(step) if isinstance(step, str) else _json_type(step)
         steps = obj.get("steps")
@@ -461,11 +461,23 @@ def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
             (error_text(failed) if isinstance(failed, Mapping) else None)
             or _unless_success(error_text(obj))
             or "no reason given"
-        )
-        message = (
-            f"the server accepted the call but its step {shown} failed and no task was "
-            f"started: {detail}"
-        )
+        ).rstrip(".")
+        returned = obj.get("task_id")
+        if returned:
+            # A failure all the same (CONTRACT §4: failed_step means failure; task_id "may
+            # be missing"): the task returned cannot hold what was asked (an upload's own
+            # task, say). Not returned as if all went well, to be awaited for nothing.
+            shown_id = _quoted(returned) if isinstance(returned, str) else _json_type(returned)
+            message = (
+                f"the server accepted the call but its step {shown} failed: {detail}. It "
+                f"still returned task {shown_id}, which cannot hold that step's result "
+                "(await it to see what it holds)"
+            )
+        else:
+            message = (
+                f"the server accepted the call but its step {shown} failed and no task was "
+                f"started: {detail}"
+            )
         uploaded = steps.get("upload")
         clip_id = uploaded.get("clip_id") if isinstance(uploaded, Mapping) else None
         retry = _RETRY_WITH_UPLOAD.get(step) if isinstance(step, str) else None
@@ -476,8 +488,31 @@ def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
                 f"without uploading the audio again, call {retry} with that clip"
             )
         raise ResponseValidationError(message, field_path="$.task_id", body=body)
+    if not obj.get("task_id"):
+        step_task = _task_of_last_step(obj)
+        if step_task is not None:
+            return TaskRef(step_task, family, raw=obj)
     task_id = _required_str(obj, "task_id", "$", body)
     return TaskRef(task_id, family, raw=obj)
+
+
+def _task_of_last_step(obj: Mapping[str, Any]) -> str | None:
+    """The task a multi-step answer without a top-level ``task_id`` started: the one task
+    id among its successful steps after the upload (CONTRACT §4: each entry of ``steps``
+    may hold ``task_id``); None unless there is exactly one."""
+    steps = obj.get("steps")
+    if not isinstance(steps, Mapping):
+        return None
+    found = {
+        entry["task_id"]
+        for name, entry in steps.items()
+        if name != "upload"
+        and isinstance(entry, Mapping)
+        and entry.get("success") is True
+        and isinstance(entry.get("task_id"), str)
+        and entry["task_id"]
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 # --- tasks ----------------------------------------------------------------------------------
@@ -599,7 +634,7 @@ def _parse_producer(
 ) -> Task:
     raw_status = obj.get("status")
     if isinstance(raw_status, str):
-        status = _PRODUCER_STATUS.get(raw_status.upper(), TaskStatus.UNKNOWN)
+        status = _known_status(raw_status) or TaskStatus.UNKNOWN
     elif clips and all(clip.raw_state is None for clip in clips) and _is_code_200(obj):
         # The vendor spec's shape: no status, items without state, code 200 = done.
         status = TaskStatus.SUCCEEDED
@@ -629,8 +664,14 @@ def _status_decides(family: TaskFamily, obj: Mapping[str, Any]) -> bool:
     raw = obj.get("status")
     if family is TaskFamily.SONIC or not isinstance(raw, str):
         return False
-    known = raw.upper() in _PRODUCER_STATUS or raw.lower() in _NURO_STATUS
-    return known or obj.get("type") not in FAILURE_TYPES
+    return _known_status(raw) is not None or obj.get("type") not in FAILURE_TYPES
+
+
+def _known_status(raw: str) -> TaskStatus | None:
+    """A Producer or Nuro task ``status`` the SDK knows, in either family's spelling
+    (``SUCCESS``, ``succeeded``...): the same table decides whether the status decides and
+    what it says, or a Producer ``succeeded`` decided and then read as unknown."""
+    return _PRODUCER_STATUS.get(raw.upper()) or _NURO_STATUS.get(raw.lower())
 
 
 def body_code(obj: Mapping[str, Any]) -> int | None:
@@ -656,7 +697,7 @@ def _failure_type(obj: Mapping[str, Any]) -> str | None:
 def _parse_nuro(ref: TaskRef, http_status: int, obj: Mapping[str, Any], body: Any) -> Task:
     raw_status = obj.get("status")
     status = (
-        _NURO_STATUS.get(raw_status.lower(), TaskStatus.UNKNOWN)
+        _known_status(raw_status) or TaskStatus.UNKNOWN
         if isinstance(raw_status, str)
         else TaskStatus.UNKNOWN
     )
@@ -857,9 +898,14 @@ def parse_batch_submission(body: Any) -> BatchSubmission:
 def parse_batch(body: Any) -> Batch:
     obj = _object(body, "a batch")
     fields, path = _data_or_top(obj)
-    tasks, _ = _refs_in(fields.get("tasks"), f"{path}.tasks", body)
+    tasks, errors = _refs_in(fields.get("tasks"), f"{path}.tasks", body)
     batch_id = fields.get("batch_id")
-    return Batch(batch_id=batch_id if isinstance(batch_id, str) else None, tasks=tasks, raw=obj)
+    return Batch(
+        batch_id=batch_id if isinstance(batch_id, str) else None,
+        tasks=tasks,
+        errors=errors,
+        raw=obj,
+    )
 
 
 #: Parsers by result type, for the resources' generic request helper.

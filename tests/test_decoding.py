@@ -301,6 +301,33 @@ def test_a_producer_answer_without_status_or_code_200_is_not_done(code: object) 
     assert not parse_task(PRODUCER, 200, body).is_terminal
 
 
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("SUCCESS", TaskStatus.SUCCEEDED),
+        ("succeeded", TaskStatus.SUCCEEDED),
+        ("Succeeded", TaskStatus.SUCCEEDED),
+        ("failed", TaskStatus.FAILED),
+        ("running", TaskStatus.RUNNING),
+    ],
+)
+def test_a_producer_status_in_either_familys_spelling_is_read(
+    status: str, expected: TaskStatus
+) -> None:
+    """A status the SDK knows decides over the answer's other fields, and is read with the
+    same table: a Producer ``succeeded`` once decided, then read as unknown, and the task
+    was polled to its deadline with its audio in hand."""
+    body = {"code": 200, "status": status, "data": [{"clip_id": "c1", "audio_url": "u"}]}
+    assert parse_task(PRODUCER, 200, body).status is expected
+
+
+def test_a_nuro_bad_request_failure_keeps_its_type() -> None:
+    """CONTRACT §10: ``bad_request`` is one of Nuro's refunded failure types."""
+    body = {"status": "failed", "type": "bad_request", "error": "Input language not supported"}
+    task = parse_task(NURO, 200, body)
+    assert (task.status, task.error_type) == (TaskStatus.FAILED, "bad_request")
+
+
 # --- 6. results without their documented value --------------------------------------------
 
 
@@ -503,6 +530,36 @@ def test_a_failed_step_gives_its_own_reason_not_the_bare_success_beside_it() -> 
     assert "step 'upload' failed" in str(caught.value)
     assert "audio matches an existing recording" in str(caught.value)
     assert "uploaded" not in str(caught.value)
+
+
+@pytest.mark.parametrize("step", ["extend", "sample"])
+def test_a_failed_step_is_a_failure_even_beside_a_task_id(step: str) -> None:
+    """CONTRACT §4: ``failed_step`` means the call failed, and its ``task_id`` "may be
+    missing": one that is there (the upload's own task, say) cannot hold the step's result,
+    so it is named in the error rather than returned as if all went well."""
+    body = {
+        "code": 200,
+        "message": "success",
+        "task_id": "t-upload",
+        "failed_step": step,
+        "steps": {"upload": {"success": True}, step: {"success": False, "error": "too short."}},
+    }
+    with pytest.raises(ResponseValidationError) as caught:
+        parse_submit(body, TaskFamily.SONIC)
+    message = str(caught.value)
+    assert f"step '{step}' failed: too short. It still returned task 't-upload'" in message
+
+
+def test_a_task_id_given_only_by_the_step_that_started_it_is_taken() -> None:
+    steps: dict[str, object] = {
+        "upload": {"success": True, "clip_id": "up-1", "task_id": "t-upload"},
+        "extend": {"success": True, "task_id": "t-extend"},
+    }
+    body = {"code": 200, "message": "success", "steps": steps}
+    assert parse_submit(body, TaskFamily.SONIC).task_id == "t-extend"
+    steps["cover"] = {"success": True, "task_id": "t-cover"}  # which one? Neither
+    with pytest.raises(ResponseValidationError):
+        parse_submit(body, TaskFamily.SONIC)
 
 
 def test_an_extend_that_failed_after_its_upload_names_the_uploaded_clip_to_reuse() -> None:

@@ -627,6 +627,15 @@ CASES: dict[str, Case] = {
         Batch(batch_id="BATCH_ID", tasks=(TaskRef("t-1"), TaskRef("t-2"))),
         query={"batch_id": "BATCH_ID"},
     ),
+    "sonic.get_batch (an item that started no task)": Case(
+        lambda c: c.sonic.get_batch("BATCH_ID"),
+        "GET",
+        "/sonic/batch",
+        None,
+        {"batch_id": "BATCH_ID", "tasks": [{"task_id": "t-1"}, {"index": 1, "status": 400}]},
+        Batch(batch_id="BATCH_ID", tasks=(TaskRef("t-1"),), errors=({"index": 1, "status": 400},)),
+        query={"batch_id": "BATCH_ID"},
+    ),
     # synchronous Sonic tools
     "sonic.upload (documented bodies)": Case(
         lambda c: c.sonic.upload(**example("sonic-upload.request.json")),

@@ -609,6 +609,23 @@ async def test_a_submit_whose_failed_step_says_no_task_started_is_not_flagged() 
     assert "no task was started" in str(caught.value)
 
 
+async def test_a_failed_step_beside_a_task_id_is_raised_and_flagged_as_maybe_paid() -> None:
+    body = {
+        "code": 200,
+        "message": "success",
+        "task_id": "t-upload",
+        "failed_step": "extend",
+        "steps": {"upload": {"success": True, "clip_id": "up-1"}, "extend": {"error": "no"}},
+    }
+    transport = ScriptedTransport(json_response(200, body))
+    async with scripted_client(transport) as client:
+        with pytest.raises(ResponseValidationError) as caught:
+            await client.sonic.upload_extend("https://example.com/a.mp3", mv="sonic-v5")
+    assert caught.value.task_may_exist is True
+    assert "It still returned task 't-upload'" in str(caught.value)
+    assert "client.sonic.extend_upload(clip_id, ...)" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("answer", "call", "added"),
     [
