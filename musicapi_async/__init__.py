@@ -74,7 +74,7 @@ from ._poller import AsCompleted, ProgressState, TaskProgress, WaitTimeoutError
 from ._producer import PRODUCER_DOWNLOAD_FORMATS, Producer
 from ._ratelimit import BucketStatistics, Limiter, Priority, TokenBucket
 from ._retry import RetryEvent, RetryPolicy
-from ._sonic import DOWNLOAD_FORMATS, GenerationOptions, Sonic, SonicCreate
+from ._sonic import DOWNLOAD_FORMATS, CreateOptions, GenerationOptions, Sonic, SonicCreate
 from ._webhooks import (
     WebhookEvent,
     WebhookReceiver,
@@ -112,6 +112,7 @@ __all__ = [
     "BucketStatistics",
     "Clip",
     "ClipState",
+    "CreateOptions",
     "Credits",
     "CreditsResource",
     "DownloadError",

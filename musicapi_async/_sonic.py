@@ -57,7 +57,7 @@ from ._serde import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["GenerationOptions", "Sonic", "SonicCreate"]
+__all__ = ["CreateOptions", "GenerationOptions", "Sonic", "SonicCreate"]
 
 #: Known values of ``vocal_gender`` (female, male); the API may add others, sent as given.
 VOCAL_GENDERS: Final = ("f", "m")
@@ -90,6 +90,18 @@ class GenerationOptions(TypedDict, total=False):
     webhook_url: str
     #: Secret MusicAPI signs its webhook calls with.
     webhook_secret: str
+
+
+class CreateOptions(GenerationOptions, total=False):
+    """Optional fields of the shortcuts that post to ``/sonic/create`` (:meth:`Sonic.extend`,
+    :meth:`Sonic.cover`...): the shared ones plus those of ``create`` itself."""
+
+    #: Let MusicAPI write the lyrics (custom mode without ``prompt``).
+    auto_lyrics: bool
+    #: Whether to answer with Suno's CDN links; sent only when given.
+    use_suno_cdn: bool
+    #: Seconds, 10-360: a wish, not a precise length (Sonic has no exact length control).
+    duration: int
 
 
 @final
@@ -402,7 +414,7 @@ class Sonic(TaskResource):
         prompt: str | None = None,
         gpt_description_prompt: str | None = None,
         custom_mode: bool | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """Continue a generated clip from ``continue_at`` seconds (``extend_music``).
 
@@ -431,7 +443,7 @@ class Sonic(TaskResource):
         prompt: str | None = None,
         gpt_description_prompt: str | None = None,
         custom_mode: bool | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """Extend a clip from :meth:`upload` (``extend_upload_music``; the docs advise 0.1 s)."""
         return await self._create_from(
@@ -454,7 +466,7 @@ class Sonic(TaskResource):
         prompt: str | None = None,
         gpt_description_prompt: str | None = None,
         custom_mode: bool | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """A new style or arrangement of a generated clip (``cover_music``)."""
         return await self._create_from(
@@ -476,7 +488,7 @@ class Sonic(TaskResource):
         prompt: str | None = None,
         gpt_description_prompt: str | None = None,
         custom_mode: bool | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """Cover a clip from :meth:`upload` (``cover_upload_music``); see ``audio_weight``."""
         return await self._create_from(
@@ -510,7 +522,7 @@ class Sonic(TaskResource):
         prompt: str | None = None,
         gpt_description_prompt: str | None = None,
         custom_mode: bool | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """Generate with a persona's voice and style (``persona_music``)."""
         return await self._create_from(
@@ -555,7 +567,7 @@ class Sonic(TaskResource):
         mv: str,
         overpainting_start_s: float | None = None,
         overpainting_end_s: float | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """Add an instrumental to an uploaded vocal clip (``add_instrumental``)."""
         return await self._create_from(
@@ -576,7 +588,7 @@ class Sonic(TaskResource):
         mv: str,
         overpainting_start_s: float | None = None,
         overpainting_end_s: float | None = None,
-        **options: Unpack[GenerationOptions],
+        **options: Unpack[CreateOptions],
     ) -> TaskRef:
         """Sing ``prompt`` (the words) over an uploaded instrumental clip (``add_vocals``)."""
         return await self._create_from(

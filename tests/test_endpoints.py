@@ -255,6 +255,31 @@ CASES: dict[str, Case] = {
         SUBMITTED,
         SONIC_REF,
     ),
+    "sonic.extend with create's own fields (typed: CreateOptions)": Case(
+        lambda c: c.sonic.extend(
+            CLIP,
+            continue_at=60.0,
+            mv="sonic-v5",
+            custom_mode=True,
+            auto_lyrics=True,
+            use_suno_cdn=False,
+            duration=90,
+        ),
+        "POST",
+        "/sonic/create",
+        {
+            "task_type": "extend_music",
+            "continue_clip_id": CLIP,
+            "continue_at": 60.0,
+            "custom_mode": True,
+            "mv": "sonic-v5",
+            "auto_lyrics": True,
+            "use_suno_cdn": False,
+            "duration": 90,
+        },
+        SUBMITTED,
+        SONIC_REF,
+    ),
     "sonic.extend_upload (documented body, default continue_at 0.1)": Case(
         lambda c: c.sonic.extend_upload(
             "your-uploaded-clip-id",
