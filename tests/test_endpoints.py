@@ -865,6 +865,22 @@ CASES: dict[str, Case] = {
         SUBMITTED,
         PRODUCER_REF,
     ),
+    "producer.create extend_music in the spec's words (extend_s, a long length)": Case(
+        lambda c: c.producer.create(
+            task_type="extend_music", clip_id="c", extend_s=30, length=300, sound="more"
+        ),
+        "POST",
+        "/producer/create",
+        {
+            "task_type": "extend_music",
+            "clip_id": "c",
+            "extend_s": 30,
+            "length": 300,
+            "sound": "more",
+        },
+        SUBMITTED,
+        PRODUCER_REF,
+    ),
     "producer.extend (documented body)": Case(
         lambda c: c.producer.extend(
             "abc123xyz789",
