@@ -461,7 +461,9 @@ def parse_submit(body: Any, family: TaskFamily) -> TaskRef:
             (error_text(failed) if isinstance(failed, Mapping) else None)
             or _unless_success(error_text(obj))
             or "no reason given"
-        ).rstrip(".")
+        )
+        if detail.endswith(".") and not detail.endswith("..."):
+            detail = detail[:-1]  # the sentence goes on; an ellipsis (a cut URL) stays
         returned = obj.get("task_id")
         if returned:
             # A failure all the same (CONTRACT §4: failed_step means failure; task_id "may
@@ -885,10 +887,22 @@ def _optional(obj: Mapping[str, Any], key: str, cls: type[T], body: Any) -> T | 
 
 def parse_batch_submission(body: Any) -> BatchSubmission:
     obj = _object(body, "a batch submission")
-    tasks, errors = _refs_in(obj.get("tasks"), "$.tasks", body)
+    # At the top level as the guide shows it, or wrapped in ``data`` as other answers are.
+    fields, path = _top_or_data(obj, "tasks") if "batch_id" not in obj else (obj, "$")
+    tasks, errors = _refs_in(fields.get("tasks"), f"{path}.tasks", body)
+    batch_id = fields.get("batch_id")
+    if not tasks and not errors and not (isinstance(batch_id, str) and batch_id):
+        # Up to ten paid tasks may have started: an answer that names none of them and no
+        # batch to look them up by is unreadable, not an empty success.
+        raise ResponseValidationError(
+            "expected a batch_id or a list of tasks in a batch submission, got neither "
+            f"(keys: {', '.join(sorted(map(str, obj))[:10]) or 'none'})",
+            field_path=f"{path}.tasks",
+            body=body,
+        )
     return BatchSubmission(
-        batch_id=_optional(obj, "batch_id", str, body),
-        submitted=_int_or_none(obj.get("submitted")),
+        batch_id=_optional(fields, "batch_id", str, body),
+        submitted=_int_or_none(fields.get("submitted")),
         tasks=tasks,
         errors=errors,
         raw=obj,

@@ -37,6 +37,7 @@ from musicapi_async import (
     MusicAPIError,
     NotFoundError,
     Persona,
+    ResponseValidationError,
     ResultNotReadyError,
     SonicCreate,
     Task,
@@ -1366,6 +1367,33 @@ async def test_documented_batch_answer_parses() -> None:
     )
     assert batch == BatchSubmission(batch_id="BATCH_ID", submitted=2, tasks=(), errors=())
     assert batch.raw["message"] == "success"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"message": "success"}, {"code": 200, "task_ids": ["t-1", "t-2"]}, {"tasks": []}],
+    ids=["bare success", "unknown key", "empty tasks"],
+)
+async def test_a_batch_answer_naming_no_task_nor_batch_is_unreadable_and_maybe_paid(
+    answer: dict[str, object],
+) -> None:
+    """Up to ten paid tasks may have started: an answer that names neither them nor a
+    batch to look them up by is no empty success."""
+    client, _ = make_client(Reply(answer))
+    with pytest.raises(ResponseValidationError) as caught:
+        await client.sonic.batch(
+            [SonicCreate(mv="sonic-v5", custom_mode=False, gpt_description_prompt="x")]
+        )
+    assert caught.value.task_may_exist is True
+
+
+async def test_a_batch_answer_wrapped_in_data_is_read() -> None:
+    answer = {"code": 200, "data": {"batch_id": "b-1", "submitted": 1, "tasks": ["t-1"]}}
+    client, _ = make_client(Reply(answer))
+    batch = await client.sonic.batch(
+        [SonicCreate(mv="sonic-v5", custom_mode=False, gpt_description_prompt="x")]
+    )
+    assert batch == BatchSubmission(batch_id="b-1", submitted=1, tasks=(TaskRef("t-1"),))
 
 
 async def test_documented_lyrics_answer_parses_to_two_candidates() -> None:
