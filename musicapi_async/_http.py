@@ -556,6 +556,10 @@ def _raise_status_error(error: APIStatusError, paid: bool) -> NoReturn:
             raise _Retryable(error)
         error.task_may_exist = True
         error.message += PAID_504_ADVICE if isinstance(error, UpstreamTimeoutError) else PAID_ADVICE
+    if error.status_code == 303 and paid:
+        # A 303 answers a request that was carried out: a paid one may have started a task.
+        error.task_may_exist = True
+        error.message += PAID_ADVICE
     raise error
 
 
@@ -696,7 +700,15 @@ def status_error(
         message += " (buy credits or subscribe on the MusicAPI dashboard)"
     if cls is AuthenticationError:
         message += " (check the API key: MUSICAPI_KEY or MusicAPI(api_key=...))"
-    if 300 <= status < 400:
+    if status == 303:
+        # "See other": the server did act on the call and points at its outcome.
+        location = shown_location(response.headers.get("location"))
+        message += (
+            f" (a 303 'see other'{f' to {location}' if location else ''}: the server may "
+            "have acted on the call and points at its result, which the SDK does not "
+            "follow: check base_url or MUSICAPI_BASE_URL)"
+        )
+    elif 300 <= status < 400:
         location = shown_location(response.headers.get("location"))
         message += (
             f" (a redirect{f' to {location}' if location else ''}, which the SDK does not "

@@ -271,6 +271,26 @@ async def test_a_redirect_is_an_error_that_names_where_and_says_nothing_was_done
     assert not fake.tasks
 
 
+async def test_a_303_to_a_create_says_the_task_may_exist() -> None:
+    """A 303 "see other" answers a request that was carried out: a create may have started
+    a task, so it is flagged and advised like any unclear paid answer, never "nothing was
+    done". To a call that spends nothing it stays a plain redirect."""
+    from musicapi_async.testing import FakeMusicAPI
+
+    fake = FakeMusicAPI(rate_limit=None)
+    fake.inject("/sonic/create", status=303, headers={"location": "/api/v1/sonic/task/t-1"})
+    fake.inject("/get-credits", status=303, headers={"location": "/api/v1/elsewhere"})
+    async with fake.client() as client:
+        with pytest.raises(APIStatusError) as created:
+            await client.sonic.create(mv="sonic-v5", gpt_description_prompt="lofi")
+        with pytest.raises(APIStatusError) as read:
+            await client.credits.get()
+    assert created.value.task_may_exist
+    assert "may already have started" in str(created.value)
+    assert "nothing was done" not in str(created.value)
+    assert not read.value.task_may_exist
+
+
 @pytest.mark.parametrize("status", [302, 307, 308])
 async def test_a_redirect_is_not_followed_even_by_an_injected_client_that_follows_them(
     status: int,
