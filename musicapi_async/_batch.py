@@ -37,9 +37,11 @@ has no way to list tasks, so an interrupted create is reconciled from those mark
 * errors that prove nothing was created and would stop every next create too (a
   connection refused, 429 after the retries, a redirect, 401, a 403 about the account:
   credits, subscription, usage or QPS limit, a full queue, any 403 that does not refuse the
-  job's content) put the job back to ``planned``
+  job's content, and any other 4xx but 400, 413 and 422: a 404 or 405 from a wrong base
+  URL, a 410 of a retired endpoint) put the job back to ``planned``
   and stop the submissions (the jobs already created are still awaited); a refusal of the
-  job itself (400, a 403 about its content: lyrics, moderation) marks it ``failed``. Failed
+  job itself (400, 413, 422, a 403 about its content: lyrics, moderation) marks it
+  ``failed``. Failed
   tasks are recorded and not retried (MusicAPI refunds them).
 
 On Ctrl-C (cancellation) a create request already on the wire is let finish (its answer
@@ -404,6 +406,11 @@ def _parse_line(number: int, text: str, default_mv: str) -> _Parsed:
 _CONTENT_403: Final = re.compile(
     r"lyric|moderat|copyright|inappropriate|artist|producer tag", re.IGNORECASE
 )
+
+
+#: Statuses that refuse the job itself (its fields or content), besides a 403 about its
+#: content: 400 as MusicAPI sends, and 413 / 422 as a proxy or a newer API may.
+_JOB_REFUSALS: Final = frozenset({400, 413, 422})
 
 
 def _refuses_the_account(exc: MusicAPIError) -> bool:
@@ -1483,6 +1490,10 @@ class _Run:
             or _refuses_the_account(exc)
             or 300 <= status < 400  # a redirect, not followed: nothing was done
             or status >= 500
+            # Any other error status but a refusal of this job (a 404 or 405 from a wrong
+            # base URL, a 410 of a retired endpoint): every next create would get it too,
+            # and failing the jobs for good would leave a new id as the only way out.
+            or (400 <= status < 500 and status not in _JOB_REFUSALS and status != 403)
         ):
             # Nothing was created, and the next jobs would fare no better: stop submitting.
             journal.update(job.job_id, state=BatchJobState.PLANNED, error=message)

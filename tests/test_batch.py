@@ -597,6 +597,26 @@ async def test_connect_errors_leave_the_job_planned(tmp_path: Path) -> None:
     assert creates_by_prompt(fake) == {"a": 1, "b": 1}
 
 
+@pytest.mark.parametrize("status", [404, 405, 410])
+async def test_an_error_status_that_is_no_verdict_on_the_job_stops_and_leaves_it_planned(
+    tmp_path: Path, status: int
+) -> None:
+    """A 404 or 405 to every create (a wrong base URL's path), or a 410: a setup error, not
+    a refusal of the job. Marked failed, the jobs could only be sent again under new ids;
+    left planned, the next run, set up right, sends them."""
+    fake = make_fake()
+    fake.inject("/sonic/create", status=status, body={"error": "no such route"}, times=None)
+    jobs = jobs_of("a", "b")
+    report = await run(fake, jobs, tmp_path)
+    assert [j.state for j in report.jobs] == [S.PLANNED, S.PLANNED]
+    assert report.stopped is not None
+    assert len(fake.requests_to("/sonic/create")) == 1  # stopped after the first
+    fake.clear_injections()
+    report = await run(fake, jobs, tmp_path)
+    assert_complete(report, fake)
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
 async def test_a_refused_job_fails_without_stopping_the_others_and_is_not_retried(
     tmp_path: Path,
 ) -> None:
