@@ -55,6 +55,7 @@ from ._constants import (
 from ._exceptions import (
     APIConnectionError,
     MusicAPIError,
+    NotFoundError,
     RateLimitError,
     ResponseValidationError,
     ServerError,
@@ -92,6 +93,10 @@ _BACKLOG = 4
 _LAST_LOOK_SPREAD = 60.0
 #: Longest wait before re-polling a task whose poll failed transiently.
 _MAX_POLL_BACKOFF = 60.0
+#: Seconds after its create that a task this client made and the server says it does not
+#: know is polled again rather than given up: a new task may take a moment to be seen
+#: everywhere, and a "not found" for a task just paid for invites creating it again.
+_NOT_FOUND_GRACE = 60.0
 #: A result held back by its task's hanging on_progress callback is handed out this many
 #: seconds before the waiter's deadline, ahead of a cancel scope firing at that instant.
 _CALLBACK_SLACK = 0.1
@@ -109,6 +114,14 @@ _LEFT_KEEP = 600.0
 #: Tasks submitted through this client remembered (their time, model, webhook), and so the
 #: most delivered results of its own tasks kept until a waiter claims them.
 _SUBMITTED_MAX = 10_000
+
+
+class _NotYetFound(Exception):
+    """A "not found" for a task created here moments ago: polled again later."""
+
+    def __init__(self, error: NotFoundError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ProgressState(StrEnum):
@@ -1172,9 +1185,21 @@ class Scheduler:
         # The scheduler retries by polling again later; the request path must not also retry.
         options = attrs.evolve(self._client._options, retry=RetryPolicy(max_retries=0))
         try:
-            task = await resource._poll(ref, options=options, held=slot)
-        except (APIConnectionError, ServerError, RateLimitError, ResponseValidationError) as exc:
-            tracked.last_error = exc
+            try:
+                task = await resource._poll(ref, options=options, held=slot)
+            except NotFoundError as exc:
+                verdict = self._not_found(tracked, exc, started)
+                if verdict is exc:
+                    raise
+                raise verdict from None
+        except (
+            APIConnectionError,
+            ServerError,
+            RateLimitError,
+            ResponseValidationError,
+            _NotYetFound,
+        ) as exc:
+            tracked.last_error = exc.error if isinstance(exc, _NotYetFound) else exc
             if isinstance(exc, ResponseValidationError):
                 tracked.unreadable += 1
                 if tracked.unreadable >= UNREADABLE_POLLS and key not in self._done:
@@ -1220,6 +1245,23 @@ class Scheduler:
                 self._finish(key, tracked, task)
             else:
                 self._finish(key, tracked, exc)
+
+    def _not_found(self, tracked: _Tracked, exc: NotFoundError, started: float) -> Exception:
+        """What a "task not found" means for ``tracked``: a task this client created less
+        than ``_NOT_FOUND_GRACE`` seconds ago is polled again (:class:`_NotYetFound`); one
+        created longer ago fails, saying it was paid for and may still exist."""
+        if not tracked.known_age:
+            return exc  # not created here: nothing says it exists
+        age = started - tracked.created
+        if age < _NOT_FOUND_GRACE:
+            return _NotYetFound(exc)
+        exc.task_may_exist = True
+        exc.message += (
+            f" This client created it {age:.0f} s ago and MusicAPI answered that create: "
+            "with the same key and base URL it may still appear, and it may have been "
+            "charged. Check the dashboard before creating it again."
+        )
+        return exc
 
     def _after_poll(self, key: _Key, tracked: _Tracked, task: Task, started: float) -> None:
         if key in self._done:

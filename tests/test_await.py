@@ -734,6 +734,32 @@ async def test_an_unknown_task_raises_not_found_from_await_task(
     assert len(fake.requests_to("/sonic/task/no-such-task")) == 2
 
 
+async def test_a_task_created_here_moments_ago_and_not_found_yet_is_polled_again() -> None:
+    """A task this client just created (and paid for) that the server does not know yet:
+    polled again, not raised as "not found", which would invite creating it again."""
+    fake = FakeMusicAPI(sonic_duration=20.0)
+    async with fake.client(expected_durations={"sonic": 1.0}) as client:
+        (ref,) = await create(client)
+        fake.inject(task_path(ref), status=404, body={"error": "task not found."}, times=2)
+        task = await client.await_task(ref)
+    assert task.succeeded
+    assert len(polls(fake, ref)) >= 3
+
+
+async def test_a_task_created_here_still_not_found_after_a_minute_says_it_may_exist() -> None:
+    fake = FakeMusicAPI(sonic_duration=20.0)
+    async with fake.client(expected_durations={"sonic": 1.0}) as client:
+        (ref,) = await create(client)
+        fake.inject(task_path(ref), status=404, body={"error": "task not found."}, times=None)
+        with pytest.raises(NotFoundError) as caught:
+            await client.await_task(ref)
+        given_up = anyio.current_time() - fake.tasks[ref.task_id].created_at
+    assert given_up >= 60
+    assert caught.value.task_may_exist
+    assert "may still appear" in str(caught.value)
+    assert "before creating it again" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("status", "fault"),
     [(None, "connect_error"), (None, "read_timeout"), (500, None), (502, None)],
