@@ -1101,6 +1101,34 @@ class _Run:
 
     # --- before anything is sent ----------------------------------------------------------
 
+    def _check_no_earlier_results(self) -> None:
+        """An empty journal beside the ``results.jsonl`` of a batch that created tasks: the
+        journal was deleted, emptied or left behind by a copy (it is a dotfile), and running
+        would create (and pay for) every one of those jobs again."""
+        path = self.out / BATCH_RESULTS
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise BatchConflictError(f"cannot read {path}: {exc}") from exc
+        created = 0
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            created += isinstance(entry, dict) and bool(entry.get("task_id"))
+        if created:
+            raise BatchConflictError(
+                f"{self.out} holds the {BATCH_RESULTS} of a batch that created {created} "
+                f"task(s), but no journal ({BATCH_JOURNAL} was deleted, emptied, or not "
+                "copied with the rest): running would create and pay for those jobs again. "
+                f"Restore {BATCH_JOURNAL} to resume that batch, or use another output "
+                f"directory (or move {BATCH_RESULTS} away if you do mean to create them "
+                "again)"
+            )
+
     def prepare(self) -> None:
         """Check the journal against the jobs (nothing written yet: see :meth:`record`)."""
         journal = self.journal
@@ -1109,6 +1137,8 @@ class _Run:
         canonical = {job.job_id: _canonical(job.create) for job in self.jobs}
         rows = journal.rows
         ours = set(self.by_id)
+        if not rows:
+            self._check_no_earlier_results()
         if rows and not ours & set(rows):
             raise BatchConflictError(
                 f"{self.out} holds another batch ({len(rows)} job(s), none of them in this "

@@ -761,6 +761,31 @@ async def test_another_batch_in_the_same_directory_is_refused_before_sending(
     assert results(tmp_path)[0]["state"] == "downloaded"  # the other batch's results kept
 
 
+@pytest.mark.parametrize("damage", ["deleted", "emptied", "rows deleted"])
+async def test_results_of_created_tasks_without_their_journal_are_refused_before_sending(
+    tmp_path: Path, damage: str
+) -> None:
+    """The journal is a dotfile: a copy of the directory, a sync tool or a tidy-up drops
+    it. Next to the results.jsonl of tasks it created, running again would create and pay
+    for every job a second time: refused, saying what to do."""
+    fake = make_fake()
+    jobs = jobs_of("a", "b")
+    await run(fake, jobs, tmp_path)
+    journal = tmp_path / BATCH_JOURNAL
+    if damage == "deleted":
+        journal.unlink()
+    elif damage == "emptied":
+        journal.write_bytes(b"")
+    else:
+        with contextlib.closing(sqlite3.connect(journal)) as db, db:
+            db.execute("DELETE FROM jobs")
+    requests = len(fake.requests)
+    with pytest.raises(BatchConflictError, match=f"Restore {BATCH_JOURNAL}"):
+        await run(fake, jobs, tmp_path)
+    assert len(fake.requests) == requests
+    assert creates_by_prompt(fake) == {"a": 1, "b": 1}
+
+
 async def test_an_id_reused_for_other_content_is_refused_once_it_was_sent(tmp_path: Path) -> None:
     fake = make_fake()
     first = [BatchJob("song", SonicCreate(mv="sonic-v5", gpt_description_prompt="lofi"))]
