@@ -76,6 +76,10 @@ class MusicAPIError(Exception):
     failed_task: TaskRef | None = None
     completed: tuple[Task, ...] = ()
     pending: tuple[TaskRef, ...] = ()
+    #: A create call of a client with a webhook that raised though its task may exist: the
+    #: tag it added to its webhook URL, which finds the delivery of that task if MusicAPI
+    #: started it (``client.webhooks.orphans()``).
+    webhook_tag: str | None = None
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 
 from ._constants import LOOPBACK_HOSTS, NOT_READY_DELAY, TITLE_MAX, WEBHOOK_URL_MAX
-from ._exceptions import ResultNotReadyError
+from ._exceptions import MusicAPIError, ResultNotReadyError
 from ._http import CallOptions
 from ._models import Task, TaskFamily, TaskRef
 from ._ratelimit import Priority, Slot
@@ -61,8 +61,15 @@ class Resource:
         body, webhook, tag = self._client._with_webhook(body)
         try:
             ref = await self._call("POST", path, lambda raw: parse_submit(raw, family), body=body)
-        except BaseException:
+        except BaseException as exc:
             self._client._tag_task(tag, None)
+            if tag is not None and isinstance(exc, MusicAPIError) and exc.task_may_exist:
+                # Its delivery, if MusicAPI started the task, will find its way to this tag.
+                exc.webhook_tag = tag
+                exc.message += (
+                    " This client's webhook will receive the task's result if it was "
+                    f"started: client.webhooks.orphans() keeps it (tag {tag})."
+                )
             raise
         self._client._tag_task(tag, ref)
         # The scheduler learns durations per model, timed from this moment.

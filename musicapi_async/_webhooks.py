@@ -45,7 +45,7 @@ from ._constants import (
     WEBHOOK_TAGS_MAX,
 )
 from ._exceptions import MusicAPIError, ResponseValidationError
-from ._models import Task, TaskFamily, TaskRef, TaskStatus
+from ._models import Clip, Task, TaskFamily, TaskRef, TaskStatus
 from ._serde import parse_task
 
 __all__ = [
@@ -154,6 +154,30 @@ class WebhookEvent:
 
 @final
 @frozen
+class OrphanDelivery:
+    """A verified delivery for a create call of this client that raised (a read timeout, a
+    dropped connection, a cancelled call...): its task was started after all.
+
+    Matched by the tag the create call added to its webhook URL, which the error of that
+    call carries as ``error.webhook_tag``. ``task_id`` is None when the body does not name
+    its task (MusicAPI's published Sonic shape); the clips still carry their ids and audio
+    URLs.
+    """
+
+    #: The tag of the create call (``error.webhook_tag``).
+    tag: str
+    #: The task, when the body names it: ``await_task`` it, it is the one that was paid for.
+    task_id: str | None
+    #: The clips the delivery carries (best effort: empty when the body has none readable).
+    clips: tuple[Clip, ...]
+    #: When it arrived (UTC).
+    received: datetime
+    #: The decoded JSON body as received.
+    raw: Mapping[str, Any] = field(eq=False, repr=False)
+
+
+@final
+@frozen
 class WebhookResponse:
     """The HTTP answer a webhook endpoint should give (:meth:`WebhookReceiver.handle`).
 
@@ -197,6 +221,9 @@ class WebhookStatistics:
     #: Deliveries answered 503 (retry later): the body names no task, and the create call
     #: whose tag the URL carries had still not been answered after a wait.
     deferred: int = 0
+    #: Deliveries for create calls of this client that raised (see
+    #: :meth:`WebhookReceiver.orphans`).
+    orphans: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -602,6 +629,8 @@ class _Signal:
 
 _ACCEPTED: Final = _answer(200, {"status": "accepted"})
 _DUPLICATE: Final = _answer(200, {"status": "duplicate"})
+#: A delivery naming no task, for a create call that raised: kept (see orphans()).
+_ORPHAN: Final = _answer(200, {"status": "orphan"})
 _CALLBACK_FAILED: Final = _answer(500, {"error": "callback_failed"})
 #: The create call a delivery's tag names is still unanswered: the sender is to try again.
 _TASK_PENDING: Final = _answer(
@@ -694,6 +723,10 @@ class WebhookReceiver:
         # and the tags of create calls not answered yet.
         self._tags: OrderedDict[str, TaskRef] = OrderedDict()
         self._pending_tags: dict[str, _Signal] = {}
+        # The tags of create calls that raised (when), and the deliveries that came for them.
+        self._orphan_tags: OrderedDict[str, float] = OrderedDict()
+        self._orphans: OrderedDict[str, OrphanDelivery] = OrderedDict()
+        self._orphan_count = 0
 
     def __repr__(self) -> str:
         return (
@@ -733,12 +766,18 @@ class WebhookReceiver:
         self._pending_tags[tag] = _Signal()
 
     def _resolve_tag(self, tag: str, ref: TaskRef | None) -> None:
-        """The create call carrying ``tag`` started ``ref`` (None: it failed)."""
+        """The create call carrying ``tag`` started ``ref`` (None: it raised, and may
+        have started a task all the same: a delivery for it is kept, see :meth:`orphans`)."""
         if ref is not None:
             self._tags[tag] = ref
             self._tags.move_to_end(tag)
             while len(self._tags) > WEBHOOK_TAGS_MAX:
                 self._tags.popitem(last=False)
+        else:
+            with self._lock:
+                self._orphan_tags[tag] = time.time()
+                while len(self._orphan_tags) > WEBHOOK_TAGS_MAX:
+                    self._orphan_tags.popitem(last=False)
         waiting = self._pending_tags.pop(tag, None)
         if waiting is not None:
             waiting.set()
@@ -754,6 +793,44 @@ class WebhookReceiver:
             raise TypeError(f"query must be a str, bytes or None, got {type(query).__name__}")
         tags = [v for k, v in parse_qsl(query.removeprefix("?")) if k == WEBHOOK_TAG_PARAM]
         return tags[-1] if tags else None
+
+    def orphans(self) -> tuple[OrphanDelivery, ...]:
+        """Deliveries for create calls of this client that raised, oldest first (the latest
+        of each call; at most 10,000 calls remembered).
+
+        Such a call's error says the task may exist and carries its tag
+        (``error.webhook_tag``): once MusicAPI delivers the task's result, it is here, with
+        its ``task_id`` when the body names it and its clips in any case, so a task paid for
+        is never lost to a timeout. They are also logged (a warning) when they arrive.
+        """
+        with self._lock:
+            return tuple(self._orphans.values())
+
+    def _keep_orphan(self, tag: str, task_id: str | None, body: bytes) -> None:
+        """Keep a verified delivery for the create call that carried ``tag`` and raised."""
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raw = None
+        raw = raw if isinstance(raw, dict) else {}
+        try:
+            clips = parse_task(TaskRef(task_id or tag, _family(raw)), 200, raw).clips
+        except (ResponseValidationError, ValueError, TypeError):
+            clips = ()
+        orphan = OrphanDelivery(tag, task_id, clips, datetime.now(timezone.utc), raw)
+        with self._lock:
+            self._orphans[tag] = orphan
+            self._orphans.move_to_end(tag)
+            while len(self._orphans) > WEBHOOK_TAGS_MAX:
+                self._orphans.popitem(last=False)
+            self._orphan_count += 1
+        logger.warning(
+            "a webhook delivery came for a create call that raised (tag %s): its task was "
+            "started after all (%s; clips %s). client.webhooks.orphans() has it",
+            tag,
+            f"task {task_id}" if task_id else "the body names no task",
+            ", ".join(clip.clip_id or "?" for clip in clips) or "none readable",
+        )
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Also send new events to ``callback``; returns a function that unsubscribes it."""
@@ -774,6 +851,7 @@ class WebhookReceiver:
             failed=self._failed,
             remembered=len(self._seen),
             deferred=self._deferred,
+            orphans=self._orphan_count,
         )
 
     async def handle(
@@ -795,7 +873,14 @@ class WebhookReceiver:
             except WebhookVerificationError as exc:
                 # A valid signature on a body naming no task, whose tag's create call is
                 # still on its way back: wait for its answer, then look again.
-                pending = self._pending_tags.get(self._tag_in(query) or "")
+                tag = self._tag_in(query) or ""
+                if exc.reason == "bad_body" and tag in self._orphan_tags:
+                    # Signed, naming no task, for a create call that raised: its task was
+                    # started after all. Kept and answered 200 (a 400 would be final, and
+                    # the result of a paid task lost).
+                    self._keep_orphan(tag, None, body)
+                    return _ORPHAN
+                pending = self._pending_tags.get(tag)
                 if exc.reason != "bad_body" or pending is None:
                     raise
                 with anyio.move_on_after(WEBHOOK_TAG_WAIT):
@@ -817,6 +902,10 @@ class WebhookReceiver:
                 self._rejected[exc.reason] += 1
             logger.warning("%s", exc.message)
             return _REJECTED[exc.reason]
+        named = self._tag_in(query)
+        if named is not None and named in self._orphan_tags and not event.by_tag:
+            # It names its task: the one the create call that raised had started.
+            self._keep_orphan(named, event.task_id, body)
         keys = _dedup_keys(event, body, lowered)
         # A copy arriving while the first is being handled waits for its outcome: answering
         # "duplicate" at once would lose the event if the first one's callbacks then fail.

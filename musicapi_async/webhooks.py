@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from ._webhooks import (
     HasHandle,
+    OrphanDelivery,
     VerificationFailure,
     WebhookEvent,
     WebhookReceiver,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HasHandle",
+    "OrphanDelivery",
     "VerificationFailure",
     "WebhookApp",
     "WebhookEvent",

@@ -912,6 +912,45 @@ async def test_a_tagless_delivery_whose_create_call_is_slow_is_deferred_not_refu
     assert (stats.deferred, stats.rejected_total, stats.accepted) == (1, 0, 1)
 
 
+@pytest.mark.parametrize("names_task", [False, True])
+async def test_the_delivery_of_a_create_that_timed_out_is_kept_not_refused(
+    names_task: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A create whose answer is lost (a read timeout after the server made the task): its
+    error says the task may exist and carries its URL tag, and the delivery that comes for
+    it, even one naming no task (MusicAPI's published Sonic shape), is kept, logged and
+    answered 200, so the paid task's clips are never lost to a final 400."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=30.0)
+    fake.webhooks.names_task = names_task
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True)
+    async with hooked(fake) as client, fake.webhooks.running(client.webhooks):
+        with pytest.raises(MusicAPIError) as caught:
+            await create(client)
+        await anyio.sleep(60)
+    error = caught.value
+    assert error.task_may_exist
+    assert error.webhook_tag is not None
+    assert "client.webhooks.orphans()" in str(error)
+    (task_id,) = fake.tasks
+    (orphan,) = client.webhooks.orphans()
+    assert orphan.tag == error.webhook_tag
+    assert orphan.task_id == (task_id if names_task else None)
+    assert tuple(clip.clip_id for clip in orphan.clips) == fake.tasks[task_id].clip_ids
+    assert [d.status for d in fake.webhooks.deliveries] == [200]
+    assert client.webhooks.statistics().orphans == 1
+    assert error.webhook_tag in caplog.text
+
+
+async def test_a_create_refused_outright_leaves_no_tag_to_look_for() -> None:
+    fake = FakeMusicAPI(rate_limit=None, refused_models={"sonic-old"})
+    async with hooked(fake) as client:
+        with pytest.raises(MusicAPIError) as caught:
+            await client.sonic.create(mv="sonic-old", gpt_description_prompt="x")
+    assert not caught.value.task_may_exist
+    assert caught.value.webhook_tag is None
+    assert "orphans" not in str(caught.value)
+
+
 def test_the_tolerance_must_be_finite() -> None:
     with pytest.raises(ValueError, match="webhook_tolerance"):
         MusicAPI("k", webhook_secret=SECRET, webhook_tolerance=float("inf"))
