@@ -466,6 +466,7 @@ class _Tracked:
         "last_reported",
         "last_running_age",
         "last_state",
+        "looked_for",
         "model",
         "ref",
         "retry_at",
@@ -503,6 +504,8 @@ class _Tracked:
         self.last_error: Exception | None = None
         self.retry_at = -math.inf
         self.in_flight = False
+        #: The waiter's deadline its last look before which was made (see _last_looks).
+        self.looked_for: float | None = None
         self.watchers: set[_Watch] = set()
         #: Its result is due by webhook: polled only as a safety net (see _fallback_due).
         self.webhook = webhook
@@ -710,6 +713,8 @@ class Scheduler:
         self._limiter_down_since: float | None = None
         #: The background acquire queued at the limiter, while it is.
         self._acquiring: anyio.CancelScope | None = None
+        #: Set by _pick: the deadline the task it picked gets its last look for, if any.
+        self._picked_look: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -988,7 +993,7 @@ class Scheduler:
                 continue
             if now - tracked.last_poll < self.min_poll_gap:
                 continue
-            look = looks.get(key, math.inf)
+            look, _ = looks.get(key, (math.inf, math.inf))
             if now >= look:
                 # A waiter gives up soon and nobody looked since: look now, first, the
                 # earliest due first.
@@ -1015,6 +1020,11 @@ class Scheduler:
             rank = (major, priority, -earlier)
             if rank > best_key:
                 best, best_key = tracked, rank
+        self._picked_look = None
+        if best is not None and best_key[1] == math.inf:
+            chosen = looks.get((best.ref.family, best.ref.task_id))
+            if chosen is not None and now >= chosen[0]:
+                self._picked_look = chosen[1]
         return best
 
     def _fallback_due(self, tracked: _Tracked) -> float:
@@ -1038,7 +1048,7 @@ class Scheduler:
                 due = tracked.created + WEBHOOK_FALLBACK_FACTOR * self._learner.expected(family)
         return due
 
-    def _last_looks(self) -> dict[_Key, float]:
+    def _last_looks(self) -> dict[_Key, tuple[float, float]]:
         """When to look at each task whatever its schedule says, before its waiters'
         earliest deadline: the tasks without a look due are left out.
 
@@ -1051,7 +1061,7 @@ class Scheduler:
         left unseen until their waiter's last 10 s timed out with four of them never
         looked at. At most ``_LAST_LOOK_SPREAD`` seconds earlier than the lead: a look
         long before the deadline says little about the task at the deadline. A task
-        polled since its look's time needs none, and leaves that slot to the others.
+        polled since its look's time needs none (and its slot stays its own).
         """
         dated: list[tuple[float, float, _Key]] = []
         for key, tracked in self._tracked.items():
@@ -1062,21 +1072,27 @@ class Scheduler:
             return {}
         dated.sort(reverse=True)  # the latest deadline first
         spacing = limiter_interval(self.limiter)
-        looks: dict[_Key, float] = {}
+        looks: dict[_Key, tuple[float, float]] = {}
         following = math.inf  # the look of the task with the next later deadline
         for deadline, _, key in dated:
             own = deadline - DEADLINE_LEAD
             at = max(min(own, following - spacing), own - _LAST_LOOK_SPREAD)
-            if self._tracked[key].last_poll >= at:
-                continue
-            looks[key] = following = at
+            # A task looked at since keeps its slot all the same: moved up into it, the
+            # ones before would each be due again, and looked at twice, while the earliest
+            # were pushed out of the window.
+            following = at
+            tracked = self._tracked[key]
+            # Its last look made (slots move later as finished tasks leave: it must not be
+            # due again), or polled since its slot.
+            if tracked.looked_for != deadline and tracked.last_poll < at:
+                looks[key] = (at, deadline)
         return looks
 
     def _next_look(self, now: float) -> float:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s
         and at most ``_IDLE_LOOK_SHARE`` of the shortest expected duration followed."""
         soonest = now + _IDLE_LOOK
-        looks = self._last_looks()
+        looks = {key: at for key, (at, _) in self._last_looks().items()}
         for key, tracked in self._tracked.items():
             expected = self._learner.expected(tracked.ref.family)
             soonest = min(soonest, now + max(expected * _IDLE_LOOK_SHARE, _IDLE_LOOK_MIN))
@@ -1142,6 +1158,8 @@ class Scheduler:
         tracked = self._pick(anyio.current_time())
         if tracked is None:
             return  # a candidate left as the slot came: that slot goes unused
+        if self._picked_look is not None:
+            tracked.looked_for = self._picked_look  # one last look per deadline
         tracked.in_flight = True
         self._in_flight += 1
         polls.start_soon(self._poll, tracked, slot)

@@ -1044,6 +1044,26 @@ async def test_tasks_sharing_a_deadline_all_get_their_last_look_before_it() -> N
     assert looks[0] >= start + 60 - 10 - 8 * INTERVAL  # not earlier than needed
 
 
+async def test_tasks_still_running_at_their_last_look_keep_their_slot() -> None:
+    """Four tasks still running at their last look and four finished: every one gets its
+    look before the deadline, the finished ones are all found. A task looked at keeps its
+    slot and is not due again as finished ones leave (those looks were once repeated while
+    the last tasks were pushed out of the window, never looked at)."""
+    fake = FakeMusicAPI(sonic_duration=20.0)
+    fake.plan(duration=5000.0, times=4)  # the four oldest run long, the rest end in 20 s
+    # Expected to take a day: only the last looks poll them.
+    async with fake.client(expected_durations={"sonic": 100_000.0}) as client:
+        refs = await create(client, 8)
+        start = anyio.current_time()
+        with pytest.raises(WaitTimeoutError) as caught:
+            await client.await_task(refs, timeout=120)
+    looks = sorted(polls(fake, ref)[0] for ref in refs)  # each one's first poll
+    assert looks[-1] <= start + 120 - 10
+    assert looks[0] >= start + 120 - 10 - 8 * INTERVAL
+    assert len(caught.value.completed) == 4
+    assert caught.value.pending == tuple(refs[:4])
+
+
 async def test_last_looks_start_at_most_a_minute_early_however_many_share_the_deadline() -> None:
     """Looks long before the deadline say little about the tasks at it: with more tasks
     than fit, the first looks come at most a minute before the lead, not at once."""
