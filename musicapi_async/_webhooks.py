@@ -726,6 +726,9 @@ class WebhookReceiver:
         # The tags of create calls that raised (when), and the deliveries that came for them.
         self._orphan_tags: OrderedDict[str, float] = OrderedDict()
         self._orphans: OrderedDict[str, OrphanDelivery] = OrderedDict()
+        # Deliveries naming their task that came while their tag's create call was still
+        # unanswered: an orphan's, should that call raise.
+        self._early_named: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self._orphan_count = 0
 
     def __repr__(self) -> str:
@@ -768,6 +771,8 @@ class WebhookReceiver:
     def _resolve_tag(self, tag: str, ref: TaskRef | None) -> None:
         """The create call carrying ``tag`` started ``ref`` (None: it raised, and may
         have started a task all the same: a delivery for it is kept, see :meth:`orphans`)."""
+        with self._lock:
+            early = self._early_named.pop(tag, None)
         if ref is not None:
             self._tags[tag] = ref
             self._tags.move_to_end(tag)
@@ -778,6 +783,8 @@ class WebhookReceiver:
                 self._orphan_tags[tag] = time.time()
                 while len(self._orphan_tags) > WEBHOOK_TAGS_MAX:
                     self._orphan_tags.popitem(last=False)
+            if early is not None:  # it came before the call raised
+                self._keep_orphan(tag, *early)
         waiting = self._pending_tags.pop(tag, None)
         if waiting is not None:
             waiting.set()
@@ -885,6 +892,10 @@ class WebhookReceiver:
                     raise
                 with anyio.move_on_after(WEBHOOK_TAG_WAIT):
                     await pending.wait()
+                if tag in self._orphan_tags:
+                    # The create call raised meanwhile: its task was started after all.
+                    self._keep_orphan(tag, None, body)
+                    return _ORPHAN
                 if self._pending_tags.get(self._tag_in(query) or "") is pending:
                     # Still unanswered: a 400 would be final to the sender, and the result
                     # would wait for a fallback poll. A 503 makes it deliver again later.
@@ -906,6 +917,12 @@ class WebhookReceiver:
         if named is not None and named in self._orphan_tags and not event.by_tag:
             # It names its task: the one the create call that raised had started.
             self._keep_orphan(named, event.task_id, body)
+        elif named is not None and named in self._pending_tags and not event.by_tag:
+            # Its create call is not answered yet: should it raise, this is its task.
+            with self._lock:
+                self._early_named[named] = (event.task_id, body)
+                while len(self._early_named) > WEBHOOK_TAGS_MAX:
+                    self._early_named.popitem(last=False)
         keys = _dedup_keys(event, body, lowered)
         # A copy arriving while the first is being handled waits for its outcome: answering
         # "duplicate" at once would lose the event if the first one's callbacks then fail.

@@ -941,6 +941,27 @@ async def test_the_delivery_of_a_create_that_timed_out_is_kept_not_refused(
     assert error.webhook_tag in caplog.text
 
 
+@pytest.mark.parametrize("names_task", [False, True])
+async def test_the_delivery_of_a_create_still_hanging_when_it_comes_is_kept_too(
+    names_task: bool,
+) -> None:
+    """The task is made and delivered (at 30 s) while the create call still hangs; the
+    call then times out (at 35 s), within the wait for its answer or after it: the delivery
+    is an orphan's all the same, kept rather than refused for good."""
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=30.0)
+    fake.webhooks.names_task = names_task
+    fake.inject("/sonic/create", fault="read_timeout", after_processing=True, delay=35.0)
+    async with hooked(fake) as client, fake.webhooks.running(client.webhooks):
+        with pytest.raises(MusicAPIError) as caught:
+            await create(client)
+        await anyio.sleep(60)
+    (orphan,) = client.webhooks.orphans()
+    assert orphan.tag == caught.value.webhook_tag
+    (task_id,) = fake.tasks
+    assert orphan.task_id == (task_id if names_task else None)
+    assert 400 not in [d.status for d in fake.webhooks.deliveries]
+
+
 async def test_a_create_refused_outright_leaves_no_tag_to_look_for() -> None:
     fake = FakeMusicAPI(rate_limit=None, refused_models={"sonic-old"})
     async with hooked(fake) as client:
