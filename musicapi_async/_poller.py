@@ -576,6 +576,8 @@ class _Watch:
         self._callback_scopes: set[anyio.CancelScope] = set()
         #: The waiter is gone (unwatched): no callback of it may run any more.
         self.left = False
+        #: Its callbacks were cancelled (the client closed): none may start any more.
+        self.callbacks_off = False
 
     def see_scopes(self, outer: float) -> bool:
         """Take ``outer`` (the effective deadline of the cancel scopes around the waiter)
@@ -604,7 +606,7 @@ class _Watch:
 
     async def _run_callback(self, awaitable: Any, done: anyio.Event) -> None:
         try:
-            if self.left:  # the waiter left before the callback could start
+            if self.left or self.callbacks_off:  # the waiter left, the client closed
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
                 return
@@ -624,6 +626,11 @@ class _Watch:
         """The waiter is gone: its callbacks still running are cancelled (and those not
         started yet close their coroutine unawaited when their turn comes)."""
         self.left = True
+        self.cancel_callbacks()
+
+    def cancel_callbacks(self) -> None:
+        """Cancel the callbacks of this waiter still running, and start no other."""
+        self.callbacks_off = True
         for scope in list(self._callback_scopes):
             scope.cancel()
 
@@ -715,6 +722,9 @@ class Scheduler:
         self._acquiring: anyio.CancelScope | None = None
         #: Set by _pick: the deadline the task it picked gets its last look for, if any.
         self._picked_look: float | None = None
+        #: Waiters whose callbacks were started in the client's task group (the scheduler
+        #: not running yet): close() cancels them, as the scheduler's own are.
+        self._early_watches: weakref.WeakSet[_Watch] = weakref.WeakSet()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -757,6 +767,9 @@ class Scheduler:
         self._task_group = None
         if self._scope is not None:
             self._scope.cancel()
+        for watch in list(self._early_watches):
+            watch.cancel_callbacks()
+        self._early_watches.clear()
         error = RuntimeError(reason)
         for tracked in list(self._tracked.values()):
             for watch in list(tracked.watchers):
@@ -1365,6 +1378,8 @@ class Scheduler:
             if inspect.iscoroutine(outcome):
                 outcome.close()
             return
+        if group is not self._polls:
+            self._early_watches.add(watch)  # outside the scheduler's scope: close() ends it
         watch.start_callback((ref.family, ref.task_id), outcome, group)
 
 

@@ -906,6 +906,35 @@ async def test_a_hanging_callback_of_a_result_found_at_once_still_yields_to_the_
         assert 29 < anyio.current_time() - start < 30
 
 
+@pytest.mark.parametrize("before_exit", [0.0, 1.0])
+async def test_leaving_the_client_block_cancels_callbacks_of_results_found_at_once(
+    before_exit: float,
+) -> None:
+    """A stream kept in a variable, made on a task finished in an earlier block: its slow
+    callback runs in the client's task group, and leaving ``async with client`` cancels it
+    (running, or not started yet) instead of waiting for it."""
+    fake = FakeMusicAPI(sonic_duration=60.0)
+    ran: list[str] = []
+
+    async def slow(event: TaskProgress) -> None:
+        ran.append("started")
+        await anyio.sleep(3000)
+        ran.append("returned")
+
+    client = fake.client()
+    async with client:
+        (ref,) = await create(client)
+        await client.await_task(ref)
+    start = anyio.current_time()
+    async with client:
+        stream = client.as_completed([ref], on_progress=slow, timeout=600)
+        await anyio.sleep(before_exit)
+    assert anyio.current_time() - start == before_exit
+    assert "returned" not in ran
+    assert stream.pending == (ref,)
+    gc.collect()  # a coroutine never awaited would warn here (an error in this suite)
+
+
 async def test_a_hanging_callback_yields_to_a_cancel_scope_deadline_with_the_result() -> None:
     """``timeout=None`` inside ``anyio.fail_after``: the finished task is handed out just
     before the scope's deadline, not lost to a TimeoutError."""
