@@ -40,8 +40,8 @@ has no way to list tasks, so an interrupted create is reconciled from those mark
   job's content, and any other 4xx but 400, 413 and 422: a 404 or 405 from a wrong base
   URL, a 410 of a retired endpoint) put the job back to ``planned``
   and stop the submissions (the jobs already created are still awaited); a refusal of the
-  job itself (400, 413, 422, a 403 about its content: lyrics, moderation) marks it
-  ``failed``. Failed
+  job itself (400, 413, 422, a 403 about its content: lyrics, moderation, a 404 about the
+  clip it names) marks it ``failed``. Failed
   tasks are recorded and not retried (MusicAPI refunds them).
 
 On Ctrl-C (cancellation) a create request already on the wire is let finish (its answer
@@ -409,8 +409,23 @@ _CONTENT_403: Final = re.compile(
 
 
 #: Statuses that refuse the job itself (its fields or content), besides a 403 about its
-#: content: 400 as MusicAPI sends, and 413 / 422 as a proxy or a newer API may.
+#: content and a 404 about what it names: 400 as MusicAPI sends, and 413 / 422 as a proxy
+#: or a newer API may.
 _JOB_REFUSALS: Final = frozenset({400, 413, 422})
+#: What a 404 says when what the job names is unknown (CONTRACT §10: "clip not found." for
+#: an extend or a cover of a clip purged or mistyped), not the route.
+_MISSING_SOURCE: Final = re.compile(r"\b(?:clip|persona|voice|vox)", re.IGNORECASE)
+
+
+def _refuses_the_job(exc: MusicAPIError) -> bool:
+    """Whether an error status refuses this job itself (its fields, its content, the clip
+    it names), rather than every create of the run."""
+    status = exc.status_code if isinstance(exc, APIStatusError) else 0
+    if status == 403:
+        return True  # one about the account was caught before (_refuses_the_account)
+    if status == 404:
+        return bool(_MISSING_SOURCE.search(exc.message.split(": ", 1)[-1]))
+    return status in _JOB_REFUSALS
 
 
 def _refuses_the_account(exc: MusicAPIError) -> bool:
@@ -1523,7 +1538,7 @@ class _Run:
             # Any other error status but a refusal of this job (a 404 or 405 from a wrong
             # base URL, a 410 of a retired endpoint): every next create would get it too,
             # and failing the jobs for good would leave a new id as the only way out.
-            or (400 <= status < 500 and status not in _JOB_REFUSALS and status != 403)
+            or (400 <= status < 500 and not _refuses_the_job(exc))
         ):
             # Nothing was created, and the next jobs would fare no better: stop submitting.
             journal.update(job.job_id, state=BatchJobState.PLANNED, error=message)

@@ -617,6 +617,24 @@ async def test_an_error_status_that_is_no_verdict_on_the_job_stops_and_leaves_it
     assert creates_by_prompt(fake) == {"a": 1, "b": 1}
 
 
+async def test_a_job_naming_an_unknown_clip_fails_alone(tmp_path: Path) -> None:
+    """A 404 "clip not found." refuses the job (an extend of a clip purged or mistyped),
+    not every create of the run: it fails, and the others go on."""
+    fake = make_fake(strict_clips=True)
+    extend = SonicCreate(
+        task_type="extend_music",
+        mv="sonic-v5",
+        custom_mode=False,
+        continue_clip_id="no-such-clip",
+        continue_at=10.0,
+        gpt_description_prompt="more",
+    )
+    report = await run(fake, [extend, *jobs_of("b")], tmp_path)
+    assert [j.state for j in report.jobs] == [S.FAILED, S.DOWNLOADED]
+    assert "clip not found" in (report.jobs[0].error or "")
+    assert report.stopped is None
+
+
 async def test_a_refused_job_fails_without_stopping_the_others_and_is_not_retried(
     tmp_path: Path,
 ) -> None:
