@@ -1470,6 +1470,9 @@ class AsCompleted:
         #: Tasks whose poll failed for good (raised once each).
         self._failed: dict[_Key, BaseException] = {}
         self._closed = False
+        #: What ended the stream for every consumer, if not close() or running out: the
+        #: deadline's error (or another that ended the wait), raised to the others too.
+        self._ended_by: BaseException | None = None
         self._on_progress = on_progress
         # The scheduler holds the watch, and the finalizer below holds it too: through a
         # weak reference to this stream only, so that a callback holding the stream (a
@@ -1502,7 +1505,12 @@ class AsCompleted:
             key, item = await self._next_result(watch)
         except anyio.get_cancelled_exc_class():
             raise  # cancelled from outside: nothing was taken, the next step goes on
-        except BaseException:
+        except StopAsyncIteration:
+            self.close()
+            raise
+        except BaseException as exc:
+            if self._ended_by is None and not self._closed:
+                self._ended_by = exc  # the other consumers waiting hear of it too
             self.close()
             raise
         if isinstance(item, BaseException):
@@ -1526,6 +1534,10 @@ class AsCompleted:
     async def _next_result(self, watch: _Watch) -> tuple[_Key, Task | BaseException]:
         """The next result to hand out: the earliest whose own callbacks have returned."""
         while True:
+            if self._closed and self._ended_by is not None:
+                # Another consumer of this stream hit the deadline (or an error that ends
+                # the wait) while this one waited: it hears of it too, with its own copy.
+                raise copy.copy(self._ended_by)
             if self._closed or self._exhausted():
                 # Closed from another task (a cancel button, a shutdown hook), or another
                 # consumer of this stream took the last result: iterating ends.

@@ -523,6 +523,30 @@ async def test_breaking_out_of_as_completed_stops_polling_the_rest() -> None:
         assert [t for t in polls(fake, ref) if t > left_at] == []
 
 
+async def test_several_consumers_of_one_stream_all_hear_of_its_deadline() -> None:
+    """Two workers drain one stream and the deadline passes with tasks unfinished: both
+    get the WaitTimeoutError with the references to resume, not one of them an end as
+    if every task were done."""
+    fake = FakeMusicAPI(sonic_duration=5000.0)
+    outcome: dict[str, WaitTimeoutError] = {}
+    async with fake.client() as client:
+        refs = await create(client, 2)
+        async with client.as_completed(refs, timeout=100) as stream:
+
+            async def worker(name: str) -> None:
+                with pytest.raises(WaitTimeoutError) as caught:
+                    async for _ in stream:
+                        pass
+                outcome[name] = caught.value
+
+            with anyio.fail_after(3600):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(worker, "a")
+                    tg.start_soon(worker, "b")
+    assert sorted(outcome) == ["a", "b"]
+    assert all(error.pending == tuple(refs) for error in outcome.values())
+
+
 async def test_a_dropped_stream_whose_callback_is_its_owners_method_stops_polling() -> None:
     """An object keeps a stream and reports progress through one of its own methods (a
     cycle: stream, callback, object, stream). Dropped, the object and its stream are
