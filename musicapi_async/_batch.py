@@ -35,7 +35,8 @@ has no way to list tasks, so an interrupted create is reconciled from those mark
   ``adopt={job_id: task_id}`` (``--adopt JOB=TASK_ID``) records the task you found there as
   the job's, to be awaited and saved like any created one;
 * errors that prove nothing was created and would stop every next create too (a
-  connection refused, 429 after the retries, a redirect, 401, a 403 about the account:
+  connection refused, 429 after the retries, a redirect but a 303 (which says the call was
+  carried out: uncertain), 401, a 403 about the account:
   credits, subscription, usage or QPS limit, a full queue, any 403 that does not refuse the
   job's content, and any other 4xx but 400, 413 and 422: a 404 or 405 from a wrong base
   URL, a 410 of a retired endpoint) put the job back to ``planned``
@@ -1533,7 +1534,9 @@ class _Run:
         if (
             isinstance(exc, certainly_not_made)
             or _refuses_the_account(exc)
-            or 300 <= status < 400  # a redirect, not followed: nothing was done
+            # A redirect, not followed: nothing was done (a 303, carried out, was
+            # uncertain above).
+            or 300 <= status < 400
             or status >= 500
             # Any other error status but a refusal of this job (a 404 or 405 from a wrong
             # base URL, a 410 of a retired endpoint): every next create would get it too,

@@ -80,18 +80,21 @@ class Producer(TaskResource):
         if task_type in _FROM_A_CLIP:
             require(clip_id, "clip_id", f"for task_type={task_type!r}")
         ends = {"starts_at": starts_at, "ends_at": ends_at}
+        extending = task_type in ("extend_music", "extend_upload_music")
         for name in RANGE_FIELDS.get(task_type, ()):
-            if name == "starts_at" and ends_at is None and extend_s is not None:
+            if extending and extend_s is not None:
                 continue  # an extend in the vendor spec's words: from extend_s seconds
-            require(ends[name], name, f"for task_type={task_type!r} (or, to extend, extend_s)")
+            hint = " (or extend_s)" if extending else ""
+            require(ends[name], name, f"for task_type={task_type!r}{hint}")
         check_title(title)
         check_number(starts_at, "starts_at", low=0)
         check_number(ends_at, "ends_at", low=0)
         check_span(starts_at, ends_at, "starts_at", "ends_at")
-        # Positive; the 1-240 s range is one source's (the vendor spec): left to the server.
+        # Not negative; the 1-240 s range is one source's (the vendor spec): left to the
+        # server.
         check_number(length, "length", low=0)
         check_number(strength, "strength", low=0, high=1)
-        check_number(extend_s, "extend_s")
+        check_number(extend_s, "extend_s", low=0)
         if not isinstance(bpm, str):
             check_number(bpm, "bpm")
         check_webhook(webhook_url)
