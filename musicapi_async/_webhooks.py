@@ -723,8 +723,9 @@ class WebhookReceiver:
         # and the tags of create calls not answered yet.
         self._tags: OrderedDict[str, TaskRef] = OrderedDict()
         self._pending_tags: dict[str, _Signal] = {}
-        # The tags of create calls that raised (when), and the deliveries that came for them.
-        self._orphan_tags: OrderedDict[str, float] = OrderedDict()
+        # The tags of create calls that raised (an ordered set), and the deliveries that
+        # came for them.
+        self._orphan_tags: OrderedDict[str, None] = OrderedDict()
         self._orphans: OrderedDict[str, OrphanDelivery] = OrderedDict()
         # Deliveries naming their task that came while their tag's create call was still
         # unanswered: an orphan's, should that call raise.
@@ -780,7 +781,7 @@ class WebhookReceiver:
                 self._tags.popitem(last=False)
         else:
             with self._lock:
-                self._orphan_tags[tag] = time.time()
+                self._orphan_tags[tag] = None
                 while len(self._orphan_tags) > WEBHOOK_TAGS_MAX:
                     self._orphan_tags.popitem(last=False)
             if early is not None:  # it came before the call raised
