@@ -118,6 +118,10 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     except ValueError:
         pass
     else:
+        if seconds == float("inf") and raw.isdigit():
+            # Delay-seconds (digits) too large for a float: a wait longer than any
+            # max_retry_after, not a missing header (retried at the usual pace).
+            return seconds
         return seconds if 0 <= seconds < float("inf") else None
     try:
         when = parsedate_to_datetime(raw)
