@@ -1101,6 +1101,19 @@ class Scheduler:
                 looks[key] = (at, deadline)
         return looks
 
+    def _next_last_look(self, now: float) -> float:
+        """When a last look next falls due and may be made (the task's minimum gap and
+        retry wait over), after ``now``; ``inf`` if none."""
+        soonest = math.inf
+        for key, (at, _) in self._last_looks().items():
+            tracked = self._tracked[key]
+            if tracked.in_flight:
+                continue
+            ready = max(at, tracked.last_poll + self.min_poll_gap, tracked.retry_at)
+            if now < ready < soonest:
+                soonest = ready
+        return soonest
+
     def _next_look(self, now: float) -> float:
         """Seconds until a blocked task may be polled again (min gap, retry), at most 1 s
         and at most ``_IDLE_LOOK_SHARE`` of the shortest expected duration followed."""
@@ -1150,13 +1163,21 @@ class Scheduler:
         if self._pick(now) is None:
             await self._wait_for_change(self._next_look(now))
             return
-        # One background request queued at most; user calls overtake it.
+        # One background request queued at most; user calls overtake it. But a waiter's
+        # last look before its deadline queues as a user call: behind a steady stream of
+        # them (creates in a loop), a background poll never got a slot, and the wait timed
+        # out on a task finished long before.
+        priority = Priority.USER if self._picked_look is not None else Priority.BACKGROUND
         with anyio.CancelScope() as acquiring:
+            if priority is Priority.BACKGROUND:
+                # Queued behind user calls until a last look falls due: then it queues
+                # again, as one of them.
+                acquiring.deadline = self._next_last_look(now)
             self._acquiring = acquiring
             slot: Slot | None = None
             failed: Exception | None = None
             try:
-                slot = await acquire_slot(self.limiter, Priority.BACKGROUND)
+                slot = await acquire_slot(self.limiter, priority)
             except Exception as exc:
                 failed = exc
             finally:

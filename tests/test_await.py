@@ -1117,6 +1117,27 @@ async def test_tasks_still_running_at_their_last_look_keep_their_slot() -> None:
     assert caught.value.pending == tuple(refs[:4])
 
 
+async def test_a_last_look_gets_a_slot_behind_a_steady_stream_of_user_calls() -> None:
+    """Creates in a loop take every slot before a background poll. A waiter's last look
+    queues as a user call, so the task finished long before is found, not timed out on."""
+    fake = FakeMusicAPI(sonic_duration=5.0)
+    async with fake.client() as client:
+        (first,) = await create(client)
+        start = anyio.current_time()
+        task: Task | None = None
+
+        async def creating() -> None:
+            await create(client, 40)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(creating)
+            task = await client.await_task(first, timeout=60)
+    assert task is not None
+    assert task.succeeded
+    (look,) = polls(fake, first)
+    assert start + 60 - 10 <= look <= start + 60 - 10 + 2 * INTERVAL
+
+
 async def test_last_looks_start_at_most_a_minute_early_however_many_share_the_deadline() -> None:
     """Looks long before the deadline say little about the tasks at it: with more tasks
     than fit, the first looks come at most a minute before the lead, not at once."""

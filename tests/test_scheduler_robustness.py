@@ -51,17 +51,19 @@ async def test_a_failing_limiter_backend_does_not_kill_the_wait_or_the_block() -
 
 
 class DownLimiter(DelegatingLimiter):
-    """A limiter backend whose background acquires fail from ``down`` until ``up``
-    seconds after it is made (a Redis outage)."""
+    """A limiter backend whose background acquires (with ``every``: all of them) fail from
+    ``down`` until ``up`` seconds after it is made (a Redis outage)."""
 
-    def __init__(self, down: float, up: float) -> None:
+    def __init__(self, down: float, up: float, *, every: bool = False) -> None:
         super().__init__()
         start = anyio.current_time()
         self.down, self.up = start + down, start + up
+        self.every = every
         self.failures = 0
 
     async def acquire(self, priority: Priority = Priority.USER) -> None:
-        if priority is Priority.BACKGROUND and self.down <= anyio.current_time() < self.up:
+        failing = self.every or priority is Priority.BACKGROUND
+        if failing and self.down <= anyio.current_time() < self.up:
             self.failures += 1
             raise ConnectionError("limiter backend down")
         await self.inner.acquire(priority)
@@ -92,7 +94,8 @@ async def test_a_short_limiter_outage_is_waited_out() -> None:
 
 async def test_a_timeout_during_a_limiter_outage_says_why_nothing_was_polled() -> None:
     fake = FakeMusicAPI(sonic_duration=5.0)
-    limiter = DownLimiter(down=0.0, up=float("inf"))
+    # Down for every call once the task is created: the last look (a user call) too.
+    limiter = DownLimiter(down=1.0, up=float("inf"), every=True)
     async with fake.client(limiter=limiter) as client:
         ref = await client.sonic.create(mv="sonic-v5", gpt_description_prompt="x")
         with pytest.raises(WaitTimeoutError) as caught:
@@ -280,8 +283,13 @@ async def test_a_limiter_outage_logs_no_password_from_the_backends_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Down(DelegatingLimiter):
+        """Down for every call after the first (the create): the last look too."""
+
+        calls = 0
+
         async def acquire(self, priority: Priority = Priority.USER) -> None:
-            if priority is Priority.BACKGROUND:
+            self.calls += 1
+            if self.calls > 1:
                 raise ConnectionError("cannot reach redis://default:hunter2@cache:6379/0")
             await self.inner.acquire(priority)
 
