@@ -61,8 +61,9 @@ T = TypeVar("T")
 
 #: Printed (exit 2) when the ``cli`` extra is not installed.
 INSTALL_HINT: Final = (
-    "the musicapi command needs the optional 'cli' extra (click and rich):\n"
-    "    pip install 'musicapi-async[cli]'   (from a checkout: pip install -e '.[cli]')"
+    "the musicapi command needs the optional 'cli' extra (click and rich): from a checkout "
+    "of the repository,\n    pip install -e '.[cli]'\n(the package is not on PyPI yet: "
+    "a package of that name there is not this one)"
 )
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -1325,7 +1326,17 @@ def build_cli() -> click.Group:
             as_json=as_json,
         )
 
-    def derived_options(title: str | None, tags: str | None, instrumental: bool) -> dict[str, Any]:
+    def derived_options(
+        title: str | None,
+        tags: str | None,
+        instrumental: bool,
+        lyrics_file: str | None,
+        prompt: str | None,
+    ) -> dict[str, Any]:
+        """The create fields of ``extend`` and ``cover``. With --lyrics FILE, custom mode:
+        the lyrics are sung, and --prompt is the style unless --tags is given (as for
+        ``generate``: given both, the SDK would ask for a custom_mode the command has no
+        option for). Else --prompt describes the new version."""
         options: dict[str, Any] = {}
         if title is not None:
             options["title"] = title
@@ -1333,7 +1344,13 @@ def build_cli() -> click.Group:
             options["tags"] = tags
         if instrumental:
             options["make_instrumental"] = True
-        return options
+        lyrics = _read_text(lyrics_file)
+        if lyrics is None:
+            return {**options, "gpt_description_prompt": prompt}
+        if not lyrics.strip():
+            refuse(f"the lyrics file {lyrics_file} is empty")
+        style = tags if tags is not None else prompt
+        return {**options, "custom_mode": True, "prompt": lyrics, "tags": style}
 
     @cli.command()
     @click.argument("clip_id")
@@ -1367,18 +1384,10 @@ def build_cli() -> click.Group:
         as_json: bool,
     ) -> None:
         """Continue a generated clip from --at SECONDS (a new task)."""
-        lyrics = _read_text(lyrics_file)
-        options = derived_options(title, tags, instrumental)
+        options = derived_options(title, tags, instrumental, lyrics_file, prompt)
 
         async def create(client: MusicAPI) -> TaskRef:
-            return await client.sonic.extend(
-                clip_id,
-                continue_at=continue_at,
-                mv=mv,
-                prompt=lyrics,
-                gpt_description_prompt=prompt,
-                **options,
-            )
+            return await client.sonic.extend(clip_id, continue_at=continue_at, mv=mv, **options)
 
         submit_then_wait(
             ctx,
@@ -1414,13 +1423,10 @@ def build_cli() -> click.Group:
         as_json: bool,
     ) -> None:
         """A new style or arrangement of a generated clip (a new task)."""
-        lyrics = _read_text(lyrics_file)
-        options = derived_options(title, tags, instrumental)
+        options = derived_options(title, tags, instrumental, lyrics_file, prompt)
 
         async def create(client: MusicAPI) -> TaskRef:
-            return await client.sonic.cover(
-                clip_id, mv=mv, prompt=lyrics, gpt_description_prompt=prompt, **options
-            )
+            return await client.sonic.cover(clip_id, mv=mv, **options)
 
         submit_then_wait(
             ctx,

@@ -134,6 +134,38 @@ def test_extend_and_cover_wait_and_download(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.wav"))) == 2
 
 
+@pytest.mark.parametrize("command", ["extend", "cover"])
+def test_extend_and_cover_sing_lyrics_in_the_style_of_the_prompt(
+    tmp_path: Path, command: str
+) -> None:
+    """--lyrics with --prompt: custom mode, the prompt the style (as for generate), where
+    the SDK asked for a custom_mode these commands have no option for. Empty lyrics are
+    refused before anything is sent, as by generate."""
+    from musicapi_async.testing import FakeMusicAPI, use_fake
+
+    fake = FakeMusicAPI(rate_limit=None, sonic_duration=1.0)
+    key = ["--rate", "100/1", "--api-key", str(fake.default_key)]
+    lyrics, empty = tmp_path / "lyrics.txt", tmp_path / "empty.txt"
+    lyrics.write_text("[Verse]\nla la la\n", encoding="utf-8")
+    empty.write_text("  \n", encoding="utf-8")
+    at = ["--at", "30"] if command == "extend" else []
+    with use_fake(fake):
+        sung = invoke([*key, command, "clip", *at, "--lyrics", str(lyrics), "--prompt", "jazz",
+                       "--no-wait"])  # fmt: skip
+        refused = invoke([*key, command, "clip", *at, "--lyrics", str(empty), "--no-wait"])
+    assert sung.exit_code == 0, sung.stderr
+    body = fake.requests_to("/sonic/create")[0].json
+    assert (body["custom_mode"], body["prompt"], body["tags"]) == (
+        True,
+        "[Verse]\nla la la\n",
+        "jazz",
+    )
+    assert "gpt_description_prompt" not in body
+    assert refused.exit_code == 2
+    assert "is empty" in refused.stderr
+    assert len(fake.requests_to("/sonic/create")) == 1
+
+
 def test_credits_in_the_sandbox() -> None:
     result = invoke(["--sandbox", "--json", "credits"])
     assert result.exit_code == 0, result.stderr
@@ -225,8 +257,11 @@ def test_no_color_means_no_escape_codes_even_on_a_forced_terminal(tmp_path: Path
     assert "succeeded" in plain.stderr
 
 
-def test_the_install_hint_names_the_extra() -> None:
-    assert "pip install 'musicapi-async[cli]'" in INSTALL_HINT
+def test_the_install_hint_names_the_extra_from_a_checkout_not_pypi() -> None:
+    """The package is not on PyPI (README): a hint to install it from there would fail,
+    or install whatever someone registered under the name."""
+    assert "pip install -e '.[cli]'" in INSTALL_HINT
+    assert "pip install 'musicapi-async" not in INSTALL_HINT
 
 
 def test_without_click_the_command_prints_the_install_hint_and_exits_2() -> None:
@@ -239,7 +274,7 @@ def test_without_click_the_command_prints_the_install_hint_and_exits_2() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 2
-    assert "pip install 'musicapi-async[cli]'" in done.stderr
+    assert "pip install -e '.[cli]'" in done.stderr
     assert done.stdout == ""
 
 
