@@ -673,6 +673,10 @@ async def _download_task(
     if session.sandbox:
         later += " (not in the sandbox, whose tasks end with the command)"
     kept = 0
+    # One clip that cannot be saved (a file in the way, the CDN failing on it) must not
+    # cost the others: each is tried, and what failed is told together at the end.
+    # (what failed, how to fetch it later or None, the error)
+    failures: list[tuple[str, str | None, BaseException]] = []
     for number, clip in enumerate(clips, 1):
         saved = None if overwrite else saved_clip_file(out_dir, clip)
         if saved is not None:
@@ -686,19 +690,30 @@ async def _download_task(
             path = await session.client.download(clip, out_dir, overwrite=overwrite)
         except FileExistsError as exc:
             where = f"the file of clip {clip.clip_id} in {out_dir}"
-            raise CommandFailed(exists_message(where)) from exc
+            failures.append((exists_message(where), None, exc))
         except OSError as exc:
             # -o was checked before the create: this is a full disk or the like, and the
             # task is done and paid for; say how to fetch it, not a traceback.
-            raise CommandFailed(
-                f"could not save the audio of task {task.task_id} in {out_dir}: "
-                f"{exc.strerror or exc}; the task is finished, fetch it later with: {later}"
-            ) from exc
+            failures.append(
+                (
+                    f"could not save the audio of task {task.task_id} in {out_dir}: "
+                    f"{exc.strerror or exc}",
+                    f"the task is finished, fetch it later with: {later}",
+                    exc,
+                )
+            )
         except MusicAPIError as exc:  # the CDN failed, or the connection to it
-            raise CommandFailed(
-                f"{exc}; the task is finished, fetch its audio later with: {later}"
-            ) from exc
-        outcome.paths[clip.clip_id or str(path)] = path
+            failures.append(
+                (str(exc), f"the task is finished, fetch its audio later with: {later}", exc)
+            )
+        else:
+            outcome.paths[clip.clip_id or str(path)] = path
+    if failures:
+        told = [message for message, _, _ in failures]
+        advice = next((how for _, how, _ in failures if how is not None), None)
+        raise CommandFailed(
+            "; ".join(dict.fromkeys([*told, *([advice] if advice else [])]))
+        ) from failures[0][2]
     if clips:
         already = f" ({kept} already there)" if kept else ""
         progress.step(task.task_id, "saved", f"{len(clips)} file(s) in {out_dir}{already}")

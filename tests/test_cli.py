@@ -932,6 +932,34 @@ def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
     assert [error["task_id"] for error in payload["errors"]] == [first]
 
 
+def test_one_clip_that_cannot_be_saved_does_not_cost_the_tasks_other_clips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CDN fails on a task's first clip only: its second clip is still saved, and the
+    failure is named, with the command that fetches the rest later."""
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=0.0)
+    out = tmp_path / "songs"
+    with use_fake(fake):
+        made = invoke([*key, "generate", "one", "--no-wait"])
+        task_id = made.stdout.strip()
+        broken, kept = fake.tasks[task_id].clip_ids
+        answer_cdn = fake.handle_cdn
+
+        async def cdn(method: str, url: str, headers: Any) -> Any:
+            if broken in url:
+                return None  # the transport raises a connection error
+            return await answer_cdn(method, url, headers)
+
+        monkeypatch.setattr(fake, "handle_cdn", cdn)
+        result = invoke([*key, "wait", task_id, "-o", str(out)])
+    assert result.exit_code == 1, result.stderr
+    (saved,) = out.glob("*.wav")
+    assert kept in saved.name
+    assert f"fetch its audio later with: musicapi download {task_id} -o {out}" in result.stderr
+
+
 def test_wait_prints_a_line_per_change_of_state_not_per_event(tmp_path: Path) -> None:
     """The first event of a wait says where the task stands: "pending" is printed once, not
     again a moment later."""
