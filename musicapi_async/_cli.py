@@ -768,9 +768,13 @@ def report_errors(
             "musicapi: error: still unfinished at the deadline (--timeout): " + " ".join(pending),
             "bold red",
         )
-        progress.note(
-            f"musicapi: resume with: {shlex.join(['musicapi', 'wait', *pending])}{resume}"
-        )
+        if sandbox:
+            # A resume command would go to the real API: the sandbox's tasks lived here.
+            progress.note("musicapi: the sandbox's tasks lived in this process and are gone")
+        else:
+            progress.note(
+                f"musicapi: resume with: {shlex.join(['musicapi', 'wait', *pending])}{resume}"
+            )
 
 
 def check_results(outcome: Results, progress: Progress, *, sandbox: bool, resume: str) -> None:

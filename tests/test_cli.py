@@ -828,11 +828,19 @@ def test_errors_give_the_command_line_way_not_python_advice(tmp_path: Path) -> N
         assert "--api-key" in wrong.stderr
         assert "MusicAPI(api_key" not in wrong.stderr
 
-    late = invoke(["--sandbox", "generate", "x", "--timeout", "0", "-o", str(tmp_path / "t")])
+        fake.clear_injections()
+        fake.plan(duration=600.0)
+        late = invoke([*key, "generate", "x", "--timeout", "0", "-o", str(tmp_path / "t")])
     assert late.exit_code == 1
     assert "pending_json" not in late.stderr
     assert "resume with: musicapi wait " in late.stderr
     assert f"-o {tmp_path / 't'}" in late.stderr
+
+    # In the sandbox the task lived in the process: a resume command would go to the API.
+    gone = invoke(["--sandbox", "generate", "x", "--timeout", "0", "-o", str(tmp_path / "g")])
+    assert gone.exit_code == 1
+    assert "resume with" not in gone.stderr
+    assert "are gone" in gone.stderr
 
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
