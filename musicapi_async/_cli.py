@@ -21,6 +21,7 @@ Exit codes: 0 success; 1 an API error or a failed task; 2 a usage error; 130 int
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -65,6 +66,9 @@ INSTALL_HINT: Final = (
     "of the repository,\n    pip install -e '.[cli]'\n(the package is not on PyPI yet: "
     "a package of that name there is not this one)"
 )
+#: What writing the output may fail with (a full disk or file-size limit behind a
+#: redirection, an I/O error): reported in a line (see main).
+_OUTPUT_ERRORS: Final = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO})
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
@@ -97,7 +101,18 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except ImportError:
         print(f"musicapi: {INSTALL_HINT}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    build_cli().main(args=list(argv) if argv is not None else None, prog_name="musicapi")
+    try:
+        build_cli().main(args=list(argv) if argv is not None else None, prog_name="musicapi")
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRORS:
+            raise
+        # Standard output could not take the results (a full disk behind `> file`, say):
+        # the work itself is done (the files are saved); say so in a line, not a traceback,
+        # and let nothing try to flush the stuck output again at exit.
+        print(f"musicapi: error: could not write the output: {exc.strerror}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_OK)  # click's standalone mode exits itself; this is never reached
 
 

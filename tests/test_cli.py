@@ -724,6 +724,28 @@ def test_the_output_directory_is_created_with_its_parents_and_left_clean(tmp_pat
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_said_in_a_line_not_a_traceback(tmp_path: Path) -> None:
+    """Results redirected to a full disk: the songs are saved, and the failed write is one
+    line on stderr with exit 1, not a traceback."""
+    out = tmp_path / "songs"
+    command = [sys.executable, "-m", "musicapi_async", "--sandbox", "--json", "generate", "x"]
+    with Path("/dev/full").open("w") as full:
+        done = subprocess.run(
+            [*command, "-o", str(out)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            env=_child_env(MUSICAPI_SANDBOX_DURATION="0"),
+        )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "could not write the output: No space left on device" in done.stderr
+    assert len(list(out.glob("*.wav"))) == 2
+
+
 def test_a_save_failing_after_the_create_says_how_to_fetch_the_result_later(
     tmp_path: Path,
 ) -> None:
