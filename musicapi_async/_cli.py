@@ -761,6 +761,11 @@ def _error_text(exc: Exception, task_id: str, resume: str) -> str:
     """One task's error as the JSON output gives it (the command line's wording); ``resume``
     ends the ``musicapi wait`` it suggests (`` -o DIR`` when the command was saving)."""
     if isinstance(exc, WaitTimeoutError):
+        if any(ref.task_id == task_id for ref in exc.unpolled):
+            return (
+                "not looked up before the deadline (--timeout), so not known to exist: "
+                f"musicapi wait {task_id}{resume}"
+            )
         return f"still unfinished at the deadline (--timeout): musicapi wait {task_id}{resume}"
     described = describe_error(exc, sandbox=False)
     return str(exc) if described is None else described[0]
@@ -771,18 +776,31 @@ def report_errors(
 ) -> None:
     """Print each task's error on stderr (the resume command for those still running)."""
     pending: list[str] = []
+    unpolled: list[str] = []
     for task_id, exc in errors.items():
         if isinstance(exc, WaitTimeoutError):
             pending += [ref.task_id for ref in exc.pending] or [task_id]
+            unpolled += [ref.task_id for ref in exc.unpolled]
             continue
         described = describe_error(exc, sandbox=sandbox)
         message = str(exc) if described is None else described[0]
         progress.note(f"musicapi: error: {message}", "bold red")
     if pending:
-        progress.note(
-            "musicapi: error: still unfinished at the deadline (--timeout): " + " ".join(pending),
-            "bold red",
-        )
+        running = [task_id for task_id in pending if task_id not in unpolled]
+        if running:
+            progress.note(
+                "musicapi: error: still unfinished at the deadline (--timeout): "
+                + " ".join(running),
+                "bold red",
+            )
+        if unpolled:
+            # Never looked up: a mistyped id is one, a deadline too short for the key's
+            # budget another; "still running" would be a guess.
+            progress.note(
+                "musicapi: error: not looked up before the deadline (--timeout), so not "
+                "known to exist: " + " ".join(dict.fromkeys(unpolled)),
+                "bold red",
+            )
         if sandbox:
             # A resume command would go to the real API: the sandbox's tasks lived here.
             progress.note("musicapi: the sandbox's tasks lived in this process and are gone")

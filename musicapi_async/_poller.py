@@ -159,13 +159,22 @@ class WaitTimeoutError(MusicAPIError, TimeoutError):
 
     pending: tuple[TaskRef, ...]
     completed: tuple[Task, ...]
+    #: Of ``pending``, the tasks not polled once during the wait (a deadline too short for
+    #: the budget, or a mistyped id that was never looked up): unknown, not "still running".
+    unpolled: tuple[TaskRef, ...]
 
     def __init__(
-        self, message: str, *, pending: tuple[TaskRef, ...], completed: tuple[Task, ...]
+        self,
+        message: str,
+        *,
+        pending: tuple[TaskRef, ...],
+        completed: tuple[Task, ...],
+        unpolled: tuple[TaskRef, ...] = (),
     ) -> None:
         super().__init__(message)
         self.pending = pending
         self.completed = completed
+        self.unpolled = unpolled
 
     def pending_json(self) -> str:
         """The unfinished references as a JSON list, for :meth:`TaskRef.from_dict`."""
@@ -1488,6 +1497,7 @@ class AsCompleted:
         # scope around one step (a per-item move_on_after) ends that step, not the wait.
         self._follow_scopes = follow_scopes
         self._completed: dict[_Key, Task] = {}
+        self._started = anyio.current_time()
         #: Tasks whose poll failed for good (raised once each).
         self._failed: dict[_Key, BaseException] = {}
         self._closed = False
@@ -1611,12 +1621,20 @@ class AsCompleted:
             None,
         )
         failed = "" if cause is None else f"; the last poll failed: {cause}"
+        unpolled = tuple(
+            ref
+            for ref in pending
+            if (tracked := self._scheduler._tracked.get((ref.family, ref.task_id))) is None
+            or tracked.last_poll < self._started
+        )
+        unseen = f", {len(unpolled)} of them not polled during the wait" if unpolled else ""
         error = WaitTimeoutError(
             f"{len(pending)} of {len(self._refs)} task(s) still unfinished at the deadline "
-            f"({ids}){failed}; resume with "
+            f"({ids}){unseen}{failed}; resume with "
             "await_task(TaskRef.list_from_json(error.pending_json()))",
             pending=pending,
             completed=tuple(self._completed.values()),
+            unpolled=unpolled,
         )
         error.__cause__ = cause
         return error

@@ -1080,6 +1080,22 @@ async def test_a_task_still_running_is_polled_once_before_the_deadline(
     assert ages(fake, ref)[0] < 40
 
 
+async def test_a_timeout_names_the_tasks_it_never_polled() -> None:
+    """A deadline too short for the budget to look at every task: the error tells the ones
+    never polled (unknown, maybe a mistyped id) from those seen running."""
+    fake = FakeMusicAPI(sonic_duration=600.0)
+    async with fake.client(expected_durations={"sonic": 1.0}) as client:
+        refs = await create(client, 3)
+        with pytest.raises(WaitTimeoutError) as caught:
+            await client.await_task(refs, timeout=4)
+    error = caught.value
+    polled = [ref for ref in refs if polls(fake, ref)]
+    assert polled
+    assert len(polled) < len(refs)
+    assert set(error.unpolled) == set(refs) - set(polled)
+    assert f"{len(error.unpolled)} of them not polled during the wait" in str(error)
+
+
 async def test_tasks_sharing_a_deadline_all_get_their_last_look_before_it() -> None:
     """Eight fast tasks of a type the client has not seen (its guess: 2 minutes) and a 60 s
     wait: nothing says "poll" until the deadline nears, and 10 s before it leaves room for

@@ -1108,6 +1108,23 @@ def test_json_with_a_timeout_names_the_unfinished_tasks(tmp_path: Path) -> None:
     assert error["error"].endswith(f"musicapi wait {error['task_id']} -o {tmp_path}")
 
 
+def test_a_wait_too_short_to_look_up_an_id_does_not_call_it_still_running() -> None:
+    """`wait` on a mistyped id beside real ones, with a deadline too short to look each up:
+    the id never looked up is "not known to exist", not "still unfinished"."""
+    from musicapi_async.testing import use_fake
+
+    fake, key = fake_and_key(sonic_duration=600.0)
+    with use_fake(fake):
+        made = [invoke([*key, "generate", p, "--no-wait"]).stdout.strip() for p in "abc"]
+        result = invoke([*key, "--rate", "1/3", "--json", "wait", *made, "typo-id",
+                         "--timeout", "2"])  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    errors = {error["task_id"]: error["error"] for error in json.loads(result.stdout)["errors"]}
+    assert errors["typo-id"].startswith("not looked up before the deadline")
+    assert "not known to exist: " in result.stderr
+    assert "typo-id" in result.stderr.split("not known to exist: ")[1]
+
+
 def test_download_reports_a_malformed_source_and_still_prints_the_good_files(
     tmp_path: Path,
 ) -> None:
