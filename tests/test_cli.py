@@ -930,6 +930,18 @@ def _two_finished_tasks(fake: Any, key: list[str]) -> list[str]:
     return ids
 
 
+def _break_cdn_for(fake: Any, monkeypatch: pytest.MonkeyPatch, *clip_ids: str) -> None:
+    """The fake's CDN drops the connection for the audio of these clips (only)."""
+    answer_cdn = fake.handle_cdn
+
+    async def cdn(method: str, url: str, headers: Any) -> Any:
+        if any(clip_id in url for clip_id in clip_ids):
+            return None  # the transport raises a connection error
+        return await answer_cdn(method, url, headers)
+
+    monkeypatch.setattr(fake, "handle_cdn", cdn)
+
+
 def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -939,15 +951,7 @@ def test_wait_saves_every_task_it_can_and_names_the_one_whose_audio_failed(
     out = tmp_path / "songs"
     with use_fake(fake):
         first, second = _two_finished_tasks(fake, key)
-        broken = set(fake.tasks[first].clip_ids)
-        answer_cdn = fake.handle_cdn
-
-        async def cdn(method: str, url: str, headers: Any) -> Any:
-            if any(clip_id in url for clip_id in broken):
-                return None  # the transport raises a connection error
-            return await answer_cdn(method, url, headers)
-
-        monkeypatch.setattr(fake, "handle_cdn", cdn)
+        _break_cdn_for(fake, monkeypatch, *fake.tasks[first].clip_ids)
         result = invoke([*key, "wait", first, second, "-o", str(out)])
         as_json = invoke([*key, "--json", "wait", first, second, "-o", str(tmp_path / "j")])
     assert result.exit_code == 1, result.stderr
@@ -975,14 +979,7 @@ def test_one_clip_that_cannot_be_saved_does_not_cost_the_tasks_other_clips(
         made = invoke([*key, "generate", "one", "--no-wait"])
         task_id = made.stdout.strip()
         broken, kept = fake.tasks[task_id].clip_ids
-        answer_cdn = fake.handle_cdn
-
-        async def cdn(method: str, url: str, headers: Any) -> Any:
-            if broken in url:
-                return None  # the transport raises a connection error
-            return await answer_cdn(method, url, headers)
-
-        monkeypatch.setattr(fake, "handle_cdn", cdn)
+        _break_cdn_for(fake, monkeypatch, broken)
         result = invoke([*key, "wait", task_id, "-o", str(out)])
     assert result.exit_code == 1, result.stderr
     (saved,) = out.glob("*.wav")
@@ -1171,14 +1168,7 @@ def test_download_json_lists_a_tasks_saved_clip_when_its_other_clip_fails(
     with use_fake(fake):
         task_id = invoke([*key, "generate", "x", "--no-wait"]).stdout.strip()
         broken = fake.tasks[task_id].clip_ids[1]
-        answer_cdn = fake.handle_cdn
-
-        async def cdn(method: str, url: str, headers: Any) -> Any:
-            if broken in url:
-                return None  # the transport raises a connection error
-            return await answer_cdn(method, url, headers)
-
-        monkeypatch.setattr(fake, "handle_cdn", cdn)
+        _break_cdn_for(fake, monkeypatch, broken)
         result = invoke([*key, "--json", "download", task_id, "-o", str(tmp_path)])
     assert result.exit_code == 1, result.stderr
     payload = json.loads(result.stdout)
