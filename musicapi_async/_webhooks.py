@@ -30,7 +30,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any, Final, Literal, Protocol, final, get_args
+from typing import Any, Final, Literal, Protocol, TypeVar, final, get_args
 from urllib.parse import parse_qsl
 from uuid import uuid4
 
@@ -642,6 +642,18 @@ _REJECTED: Final[Mapping[str, WebhookResponse]] = {
 }
 
 
+_V = TypeVar("_V")
+
+
+def _keep_newest(kept: OrderedDict[str, _V], tag: str, value: _V) -> None:
+    """Keep ``value`` under ``tag`` as the newest entry, forgetting the oldest beyond
+    ``WEBHOOK_TAGS_MAX`` (the tags of create calls, and what came for them)."""
+    kept[tag] = value
+    kept.move_to_end(tag)
+    while len(kept) > WEBHOOK_TAGS_MAX:
+        kept.popitem(last=False)
+
+
 @final
 class WebhookReceiver:
     """Verifies, de-duplicates and dispatches webhook deliveries; framework-agnostic.
@@ -775,15 +787,10 @@ class WebhookReceiver:
         with self._lock:
             early = self._early_named.pop(tag, None)
         if ref is not None:
-            self._tags[tag] = ref
-            self._tags.move_to_end(tag)
-            while len(self._tags) > WEBHOOK_TAGS_MAX:
-                self._tags.popitem(last=False)
+            _keep_newest(self._tags, tag, ref)
         else:
             with self._lock:
-                self._orphan_tags[tag] = None
-                while len(self._orphan_tags) > WEBHOOK_TAGS_MAX:
-                    self._orphan_tags.popitem(last=False)
+                _keep_newest(self._orphan_tags, tag, None)
             if early is not None:  # it came before the call raised
                 self._keep_orphan(tag, *early)
         waiting = self._pending_tags.pop(tag, None)
@@ -827,10 +834,7 @@ class WebhookReceiver:
             clips = ()
         orphan = OrphanDelivery(tag, task_id, clips, datetime.now(timezone.utc), raw)
         with self._lock:
-            self._orphans[tag] = orphan
-            self._orphans.move_to_end(tag)
-            while len(self._orphans) > WEBHOOK_TAGS_MAX:
-                self._orphans.popitem(last=False)
+            _keep_newest(self._orphans, tag, orphan)
             self._orphan_count += 1
         logger.warning(
             "a webhook delivery came for a create call that raised (tag %s): its task was "
@@ -921,9 +925,7 @@ class WebhookReceiver:
         elif named is not None and named in self._pending_tags and not event.by_tag:
             # Its create call is not answered yet: should it raise, this is its task.
             with self._lock:
-                self._early_named[named] = (event.task_id, body)
-                while len(self._early_named) > WEBHOOK_TAGS_MAX:
-                    self._early_named.popitem(last=False)
+                _keep_newest(self._early_named, named, (event.task_id, body))
         keys = _dedup_keys(event, body, lowered)
         # A copy arriving while the first is being handled waits for its outcome: answering
         # "duplicate" at once would lose the event if the first one's callbacks then fail.
