@@ -583,9 +583,7 @@ class _Watch:
         #: out once they have returned, so the callback of its last state has run by then.
         self.callbacks: dict[_Key, list[anyio.Event]] = {}
         self._callback_scopes: set[anyio.CancelScope] = set()
-        #: The waiter is gone (unwatched): no callback of it may run any more.
-        self.left = False
-        #: Its callbacks were cancelled (the client closed): none may start any more.
+        #: The waiter left, or the client closed: no callback of it may start any more.
         self.callbacks_off = False
 
     def see_scopes(self, outer: float) -> bool:
@@ -615,7 +613,7 @@ class _Watch:
 
     async def _run_callback(self, awaitable: Any, done: anyio.Event) -> None:
         try:
-            if self.left or self.callbacks_off:  # the waiter left, the client closed
+            if self.callbacks_off:  # the waiter left, or the client closed
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
                 return
@@ -634,7 +632,6 @@ class _Watch:
     def leave(self) -> None:
         """The waiter is gone: its callbacks still running are cancelled (and those not
         started yet close their coroutine unawaited when their turn comes)."""
-        self.left = True
         self.cancel_callbacks()
 
     def cancel_callbacks(self) -> None:
@@ -997,7 +994,9 @@ class Scheduler:
         chance = model.finished_since(before, age)
         return chance, chance * model.expected_lag(before, age)
 
-    def _pick(self, now: float) -> _Tracked | None:
+    def _pick(
+        self, now: float, looks: dict[_Key, tuple[float, float]] | None = None
+    ) -> _Tracked | None:
         """The task to poll now, if any is worth it.
 
         As a rule the one with the highest priority (see :meth:`_score`). With a backlog,
@@ -1009,7 +1008,8 @@ class Scheduler:
         """
         # (task, chance, priority, tie-break: the earlier first)
         candidates: list[tuple[_Tracked, float, float, float]] = []
-        looks = self._last_looks()
+        if looks is None:
+            looks = self._last_looks()
         for key, tracked in self._tracked.items():
             if tracked.in_flight or now < tracked.retry_at:
                 continue
@@ -1110,11 +1110,11 @@ class Scheduler:
                 looks[key] = (at, deadline)
         return looks
 
-    def _next_last_look(self, now: float) -> float:
-        """When a last look next falls due and may be made (the task's minimum gap and
-        retry wait over), after ``now``; ``inf`` if none."""
+    def _next_last_look(self, now: float, looks: dict[_Key, tuple[float, float]]) -> float:
+        """When a last look of ``looks`` (see _last_looks) next falls due and may be made
+        (the task's minimum gap and retry wait over), after ``now``; ``inf`` if none."""
         soonest = math.inf
-        for key, (at, _) in self._last_looks().items():
+        for key, (at, _) in looks.items():
             tracked = self._tracked[key]
             if tracked.in_flight:
                 continue
@@ -1169,7 +1169,8 @@ class Scheduler:
             await self._wait_for_change(None)
             return
         now = anyio.current_time()
-        if self._pick(now) is None:
+        looks = self._last_looks()
+        if self._pick(now, looks) is None:
             await self._wait_for_change(self._next_look(now))
             return
         # One background request queued at most; user calls overtake it. But a waiter's
@@ -1181,7 +1182,7 @@ class Scheduler:
             if priority is Priority.BACKGROUND:
                 # Queued behind user calls until a last look falls due: then it queues
                 # again, as one of them.
-                acquiring.deadline = self._next_last_look(now)
+                acquiring.deadline = self._next_last_look(now, looks)
             self._acquiring = acquiring
             slot: Slot | None = None
             failed: Exception | None = None
