@@ -887,8 +887,8 @@ def _optional(obj: Mapping[str, Any], key: str, cls: type[T], body: Any) -> T | 
 
 def parse_batch_submission(body: Any) -> BatchSubmission:
     obj = _object(body, "a batch submission")
-    # At the top level as the guide shows it, or wrapped in ``data`` as other answers are.
-    fields, path = _top_or_data(obj, "tasks") if "batch_id" not in obj else (obj, "$")
+    # At the top level as the guide shows it, or wrapped in ``data`` (as the GET reads it).
+    fields, path = _data_or_top(obj)
     tasks, errors = _refs_in(fields.get("tasks"), f"{path}.tasks", body)
     batch_id = fields.get("batch_id")
     if not tasks and not errors and not (isinstance(batch_id, str) and batch_id):
