@@ -66,6 +66,11 @@ INSTALL_HINT: Final = (
     "of the repository,\n    pip install -e '.[cli]'\n(the package is not on PyPI yet: "
     "a package of that name there is not this one)"
 )
+#: Said of tasks still pending at a `--timeout` deadline: seen running, or never looked up.
+_UNFINISHED: Final = "still unfinished at the deadline (--timeout)"
+_UNPOLLED: Final = "not looked up before the deadline (--timeout), so not known to exist"
+#: Said (followed by their ids) of sandbox tasks left when the command ends early.
+SANDBOX_GONE: Final = "musicapi: the sandbox's tasks lived in this process and are gone"
 #: What writing the output may fail with (a full disk or file-size limit behind a
 #: redirection, an I/O error): reported in a line (see main).
 _OUTPUT_ERRORS: Final = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO})
@@ -762,11 +767,8 @@ def _error_text(exc: Exception, task_id: str, resume: str) -> str:
     ends the ``musicapi wait`` it suggests (`` -o DIR`` when the command was saving)."""
     if isinstance(exc, WaitTimeoutError):
         if any(ref.task_id == task_id for ref in exc.unpolled):
-            return (
-                "not looked up before the deadline (--timeout), so not known to exist: "
-                f"musicapi wait {task_id}{resume}"
-            )
-        return f"still unfinished at the deadline (--timeout): musicapi wait {task_id}{resume}"
+            return f"{_UNPOLLED}: musicapi wait {task_id}{resume}"
+        return f"{_UNFINISHED}: musicapi wait {task_id}{resume}"
     described = describe_error(exc, sandbox=False)
     return str(exc) if described is None else described[0]
 
@@ -788,22 +790,16 @@ def report_errors(
     if pending:
         running = [task_id for task_id in pending if task_id not in unpolled]
         if running:
-            progress.note(
-                "musicapi: error: still unfinished at the deadline (--timeout): "
-                + " ".join(running),
-                "bold red",
-            )
+            progress.note(f"musicapi: error: {_UNFINISHED}: " + " ".join(running), "bold red")
         if unpolled:
             # Never looked up: a mistyped id is one, a deadline too short for the key's
             # budget another; "still running" would be a guess.
             progress.note(
-                "musicapi: error: not looked up before the deadline (--timeout), so not "
-                "known to exist: " + " ".join(dict.fromkeys(unpolled)),
-                "bold red",
+                f"musicapi: error: {_UNPOLLED}: " + " ".join(dict.fromkeys(unpolled)), "bold red"
             )
         if sandbox:
             # A resume command would go to the real API: the sandbox's tasks lived here.
-            progress.note("musicapi: the sandbox's tasks lived in this process and are gone")
+            progress.note(f"{SANDBOX_GONE}: " + " ".join(pending))
         else:
             progress.note(
                 f"musicapi: resume with: {shlex.join(['musicapi', 'wait', *pending])}{resume}"
@@ -1083,10 +1079,7 @@ def run_command(
         if on_interrupt is not None:
             on_interrupt(progress)
         elif (running or undelivered) and settings.sandbox:
-            progress.note(
-                "musicapi: the sandbox's tasks lived in this process and are gone: "
-                + " ".join(running + undelivered)
-            )
+            progress.note(f"{SANDBOX_GONE}: " + " ".join(running + undelivered))
         elif running or undelivered:
             if running:
                 progress.note("musicapi: still running: " + " ".join(running))
@@ -1805,10 +1798,7 @@ def build_cli() -> click.Group:
         def interrupted(progress: Progress) -> None:
             running = tracker.running
             if running and settings.sandbox:
-                progress.note(
-                    "musicapi: the sandbox's tasks lived in this process and are gone: "
-                    + " ".join(running)
-                )
+                progress.note(f"{SANDBOX_GONE}: " + " ".join(running))
                 progress.note("musicapi: a sandbox batch cannot resume: use another -o directory")
                 return
             if running:
